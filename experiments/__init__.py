@@ -1,0 +1,27 @@
+"""The experiment layer: one module per lecture claim, and the machinery that runs and reports them."""
+
+from __future__ import annotations
+
+from experiments.spec import Experiment, ReproError
+
+_MODULES = ("augmentation",)  # one module per experiment; each defines EXPERIMENT
+
+
+def registry() -> dict[str, Experiment]:
+    """Every registered experiment by name (imports the experiment modules on first use)."""
+    import importlib
+
+    found = {}
+    for name in _MODULES:
+        exp = importlib.import_module(f"experiments.{name}").EXPERIMENT
+        found[exp.name] = exp
+    return found
+
+
+def get(name: str) -> Experiment:
+    from experiments.spec import _unknown
+
+    exps = registry()
+    if name not in exps:
+        raise ReproError(_unknown("experiment", name, sorted(exps)))
+    return exps[name]

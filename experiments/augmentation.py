@@ -1,0 +1,113 @@
+"""Slide 6: data augmentation.
+
+"Transform the training examples (translation, flips, rotation, noise...) and the network
+generalizes better. Only the training examples are warped, never the test ones, and which
+transformations are right depends on the task: a flipped cat is a cat, a flipped 2 is not a 2."
+
+A CIFAR ResNet (He et al.'s 6n+2 family) is trained on CIFAR-10 with each augmentation, and the
+same network on MNIST with and without horizontal flips.
+"""
+
+from __future__ import annotations
+
+from experiments import stats
+from experiments.common import IMAGE_METRICS, ImageRunConfig, build_resnet_run
+from experiments.spec import Claim, Experiment, Profile, Reference, Results, Table, Variant
+
+CIFAR_VARIANTS = ("none", "flip", "translate", "flip+translate", "noise", "rotate")
+TASK_VARIANTS = ("none", "flip", "mnist-none", "mnist-flip")
+
+VARIANTS = (
+    Variant("none", "CIFAR-10, no augmentation (C10)", {"data.augment": ()}),
+    Variant("flip", "CIFAR-10, random horizontal flip", {"data.augment": ("flip",)}),
+    Variant("translate", "CIFAR-10, pad 4 + random 32x32 crop", {"data.augment": ("translate",)}),
+    Variant("flip+translate", "CIFAR-10, flip and pad-crop: He et al.'s C10+", {"data.augment": ("flip", "translate")}),
+    Variant("noise", "CIFAR-10, Gaussian pixel noise (std 0.1 of the [0,1] range)", {"data.augment": ("noise",)}),
+    Variant("rotate", "CIFAR-10, random rotation within +-15 degrees", {"data.augment": ("rotate",)}),
+    Variant("mnist-none", "MNIST digits, no augmentation", {"data.dataset": "mnist", "data.augment": ()}),
+    Variant("mnist-flip", "MNIST digits, random horizontal flip", {"data.dataset": "mnist", "data.augment": ("flip",)}),
+)
+
+PROFILES = (
+    Profile("smoke", "ResNet-8 of width 8 on 256 training images, 2 epochs: checks the plumbing only", seeds=1,
+            overrides={"model.depth": 8, "model.width": 8, "data.train_size": 256, "data.val_size": 128,
+                       "data.test_size": 256, "data.train_eval_size": 128, "data.batch_size": 64,
+                       "data.eval_batch_size": 256, "train.max_epochs": 2, "train.log_every_n_steps": 1,
+                       "optim.schedule": "constant", "optim.lr": 0.05},
+            variants=("none", "flip+translate", "mnist-flip")),
+    Profile("quick", "ResNet-8 on a fixed 5,000-image training subset, 15 epochs, cosine LR; 2,000 test images",
+            seeds=2,
+            overrides={"model.depth": 8, "data.train_size": 5000, "data.val_size": 2000, "data.test_size": 2000,
+                       "data.train_eval_size": 2000, "train.max_epochs": 15, "optim.schedule": "cosine",
+                       "optim.lr": 0.1, "optim.weight_decay": 5e-4, "optim.warmup": 0.05, "train.log_every_n_steps": 10},
+            variants=("none", "flip", "translate", "flip+translate", "noise", "mnist-none", "mnist-flip")),
+    Profile("full", "ResNet-20, 45k/5k split, 164 epochs, lr 0.1 /10 at 50% and 75% (He et al.'s recipe); full test set",
+            seeds=3, overrides={}),
+)
+
+
+def _gain(results: Results, base: str, treat: str):
+    """Per-seed test-error reduction from ``base`` to ``treat`` (positive: the treatment helps)."""
+    return stats.paired(results.get(base, "test_error"), results.get(treat, "test_error"))
+
+
+def _claim_augment_helps(results: Results):
+    seeds, d = _gain(results, "none", "flip+translate")
+    return stats.expect_positive(d, seeds, "test error none minus flip+translate")
+
+
+def _claim_flip_helps_objects(results: Results):
+    seeds, d = _gain(results, "none", "flip")
+    return stats.expect_positive(d, seeds, "CIFAR-10 test error none minus flip")
+
+
+def _claim_flip_not_digits(results: Results):
+    seeds, d = _gain(results, "mnist-none", "mnist-flip")
+    return stats.expect_not_positive(d, seeds, "MNIST test error none minus flip")
+
+
+def _claim_task_dependent(results: Results):
+    s1, cifar = _gain(results, "none", "flip")
+    s2, mnist = _gain(results, "mnist-none", "mnist-flip")
+    by_seed = dict(zip(s2, mnist))
+    seeds = [s for s in s1 if s in by_seed]
+    d = [c - by_seed[s] for s, c in zip(s1, cifar) if s in by_seed]
+    return stats.expect_positive(d, seeds, "flip's gain on CIFAR-10 minus its gain on MNIST")
+
+
+def _claim_translate_helps(results: Results):
+    seeds, d = _gain(results, "none", "translate")
+    return stats.expect_positive(d, seeds, "test error none minus translate")
+
+
+CLAIMS = (
+    Claim("6", "Augmenting the training set (flip + translation) lowers test error", _claim_augment_helps),
+    Claim("6", "Translation alone lowers test error on CIFAR-10", _claim_translate_helps),
+    Claim("6", "Horizontal flips help object recognition (CIFAR-10)", _claim_flip_helps_objects),
+    Claim("6", "Horizontal flips do not help digit recognition (MNIST)", _claim_flip_not_digits),
+    Claim("6", "The right transformation depends on the task: flip helps CIFAR-10 more than MNIST", _claim_task_dependent),
+)
+
+EXPERIMENT = Experiment(
+    name="augmentation",
+    title="Data augmentation",
+    slides="6",
+    claim="Warping the training images (flips, translations, noise) improves generalization; which warps help depends on the task",
+    config=ImageRunConfig,
+    variants=VARIANTS,
+    profiles=PROFILES,
+    claims=CLAIMS,
+    build=build_resnet_run,
+    metrics=IMAGE_METRICS,
+    tables=(
+        Table("CIFAR-10: one ResNet, different training augmentations", CIFAR_VARIANTS, tuple(IMAGE_METRICS),
+              "Validation and test images are never augmented."),
+        Table("Horizontal flip: objects vs digits", TASK_VARIANTS, ("test_error", "train_error", "gap"),
+              "The same network and schedule on CIFAR-10 and on MNIST, with and without random horizontal flips."),
+    ),
+    references=(
+        Reference("none", "test_error", 13.63, "ResNet-110 on C10 (no augmentation), DenseNet paper Table 2"),
+        Reference("flip+translate", "test_error", 6.41, "ResNet-110 on C10+, DenseNet paper Table 2"),
+        Reference("flip+translate", "test_error", 8.75, "ResNet-20 on C10+, He et al. 2015 Table 6"),
+    ),
+)

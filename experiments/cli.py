@@ -1,0 +1,156 @@
+"""`repro list | run | report | show` (also `python -m experiments`).
+
+User mistakes (unknown names, bad overrides, missing or corrupt data) print one line and exit
+with code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from experiments.spec import ReproError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit code 2 (argparse prints usage too)
+        raise ReproError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="repro", description="Reproduce the claims of Lecture 7 with real training runs.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", help="list the registered experiments")
+
+    run = sub.add_parser("run", help="train every run of an experiment (skips finished ones, resumes interrupted ones)")
+    run.add_argument("name")
+    run.add_argument("--profile", help="smoke | quick | full (default: the experiment's, usually quick)")
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1 (default: the profile's)")
+    seeds.add_argument("--seed", type=int, action="append", metavar="K", help="run seed K (repeatable)")
+    run.add_argument("--variant", action="append", metavar="NAME", help="only this variant (repeatable)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+                     help="override a config value, e.g. --set optim.lr=0.05 (repeatable; see `repro show`)")
+    run.add_argument("--accelerator", default="auto", help="cpu | gpu | auto ... (Lightning)")
+    run.add_argument("--devices", default="auto", help="number or list of devices (Lightning)")
+    run.add_argument("--strategy", default="auto", help="auto | ddp | ... (Lightning)")
+    run.add_argument("--num-nodes", type=int, default=1)
+    run.add_argument("--precision", default=None, help="32-true | bf16-mixed | 16-mixed ... (Lightning)")
+    run.add_argument("--wandb", default="auto", choices=["auto", "online", "offline", "off"],
+                     help="auto: online with an API key, else offline")
+    run.add_argument("--jobs", type=int, default=1, help="runs at once, as separate processes")
+    run.add_argument("--no-report", action="store_true", help="do not rebuild results/<name>.md afterwards")
+
+    rep = sub.add_parser("report", help="rebuild results/<name>.md, .png and .csv from the run records")
+    rep.add_argument("name", nargs="?")
+    rep.add_argument("--all", action="store_true", help="every experiment with runs, and results/README.md")
+    rep.add_argument("--profile", help="default: the largest profile with finished runs")
+
+    show = sub.add_parser("show", help="print the fully resolved config of a run and its parameter count")
+    show.add_argument("name")
+    show.add_argument("--variant")
+    show.add_argument("--profile")
+    show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets")
+    return p
+
+
+def _parse_sets(items: list[str]) -> dict[str, str]:
+    sets = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ReproError(f"--set expects KEY=VALUE, got {item!r}")
+        sets[key.strip()] = value.strip()
+    return sets
+
+
+def cmd_list() -> int:
+    from experiments import registry
+
+    for exp in registry().values():
+        print(f"{exp.name}  (slides {exp.slides})")
+        print(f"  claim:    {exp.claim}")
+        print(f"  variants: {', '.join(v.name for v in exp.variants)}")
+        print("  profiles: " + "; ".join(f"{p.name} ({p.seeds} seed{'s' * (p.seeds > 1)}, {len(exp.variant_names(p.name))} variants)"
+                                         for p in exp.profiles) + f"  [default: {exp.default_profile}]")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from experiments import get
+    from experiments.report import write_index, write_report
+    from experiments.runner import Launch, plan, run_all
+
+    exp = get(args.name)
+    profile = args.profile or exp.default_profile
+    exp.profile(profile)
+    if args.jobs < 1 or args.num_nodes < 1:
+        raise ReproError("--jobs and --num-nodes must be >= 1")
+    if args.seeds is not None and args.seeds < 1:
+        raise ReproError("--seeds must be >= 1")
+    seeds = list(range(args.seeds)) if args.seeds is not None else args.seed
+    specs = plan(exp, profile, args.variant, seeds, _parse_sets(args.sets))
+    launch = Launch(args.accelerator, str(args.devices), args.strategy, args.num_nodes, args.precision, args.wandb, args.jobs)
+    run_all(specs, launch)
+    rank_zero = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    if rank_zero and not args.no_report:
+        md = write_report(exp, profile)
+        write_index(list(__import__("experiments").registry().values()))
+        print(f"table: {md}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from experiments import get, registry
+    from experiments.report import profiles_with_runs, write_index, write_report
+
+    if not args.all and not args.name:
+        raise ReproError("report needs an experiment name or --all")
+    exps = list(registry().values())
+    targets = [e for e in exps if profiles_with_runs(e)] if args.all else [get(args.name)]
+    for exp in targets:
+        print(f"table: {write_report(exp, args.profile)}")
+    print(f"index: {write_index(exps)}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    import yaml
+
+    from experiments import get
+    from experiments.spec import config_to_dict
+
+    exp = get(args.name)
+    profile = args.profile or exp.default_profile
+    variant = args.variant or exp.variant_names(profile)[0]
+    cfg = exp.resolve(variant, profile, _parse_sets(args.sets))
+    module, _ = exp.build(cfg, 0)
+    params = sum(p.numel() for p in module.parameters())
+    print(f"# {exp.name} / {profile} / {variant}")
+    print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False).rstrip())
+    print(f"# parameters: {params:,}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "list":
+            return cmd_list()
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "report":
+            return cmd_report(args)
+        return cmd_show(args)
+    except ReproError as e:
+        print(f"repro: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("repro: interrupted; the same command resumes from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The image-classification run shared by the image experiments: config tree and builder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from datamodules.images import ImageDataConfig, ImageDataModule
+from experiments.spec import TrainConfig
+from lightning_modules.classifier import ImageClassifier
+from lightning_modules.nets.resnet_cifar import ResNetCifar, ResNetConfig
+from lightning_modules.optim import OptimConfig
+
+
+@dataclass
+class ImageRunConfig:
+    """Defaults are He et al.'s CIFAR-10 recipe (ResNet-20, 164 epochs); profiles scale it down."""
+
+    data: ImageDataConfig = field(default_factory=ImageDataConfig)
+    model: ResNetConfig = field(default_factory=ResNetConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_epochs=164))
+
+
+def build_resnet_run(cfg: ImageRunConfig, seed: int) -> tuple[ImageClassifier, ImageDataModule]:
+    in_channels = 1 if cfg.data.dataset == "mnist" else 3
+    net = ResNetCifar(cfg.model, in_channels=in_channels, num_classes=10)
+    if cfg.train.channels_last:
+        net = net.to(memory_format=__import__("torch").channels_last)
+    module = ImageClassifier(net, cfg.optim, num_classes=10)
+    return module, ImageDataModule(cfg.data, seed=seed, channels_last=cfg.train.channels_last)
+
+
+IMAGE_METRICS = {
+    "test_error": "test error (%)",
+    "best_val_error": "best val error (%)",
+    "train_error": "train error (%)",
+    "gap": "val - train gap (pts)",
+    "epochs": "epochs",
+    "wall_time": "train time (s)",
+}

@@ -1,0 +1,387 @@
+"""experiment x variant x seed -> runs. Skips finished runs, resumes interrupted ones.
+
+A run folder ``$REPRO_RUNS_DIR/<experiment>/<profile>/<variant>/seed<k>/`` holds ``config.yaml``
+(written first), ``checkpoints/last.ckpt`` (every epoch, written atomically), CSV logs, the W&B
+run, and ``record.json`` (written atomically, last). A folder with a record is done; one with a
+checkpoint and no record resumes from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from experiments.spec import Experiment, ReproError, config_to_dict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+# ----------------------------------------------------------------------------- plans
+@dataclass(frozen=True)
+class Launch:
+    """Command-line hardware and logging options: where a run executes, not what it computes."""
+
+    accelerator: str = "auto"
+    devices: str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str | None = None
+    wandb: str = "auto"  # auto | online | offline | off
+    jobs: int = 1
+
+    def cli_args(self) -> list[str]:
+        args = ["--accelerator", self.accelerator, "--devices", self.devices, "--strategy", self.strategy,
+                "--num-nodes", str(self.num_nodes), "--wandb", self.wandb]
+        return args + (["--precision", self.precision] if self.precision else [])
+
+    @property
+    def multi_process(self) -> bool:
+        devices = self.devices.strip()
+        many = (devices.isdigit() and int(devices) > 1) or "," in devices or devices == "-1"
+        return many or self.num_nodes > 1
+
+
+@dataclass
+class RunSpec:
+    experiment: Experiment
+    profile: str
+    variant: str
+    seed: int
+    config: Any
+    sets: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dir(self) -> Path:
+        return runs_root() / self.experiment.name / self.profile / self.variant / f"seed{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment.name}/{self.profile}/{self.variant}/seed{self.seed}"
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("REPRO_RUNS_DIR", "runs")).expanduser()
+
+
+def plan(exp: Experiment, profile: str, variants: list[str] | None = None, seeds: list[int] | None = None,
+         sets: dict[str, str] | None = None) -> list[RunSpec]:
+    """Every run of one invocation, with fully resolved (and so validated) configs."""
+    prof = exp.profile(profile)
+    names = variants or exp.variant_names(profile)
+    for name in names:
+        exp.variant(name)  # unknown names fail here, before anything runs
+    seeds = seeds if seeds is not None else list(range(prof.seeds))
+    if any(s < 0 for s in seeds):
+        raise ReproError("seeds must be >= 0")
+    return [RunSpec(exp, profile, v, s, exp.resolve(v, profile, sets), dict(sets or {})) for v in names for s in seeds]
+
+
+# ----------------------------------------------------------------------------- files
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that readers see the old content or the new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_record(run_dir: Path) -> dict | None:
+    path = run_dir / "record.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise ReproError(f"{path} is corrupt (not JSON); delete it to rerun that run") from None
+
+
+def _check_same_config(spec: RunSpec, text: str) -> None:
+    path = spec.dir / "config.yaml"
+    if path.is_file() and path.read_text() != text:
+        old, new = yaml.safe_load(path.read_text()) or {}, yaml.safe_load(text)
+        diff = _first_difference(old, new)
+        raise ReproError(f"{spec.dir} holds a run with a different config ({diff}); delete that folder or "
+                         "set REPRO_RUNS_DIR to another folder")
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{path}{k}.")
+    return f"{path.rstrip('.')}: {a!r} there, {b!r} now"
+
+
+# ----------------------------------------------------------------------------- provenance
+def git_commit() -> tuple[str, bool]:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head or "unknown", bool(dirty)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+
+
+def hardware(trainer) -> str:
+    import torch
+
+    kind = trainer.accelerator.__class__.__name__.replace("Accelerator", "")
+    if kind == "CUDA":
+        name = torch.cuda.get_device_name(trainer.strategy.root_device)
+        return f"{trainer.world_size}x {name}"
+    cpu = platform.processor() or "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    procs = f"{trainer.world_size} processes x " if trainer.world_size > 1 else ""
+    return f"CPU {cpu} ({procs}{torch.get_num_threads()} threads)"
+
+
+# ----------------------------------------------------------------------------- one run
+def _wandb_mode(choice: str) -> str | None:
+    if choice == "off":
+        return None
+    if choice != "auto":
+        return choice
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return "online" if "api.wandb.ai" in netrc.read_text() else "offline"
+    except OSError:
+        return "offline"
+
+
+def _wandb_logger(spec: RunSpec, mode: str, config: dict):
+    from lightning.pytorch.loggers import WandbLogger
+
+    id_file = spec.dir / "wandb_id.txt"
+    if not id_file.is_file():  # one W&B run per run folder, kept across resumes
+        write_atomic(id_file, hashlib.sha1(f"{spec.dir.resolve()}{time.time()}".encode()).hexdigest()[:12])
+    exp = spec.experiment
+    return WandbLogger(
+        project=os.environ.get("WANDB_PROJECT", "lecture7-repro"), group=f"{exp.name}/{spec.profile}",
+        job_type=spec.variant, name=f"{spec.variant}-s{spec.seed}", id=id_file.read_text().strip(),
+        tags=[exp.name, spec.profile, spec.variant], config=config, save_dir=str(spec.dir), resume="allow",
+        mode=mode, log_model=False,
+    )
+
+
+def _callbacks(spec: RunSpec):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return [
+        ModelCheckpoint(dirpath=spec.dir / "checkpoints", save_last=True, save_top_k=0, save_on_train_epoch_end=True,
+                        enable_version_counter=False),
+        RngState(),
+    ]
+
+
+def _atomic_checkpoint_io():
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Save to a temporary file, then rename: a kill -9 mid-save leaves the previous checkpoint intact."""
+
+        def save_checkpoint(self, checkpoint, path, storage_options=None):
+            path = Path(path)
+            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            os.replace(tmp, path)
+
+    return AtomicCheckpointIO()
+
+
+def _rng_callback_class():
+    from lightning.pytorch.callbacks import Callback
+
+    class _RngState(Callback):
+        """Carry the global RNG states in checkpoints, so ops that draw from them (dropout...) resume
+        exactly where an uninterrupted run would be."""
+
+        def state_dict(self):
+            import random
+
+            import numpy as np
+            import torch
+
+            state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                state["cuda"] = torch.cuda.get_rng_state_all()
+            return state
+
+        def load_state_dict(self, state):
+            import random
+
+            import numpy as np
+            import torch
+
+            torch.set_rng_state(state["torch"])
+            random.setstate(state["python"])
+            np.random.set_state(state["numpy"])
+            if "cuda" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda"])
+
+    return _RngState
+
+
+def RngState():  # noqa: N802 - built lazily so importing the runner does not import Lightning
+    return _rng_callback_class()()
+
+
+def run_one(spec: RunSpec, launch: Launch, index: str = "") -> dict | None:
+    """Train, test and record one run in this process; returns its record (None on other ranks)."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.loggers import CSVLogger
+
+    record = read_record(spec.dir)
+    if record is not None:
+        print(f"{index}{spec.label}: finished, skipped")
+        return record
+    cfg = spec.config
+    config = config_to_dict(cfg)
+    config_text = yaml.safe_dump({"experiment": spec.experiment.name, "profile": spec.profile,
+                                  "variant": spec.variant, "seed": spec.seed, **config}, sort_keys=False)
+    _check_same_config(spec, config_text)
+    rank_zero = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+    if rank_zero:
+        write_atomic(spec.dir / "config.yaml", config_text)
+    ckpt = spec.dir / "checkpoints" / "last.ckpt"
+    resuming = ckpt.is_file()
+    print(f"{index}{spec.label}: {'resuming from ' + str(ckpt) if resuming else 'training'}", flush=True)
+
+    L.seed_everything(spec.seed, workers=True, verbose=False)
+    module, datamodule = spec.experiment.build(cfg, spec.seed)
+    loggers = [CSVLogger(str(spec.dir), name="csv", version="")]
+    mode = _wandb_mode(launch.wandb)
+    if mode:
+        loggers.append(_wandb_logger(spec, mode, {**config, "seed": spec.seed, "profile": spec.profile,
+                                                  "variant": spec.variant, "experiment": spec.experiment.name}))
+    devices: Any = int(launch.devices) if launch.devices.isdigit() else launch.devices
+    trainer = L.Trainer(
+        max_epochs=cfg.train.max_epochs, accelerator=launch.accelerator, devices=devices,
+        strategy=launch.strategy, num_nodes=launch.num_nodes, precision=launch.precision,
+        logger=loggers, callbacks=_callbacks(spec), plugins=[_atomic_checkpoint_io()],
+        default_root_dir=str(spec.dir), num_sanity_val_steps=0, use_distributed_sampler=False,
+        enable_model_summary=False, log_every_n_steps=cfg.train.log_every_n_steps,
+    )
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if resuming else None)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    if not trainer.is_global_zero:
+        return None
+    commit, dirty = git_commit()
+    record = {
+        "experiment": spec.experiment.name, "profile": spec.profile, "variant": spec.variant, "seed": spec.seed,
+        "metrics": module.summary(),
+        "history": module.history,
+        "config": config,
+        "sets": spec.sets,
+        "provenance": {
+            "commit": commit, "dirty": dirty, "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "hardware": hardware(trainer), "precision": str(trainer.precision), "devices": trainer.world_size,
+            "resumed": resuming, "last_session_seconds": round(time.perf_counter() - start, 2),
+            "params": sum(p.numel() for p in module.parameters()),
+            "data": datamodule.data_info(),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__, "lightning": L.__version__},
+        },
+    }
+    for logger in loggers:
+        if logger.__class__.__name__ == "WandbLogger":
+            logger.experiment.summary.update({**record["metrics"], "params": record["provenance"]["params"]})
+            logger.experiment.finish()
+    write_atomic(spec.dir / "record.json", json.dumps(record, indent=1))
+    m = record["metrics"]
+    print(f"{index}{spec.label}: done " + ", ".join(f"{k}={v:.4g}" for k, v in m.items() if isinstance(v, float)))
+    return record
+
+
+# ----------------------------------------------------------------------------- many runs
+def _child_command(spec: RunSpec, launch: Launch) -> list[str]:
+    cmd = [sys.executable, "-m", "experiments", "run", spec.experiment.name, "--profile", spec.profile,
+           "--variant", spec.variant, "--seed", str(spec.seed), "--jobs", "1", *launch.cli_args()]
+    for k, v in spec.sets.items():
+        cmd += ["--set", f"{k}={v}"]
+    return cmd
+
+
+def run_all(specs: list[RunSpec], launch: Launch) -> list[dict]:
+    """Run every spec: in this process one after another, or as child processes (``--jobs N``, and
+    multi-device DDP runs, which Lightning's launcher must start afresh for each run)."""
+    pending = [s for s in specs if read_record(s.dir) is None]
+    print(f"{len(specs)} runs: {len(specs) - len(pending)} finished, {len(pending)} to run")
+    externally_launched = "LOCAL_RANK" in os.environ or "SLURM_PROCID" in os.environ
+    as_children = launch.jobs > 1 or (launch.multi_process and len(pending) > 1 and not externally_launched)
+    if not as_children:
+        for i, spec in enumerate(pending):
+            run_one(spec, launch, index=f"[{i + 1}/{len(pending)}] ")
+    else:
+        _run_children(pending, launch)
+    return [r for s in specs if (r := read_record(s.dir)) is not None]
+
+
+def _run_children(pending: list[RunSpec], launch: Launch) -> None:
+    jobs = max(1, launch.jobs)
+    env_base = dict(os.environ)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    gpus = _gpu_count()
+    running: list[tuple[subprocess.Popen, RunSpec, Any]] = []
+    failed: list[RunSpec] = []
+    queue = list(enumerate(pending))
+    done = 0
+    while queue or running:
+        while queue and len(running) < jobs:
+            i, spec = queue.pop(0)
+            env = dict(env_base, OMP_NUM_THREADS=str(threads))
+            if gpus and jobs > 1:
+                env["CUDA_VISIBLE_DEVICES"] = str(i % gpus)
+            spec.dir.mkdir(parents=True, exist_ok=True)
+            log = open(spec.dir / "run.log", "a")
+            out = log if jobs > 1 else None
+            proc = subprocess.Popen(_child_command(spec, launch), env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+            running.append((proc, spec, log))
+            print(f"started {spec.label}" + (f" (log: {spec.dir / 'run.log'})" if out else ""), flush=True)
+        time.sleep(0.2)
+        for item in list(running):
+            proc, spec, log = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            log.close()
+            done += 1
+            ok = proc.returncode == 0 and read_record(spec.dir) is not None
+            if not ok:
+                failed.append(spec)
+            print(f"[{done}/{len(pending)}] {spec.label}: {'done' if ok else f'FAILED (exit {proc.returncode})'}", flush=True)
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) failed: " + ", ".join(s.label for s in failed))
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:
+        return 0
