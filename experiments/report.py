@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import io
 import math
+import os
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -18,7 +19,8 @@ from experiments.runner import read_record, runs_root, write_atomic
 from experiments.spec import Experiment, ReproError, Results
 
 PROFILE_ORDER = ("full", "quick", "smoke")  # the report picks the largest profile that has runs
-RESULTS_DIR = Path("results")
+def results_dir() -> Path:
+    return Path(os.environ.get("REPRO_RESULTS_DIR", "results"))
 
 
 def load_records(exp: Experiment, profile: str) -> list[dict]:
@@ -97,7 +99,8 @@ def _provenance(records: list[dict]) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- the report
-def write_report(exp: Experiment, profile: str | None = None, out_dir: Path = RESULTS_DIR) -> Path:
+def write_report(exp: Experiment, profile: str | None = None, out_dir: Path | None = None) -> Path:
+    out_dir = out_dir or results_dir()
     profile = choose_profile(exp, profile)
     records = load_records(exp, profile)
     if not records:
@@ -210,7 +213,8 @@ def _plot(exp: Experiment, by_variant: dict[str, list[dict]], path: Path, profil
 
 
 # ----------------------------------------------------------------------------- the index
-def write_index(experiments: list[Experiment], out_dir: Path = RESULTS_DIR) -> Path:
+def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> Path:
+    out_dir = out_dir or results_dir()
     """results/README.md: every experiment with its claim, verdicts (from its committed CSV) and a link."""
     rows = []
     for exp in experiments:

@@ -109,6 +109,11 @@ def read_record(run_dir: Path) -> dict | None:
         raise ReproError(f"{path} is corrupt (not JSON); delete it to rerun that run") from None
 
 
+def config_text(spec: RunSpec) -> str:
+    return yaml.safe_dump({"experiment": spec.experiment.name, "profile": spec.profile, "variant": spec.variant,
+                           "seed": spec.seed, **config_to_dict(spec.config)}, sort_keys=False)
+
+
 def _check_same_config(spec: RunSpec, text: str) -> None:
     path = spec.dir / "config.yaml"
     if path.is_file() and path.read_text() != text:
@@ -188,13 +193,24 @@ def _wandb_logger(spec: RunSpec, mode: str, config: dict):
 
 
 def _callbacks(spec: RunSpec):
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    return [_last_checkpoint_class()(spec.dir / "checkpoints" / "last.ckpt"), RngState()]
 
-    return [
-        ModelCheckpoint(dirpath=spec.dir / "checkpoints", save_last=True, save_top_k=0, save_on_train_epoch_end=True,
-                        enable_version_counter=False),
-        RngState(),
-    ]
+
+def _last_checkpoint_class():
+    from lightning.pytorch.callbacks import Checkpoint
+
+    class LastCheckpoint(Checkpoint):
+        """Save ``last.ckpt`` at the end of every training epoch (after validation and after the module's
+        own epoch-end hook, since Lightning calls Checkpoint callbacks last), overwriting it atomically."""
+
+        def __init__(self, path: Path):
+            self.path = path
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            if not trainer.sanity_checking:
+                trainer.save_checkpoint(self.path)
+
+    return LastCheckpoint
 
 
 def _atomic_checkpoint_io():
@@ -225,7 +241,9 @@ def _rng_callback_class():
             import numpy as np
             import torch
 
-            state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+            name, keys, pos, has_gauss, gauss = np.random.get_state()
+            numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)  # torch.load-safe
+            state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": numpy_state}
             if torch.cuda.is_available() and torch.cuda.is_initialized():
                 state["cuda"] = torch.cuda.get_rng_state_all()
             return state
@@ -238,7 +256,8 @@ def _rng_callback_class():
 
             torch.set_rng_state(state["torch"])
             random.setstate(state["python"])
-            np.random.set_state(state["numpy"])
+            name, keys, pos, has_gauss, gauss = state["numpy"]
+            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
             if "cuda" in state and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -249,26 +268,48 @@ def RngState():  # noqa: N802 - built lazily so importing the runner does not im
     return _rng_callback_class()()
 
 
+def _quiet_lightning() -> None:
+    """Drop Lightning's advertising tips and a deprecation notice from its own internals."""
+    import logging
+    import warnings
+
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(getattr(f, "_repro", False) for f in logger.filters):
+        tips = logging.Filter()
+        tips.filter = lambda record: "Tip:" not in record.getMessage()
+        tips._repro = True
+        logger.addFilter(tips)
+    warnings.filterwarnings("ignore", message=".*treespec.*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
 def run_one(spec: RunSpec, launch: Launch, index: str = "") -> dict | None:
     """Train, test and record one run in this process; returns its record (None on other ranks)."""
     import lightning as L
     import torch
     from lightning.pytorch.loggers import CSVLogger
 
+    _quiet_lightning()
+    text = config_text(spec)
+    _check_same_config(spec, text)
     record = read_record(spec.dir)
     if record is not None:
         print(f"{index}{spec.label}: finished, skipped")
         return record
     cfg = spec.config
     config = config_to_dict(cfg)
-    config_text = yaml.safe_dump({"experiment": spec.experiment.name, "profile": spec.profile,
-                                  "variant": spec.variant, "seed": spec.seed, **config}, sort_keys=False)
-    _check_same_config(spec, config_text)
     rank_zero = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
     if rank_zero:
-        write_atomic(spec.dir / "config.yaml", config_text)
+        write_atomic(spec.dir / "config.yaml", text)
     ckpt = spec.dir / "checkpoints" / "last.ckpt"
     resuming = ckpt.is_file()
+    if resuming:
+        try:
+            torch.load(ckpt, map_location="cpu", weights_only=True)
+        except Exception as e:  # written by something else, or damaged: start afresh rather than crash
+            print(f"{index}{spec.label}: unreadable checkpoint ({type(e).__name__}), starting the run afresh")
+            ckpt.unlink()
+            resuming = False
     print(f"{index}{spec.label}: {'resuming from ' + str(ckpt) if resuming else 'training'}", flush=True)
 
     L.seed_everything(spec.seed, workers=True, verbose=False)
@@ -279,13 +320,16 @@ def run_one(spec: RunSpec, launch: Launch, index: str = "") -> dict | None:
         loggers.append(_wandb_logger(spec, mode, {**config, "seed": spec.seed, "profile": spec.profile,
                                                   "variant": spec.variant, "experiment": spec.experiment.name}))
     devices: Any = int(launch.devices) if launch.devices.isdigit() else launch.devices
-    trainer = L.Trainer(
-        max_epochs=cfg.train.max_epochs, accelerator=launch.accelerator, devices=devices,
-        strategy=launch.strategy, num_nodes=launch.num_nodes, precision=launch.precision,
-        logger=loggers, callbacks=_callbacks(spec), plugins=[_atomic_checkpoint_io()],
-        default_root_dir=str(spec.dir), num_sanity_val_steps=0, use_distributed_sampler=False,
-        enable_model_summary=False, log_every_n_steps=cfg.train.log_every_n_steps,
-    )
+    try:
+        trainer = L.Trainer(
+            max_epochs=cfg.train.max_epochs, accelerator=launch.accelerator, devices=devices,
+            strategy=launch.strategy, num_nodes=launch.num_nodes, precision=launch.precision,
+            logger=loggers, callbacks=_callbacks(spec), plugins=[_atomic_checkpoint_io()],
+            default_root_dir=str(spec.dir), num_sanity_val_steps=0, use_distributed_sampler=False,
+            enable_model_summary=False, log_every_n_steps=cfg.train.log_every_n_steps,
+        )
+    except (ValueError, RuntimeError) as e:  # Lightning's MisconfigurationException is a ValueError
+        raise ReproError(f"bad trainer option: {str(e).splitlines()[0]}") from None
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if resuming else None)
     trainer.test(module, datamodule=datamodule, verbose=False)
@@ -301,15 +345,18 @@ def run_one(spec: RunSpec, launch: Launch, index: str = "") -> dict | None:
         "provenance": {
             "commit": commit, "dirty": dirty, "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "hardware": hardware(trainer), "precision": str(trainer.precision), "devices": trainer.world_size,
-            "resumed": resuming, "last_session_seconds": round(time.perf_counter() - start, 2),
+            "steps": trainer.global_step, "resumed": resuming, "last_session_seconds": round(time.perf_counter() - start, 2),
             "params": sum(p.numel() for p in module.parameters()),
             "data": datamodule.data_info(),
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "lightning": L.__version__},
         },
     }
     for logger in loggers:
-        if logger.__class__.__name__ == "WandbLogger":
-            logger.experiment.summary.update({**record["metrics"], "params": record["provenance"]["params"]})
+        if logger.__class__.__name__ == "WandbLogger":  # config += provenance; summary = final metrics
+            prov = record["provenance"]
+            logger.experiment.config.update({"provenance": {k: prov[k] for k in ("commit", "dirty", "hardware", "data", "params")}},
+                                            allow_val_change=True)
+            logger.experiment.summary.update({**record["metrics"], "params": prov["params"]})
             logger.experiment.finish()
     write_atomic(spec.dir / "record.json", json.dumps(record, indent=1))
     m = record["metrics"]
@@ -329,8 +376,11 @@ def _child_command(spec: RunSpec, launch: Launch) -> list[str]:
 def run_all(specs: list[RunSpec], launch: Launch) -> list[dict]:
     """Run every spec: in this process one after another, or as child processes (``--jobs N``, and
     multi-device DDP runs, which Lightning's launcher must start afresh for each run)."""
+    for s in specs:
+        _check_same_config(s, config_text(s))
     pending = [s for s in specs if read_record(s.dir) is None]
     print(f"{len(specs)} runs: {len(specs) - len(pending)} finished, {len(pending)} to run")
+    _prepare_data(pending)
     externally_launched = "LOCAL_RANK" in os.environ or "SLURM_PROCID" in os.environ
     as_children = launch.jobs > 1 or (launch.multi_process and len(pending) > 1 and not externally_launched)
     if not as_children:
@@ -339,6 +389,18 @@ def run_all(specs: list[RunSpec], launch: Launch) -> list[dict]:
     else:
         _run_children(pending, launch)
     return [r for s in specs if (r := read_record(s.dir)) is not None]
+
+
+def _prepare_data(specs: list[RunSpec]) -> None:
+    """Find, verify and decode every data set the runs need, before any training starts: a missing or
+    corrupt copy fails the command at once, and child processes find the decoded cache ready."""
+    seen = set()
+    for spec in specs:
+        key = repr(getattr(spec.config, "data", spec.config))
+        if key not in seen:
+            seen.add(key)
+            _, datamodule = spec.experiment.build(spec.config, spec.seed)
+            datamodule.prepare_data()
 
 
 def _run_children(pending: list[RunSpec], launch: Launch) -> None:

@@ -1,0 +1,177 @@
+"""The path of a run through the CLI: records, skipping, resuming after kill -9, DDP, W&B, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from experiments import get
+from experiments.cli import main
+from tests.conftest import repro
+
+SMOKE = ["--profile", "smoke", "--seed", "0"]
+
+
+def run_dir(env, variant="none", seed=0, profile="smoke"):
+    return Path(env["REPRO_RUNS_DIR"]) / "augmentation" / profile / variant / f"seed{seed}"
+
+
+def test_run_writes_a_complete_record_and_skips_it_next_time(data_env, capsys):
+    assert main(["run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "off"]) == 0
+    d = run_dir(data_env)
+    rec = json.loads((d / "record.json").read_text())
+    m = rec["metrics"]
+    assert set(m) >= {"test_error", "best_val_error", "train_error", "gap", "epochs", "wall_time"}
+    assert 0 <= m["test_error"] <= 1 and m["epochs"] == 2 and len(rec["history"]) == 2
+    assert m["best_val_error"] == min(h["val_error"] for h in rec["history"])
+    assert m["gap"] == pytest.approx(rec["history"][-1]["val_error"] - m["train_error"])
+    assert rec["provenance"]["params"] == 19_218  # ResNet-8 of width 8
+    assert rec["provenance"]["steps"] == 2 * 4  # 256 images / batch 64, 2 epochs
+    assert rec["config"]["model"]["depth"] == 8 and (d / "config.yaml").is_file() and (d / "checkpoints" / "last.ckpt").is_file()
+    assert Path(data_env["REPRO_RESULTS_DIR"], "augmentation.md").is_file()
+    assert Path(data_env["REPRO_RESULTS_DIR"], "README.md").is_file()
+    stamp = (d / "record.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "off"]) == 0
+    assert "1 runs: 1 finished, 0 to run" in capsys.readouterr().out
+    assert (d / "record.json").stat().st_mtime_ns == stamp
+    # the same folder with a different config is refused, not silently reused
+    assert main(["run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "off", "--set", "optim.lr=0.01"]) == 2
+    assert "different config (optim.lr: 0.05 there, 0.01 now)" in capsys.readouterr().err
+
+
+def _metrics_without_time(rec):
+    drop = {"wall_time", "seconds"}
+    return ({k: v for k, v in rec["metrics"].items() if k not in drop},
+            [{k: v for k, v in row.items() if k not in drop} for row in rec["history"]])
+
+
+def test_a_run_killed_mid_way_resumes_and_equals_an_uninterrupted_run(data_env, tmp_path):
+    args = ["run", "augmentation", *SMOKE, "--variant", "flip+translate", "--wandb", "off", "--no-report",
+            "--set", "train.max_epochs=5", "--set", "data.batch_size=16"]
+    whole = repro(*args, env={**data_env, "REPRO_RUNS_DIR": str(tmp_path / "whole")})
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    reference = json.loads(run_dir({"REPRO_RUNS_DIR": str(tmp_path / "whole")}, "flip+translate").joinpath("record.json").read_text())
+
+    d = run_dir(data_env, "flip+translate")
+    proc = subprocess.Popen([sys.executable, "-m", "experiments", *args], env={**os.environ, **data_env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = d / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)  # kill -9 right after the first checkpoint
+    proc.wait()
+    assert not (d / "record.json").exists(), "the run finished before it could be killed"
+    epoch_at_kill = torch.load(ckpt, weights_only=False)["epoch"]
+    assert epoch_at_kill < 4
+    resumed = repro(*args, env=data_env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stdout
+    record = json.loads((d / "record.json").read_text())
+    assert record["provenance"]["resumed"] is True
+    assert _metrics_without_time(record) == _metrics_without_time(reference)  # exactly equal on CPU
+
+
+def test_wandb_offline_run_reads_back_with_leet(data_env):
+    result = repro("run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "offline", "--no-report", env=data_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    d = run_dir(data_env)
+    runs = list((d / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    leet = subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(runs[0])], capture_output=True,
+                          text=True, timeout=120)
+    assert leet.returncode == 0, leet.stderr
+    summary = json.loads(leet.stdout)
+    record = json.loads((d / "record.json").read_text())
+    assert summary["name"] == "none-s0" and summary["project"] == "lecture7-repro" and summary["state"] == "finished"
+    assert set(summary["tags"]) == {"augmentation", "smoke", "none"}
+    assert summary["config"]["model"]["depth"] == 8 and summary["config"]["seed"] == 0
+    assert summary["config"]["provenance"]["commit"] == record["provenance"]["commit"]
+    for k in ("test_error", "best_val_error", "train_error"):
+        assert summary["summary"][k] == pytest.approx(record["metrics"][k])
+    records = subprocess.run(["wandb", "leet", "inspect", "--json", str(runs[0])], capture_output=True, text=True,
+                             timeout=120).stdout.splitlines()
+    run_rec = next(json.loads(line) for line in records if '"type": "run"' in line or '"type":"run"' in line)
+    assert run_rec["run"]["run_group"] == "augmentation/smoke" and run_rec["run"]["job_type"] == "none"
+
+
+def test_ddp_on_two_cpu_processes_shards_batches_and_syncs_metrics(data_env):
+    result = repro("run", "augmentation", *SMOKE, "--variant", "none", "--accelerator", "cpu", "--devices", "2",
+                   "--strategy", "ddp", "--wandb", "offline", "--no-report", env=data_env, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    root = Path(data_env["REPRO_RUNS_DIR"])
+    assert len(list(root.rglob("record.json"))) == 1
+    assert len(list(root.rglob("offline-run-*"))) == 1
+    d = run_dir(data_env)
+    record = json.loads((d / "record.json").read_text())
+    assert record["provenance"]["devices"] == 2
+    assert record["provenance"]["steps"] == 2 * 2  # each rank: 128 of the 256 images, batch 64, 2 epochs
+    # the synced test error is the error of the final model on the whole test set
+    exp = get("augmentation")
+    cfg = exp.resolve("none", "smoke")
+    module, dm = exp.build(cfg, 0)
+    state = torch.load(d / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    module.load_state_dict(state)
+    module.eval()
+    dm.setup()
+    with torch.no_grad():
+        for (x, y), key in ((dm.test, "test_error"), (dm.train_eval, "train_error")):
+            logits = module(dm.transform(x, train=False))
+            wrong = int((logits.argmax(1) != y).sum())
+            assert record["metrics"][key] * len(y) == pytest.approx(wrong, abs=1e-6), key
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "nope"], "unknown experiment 'nope'"),
+    (["run", "augmentation", "--set", "data.batchsize=3"], "did you mean 'data.batch_size'"),
+    (["run", "augmentation", "--set", "optim.lr"], "--set expects KEY=VALUE"),
+    (["run", "augmentation", "--variant", "flipp"], "unknown variant 'flipp'"),
+    (["run", "augmentation", "--profile", "huge"], "unknown profile 'huge'"),
+    (["run", "augmentation", "--seed", "-1"], "seeds must be >= 0"),
+    (["run", "augmentation", "--jobs", "0"], "--jobs and --num-nodes must be >= 1"),
+    (["run", "augmentation", "--wandb", "maybe"], "invalid choice"),
+    (["show", "augmentation", "--variant", "x"], "unknown variant"),
+    (["report"], "report needs an experiment name or --all"),
+    (["report", "augmentation"], "no finished runs of augmentation"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(args, message, data_env, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_missing_and_corrupt_data_through_the_cli(tmp_path, tiny_data_dir):
+    env = {"REPRO_DATA_DIR": str(tmp_path / "empty"), "REPRO_CACHE_DIR": str(tmp_path / "cache"),
+           "REPRO_RUNS_DIR": str(tmp_path / "runs"), "REPRO_RESULTS_DIR": str(tmp_path / "results"), "REPRO_OFFLINE": "1"}
+    (tmp_path / "empty").mkdir()
+    missing = repro("run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "off", env=env)
+    assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0, missing.stderr
+    assert "CIFAR-10 not found" in missing.stderr and "Traceback" not in missing.stderr
+    blob = (tiny_data_dir / "cifar10-jpeg.tar.gz").read_bytes()
+    (tmp_path / "empty" / "cifar10-jpeg.tar.gz").write_bytes(blob[: len(blob) // 3])
+    corrupt = repro("run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "off", env=env)
+    assert corrupt.returncode == 2 and "corrupt or truncated" in corrupt.stderr and "Traceback" not in corrupt.stderr
+    assert not list((tmp_path / "cache").glob("*.pt"))
+    assert not list((tmp_path / "runs").rglob("record.json"))
+
+
+def test_show_prints_the_resolved_config_and_parameter_count(capsys):
+    assert main(["show", "augmentation", "--variant", "flip+translate", "--profile", "full"]) == 0
+    out = capsys.readouterr().out
+    assert "depth: 20" in out and "- flip" in out and "- translate" in out and "# parameters: 269,722" in out
+
+
+def test_list_shows_every_experiment(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "augmentation  (slides 6)" in out and "flip+translate" in out and "quick" in out
