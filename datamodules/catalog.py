@@ -143,11 +143,12 @@ def _source_key(source: Path) -> str:
 
 
 def _cached(kind: str, source: Path, decode) -> ImageSet:
+    """Decode once into REPRO_CACHE_DIR; afterwards memory-map the cache (pages are shared between the
+    processes of a run and only the slices a run copies out stay resident)."""
     path = cache_dir() / f"{kind}-{_source_key(source)}.pt"
     if path.is_file():
         try:
-            blob = torch.load(path, weights_only=True)
-            return ImageSet(**blob)
+            return ImageSet(**torch.load(path, weights_only=True, mmap=True))
         except Exception:
             path.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
     images = decode()
@@ -155,7 +156,8 @@ def _cached(kind: str, source: Path, decode) -> ImageSet:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(images.__dict__, tmp)
     os.replace(tmp, path)  # atomic: an interrupted decode leaves no half-written cache
-    return images
+    del images
+    return ImageSet(**torch.load(path, weights_only=True, mmap=True))
 
 
 def fingerprint(*tensors: torch.Tensor) -> str:

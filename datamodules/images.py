@@ -99,7 +99,7 @@ class ImageDataModule(L.LightningDataModule):
         super().__init__()
         cfg.validate()
         self.cfg, self.seed, self.channels_last = cfg, seed, channels_last
-        self.images: ImageSet | None = None
+        self.info: dict | None = None  # name, fingerprint, source, classes of the data set
         self._gen: torch.Generator | None = None
         self._epoch = 0
 
@@ -108,10 +108,12 @@ class ImageDataModule(L.LightningDataModule):
         LOADERS[self.cfg.dataset]()  # find / download / decode into the cache once, on rank 0
 
     def setup(self, stage: str | None = None) -> None:
-        if self.images is not None:
+        if self.info is not None:
             return
         cfg = self.cfg
-        self.images = images = LOADERS[cfg.dataset]()
+        images = LOADERS[cfg.dataset]()
+        self.info = {"name": images.name, "fingerprint": images.fingerprint, "source": images.source,
+                     "classes": images.classes}
         g = torch.Generator().manual_seed(cfg.split_seed)
         perm = torch.randperm(len(images.train_x), generator=g)
         val_idx, train_idx = perm[: cfg.val_size], perm[cfg.val_size :]
@@ -119,6 +121,7 @@ class ImageDataModule(L.LightningDataModule):
             train_idx = train_idx[: cfg.train_size]
         test_idx = torch.randperm(len(images.test_x), generator=g)[: cfg.test_size or None]
         eval_idx = train_idx[: cfg.train_eval_size]
+        # Indexing copies: only these subsets stay in memory, not the whole (memory-mapped) data set.
         self.train = (images.train_x[train_idx], images.train_y[train_idx])
         self.val = (images.train_x[val_idx], images.train_y[val_idx])
         self.test = (images.test_x[test_idx], images.test_y[test_idx])
@@ -135,7 +138,7 @@ class ImageDataModule(L.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
-        return len(self.images.classes) if self.images else 10
+        return len(self.info["classes"]) if self.info else 10
 
     @property
     def in_channels(self) -> int:
@@ -187,6 +190,5 @@ class ImageDataModule(L.LightningDataModule):
 
     def data_info(self) -> dict:
         """Provenance for the run record: which data, which copy, how much of it."""
-        im = self.images
-        return {"name": im.name, "fingerprint": im.fingerprint, "source": im.source,
+        return {**{k: v for k, v in self.info.items() if k != "classes"},
                 "train": len(self.train[0]), "val": len(self.val[0]), "test": len(self.test[0])}

@@ -175,39 +175,49 @@ def _csv(records: list[dict]) -> str:
 
 
 def _plot(exp: Experiment, by_variant: dict[str, list[dict]], path: Path, profile: str) -> None:
-    """Validation error per epoch (mean over seeds) and final test error per variant."""
+    """One row per table: validation error per epoch (mean over seeds), and the change in test error of
+    each treatment against its baseline, seed by seed (paired, as the verdicts are)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tables = exp.tables or ()
-    fig, axes = plt.subplots(1, 1 + len(tables), figsize=(5.5 * (1 + len(tables)), 4.2))
-    ax = axes[0]
-    for name, recs in by_variant.items():
-        epochs = min(len(r["history"]) for r in recs)
-        if epochs == 0 or "val_error" not in recs[0]["history"][0]:
-            continue
-        curve = [statistics.fmean(r["history"][e]["val_error"] * 100 for r in recs) for e in range(epochs)]
-        ax.plot(range(1, epochs + 1), curve, label=name, marker="o" if epochs < 30 else None, ms=3)
-    ax.set(xlabel="epoch", ylabel="validation error (%)", title=f"{exp.name} ({profile}): validation error")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    for ax, table in zip(axes[1:], tables):
-        names = [v for v in table.variants if v in by_variant]
-        means = [statistics.fmean(r["metrics"]["test_error"] * 100 for r in by_variant[v]) for v in names]
-        errs = [statistics.stdev([r["metrics"]["test_error"] * 100 for r in by_variant[v]]) if len(by_variant[v]) > 1 else 0
-                for v in names]
-        ax.bar(range(len(names)), means, yerr=errs, capsize=4, color="tab:blue", alpha=0.8)
-        for i, v in enumerate(names):  # each seed as a dot
-            ys = [r["metrics"]["test_error"] * 100 for r in by_variant[v]]
-            ax.scatter([i] * len(ys), ys, color="black", s=10, zorder=3)
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-        ax.set(ylabel="test error (%)", title=table.title[:60])
-        ax.grid(alpha=0.3, axis="y")
+    tables = [t for t in exp.tables if any(v in by_variant for v in t.variants)]
+    rows = [(t.title, [v for v in t.variants if v in by_variant], t.pairs) for t in tables] or [(exp.title, list(by_variant), ())]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 4 * len(rows)), squeeze=False)
+    for (title, names, pairs), (curves, change) in zip(rows, axes):
+        for name in names:
+            recs = by_variant[name]
+            epochs = min(len(r["history"]) for r in recs)
+            if epochs and "val_error" in recs[0]["history"][0]:
+                curve = [statistics.fmean(r["history"][e]["val_error"] * 100 for r in recs) for e in range(epochs)]
+                curves.plot(range(1, epochs + 1), curve, label=name, marker="o" if epochs <= 30 else None, ms=3)
+        curves.set(xlabel="epoch", ylabel="validation error (%)", title=f"{title[:55]}\nvalidation error, mean over seeds")
+        curves.legend(fontsize=8)
+        curves.grid(alpha=0.3)
+        present = [(a, b) for a, b in pairs if a in by_variant and b in by_variant]
+        if present:
+            for i, (base, treat) in enumerate(present):
+                a = {r["seed"]: r["metrics"]["test_error"] for r in by_variant[base]}
+                b = {r["seed"]: r["metrics"]["test_error"] for r in by_variant[treat]}
+                diffs = [(b[s] - a[s]) * 100 for s in sorted(set(a) & set(b))]
+                if diffs:
+                    change.scatter([i] * len(diffs), diffs, color="black", s=14, zorder=3)
+                    change.errorbar([i], [statistics.fmean(diffs)], yerr=[statistics.stdev(diffs) if len(diffs) > 1 else 0],
+                                    fmt="_", color="tab:red", ms=22, capsize=5, zorder=2)
+            change.axhline(0, color="gray", lw=1)
+            change.set_xticks(range(len(present)), [f"{b}\nvs {a}" for a, b in present], fontsize=8)
+            change.set(ylabel="change in test error (pts)", title="test error minus baseline's, per seed (below 0: helps)")
+        else:
+            errors = [[r["metrics"]["test_error"] * 100 for r in by_variant[v]] for v in names]
+            for i, e in enumerate(errors):
+                change.scatter([i] * len(e), e, color="black", s=14)
+            change.set_xticks(range(len(names)), names, rotation=20, ha="right")
+            change.set(ylabel="test error (%)", title=f"final test error ({profile} profile)")
+        change.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=100)
     plt.close(fig)
     tmp.replace(path)
 

@@ -9,10 +9,12 @@ checkpoint and no record resumes from the checkpoint.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
 import platform
+import random
 import subprocess
 import sys
 import time
@@ -20,7 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+import numpy as np
+import torch
 import yaml
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import Callback, Checkpoint
+from lightning.pytorch.loggers import CSVLogger
 
 from experiments.spec import Experiment, ReproError, config_to_dict
 
@@ -132,7 +141,10 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str:
 
 
 # ----------------------------------------------------------------------------- provenance
+@functools.cache
 def git_commit() -> tuple[str, bool]:
+    """Commit and dirty flag of the project, read once per process (first call: when the runs start),
+    so that a record describes the code this process imported, not edits made while it trained."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                               timeout=10).stdout.strip()
@@ -144,8 +156,6 @@ def git_commit() -> tuple[str, bool]:
 
 
 def hardware(trainer) -> str:
-    import torch
-
     kind = trainer.accelerator.__class__.__name__.replace("Accelerator", "")
     if kind == "CUDA":
         name = torch.cuda.get_device_name(trainer.strategy.root_device)
@@ -159,7 +169,7 @@ def hardware(trainer) -> str:
     except OSError:
         pass
     procs = f"{trainer.world_size} processes x " if trainer.world_size > 1 else ""
-    return f"CPU {cpu} ({procs}{torch.get_num_threads()} threads)"
+    return f"CPU {cpu}, {os.cpu_count()} cores ({procs}{torch.get_num_threads()} threads per run)"
 
 
 # ----------------------------------------------------------------------------- one run
@@ -192,80 +202,47 @@ def _wandb_logger(spec: RunSpec, mode: str, config: dict):
     )
 
 
-def _callbacks(spec: RunSpec):
-    return [_last_checkpoint_class()(spec.dir / "checkpoints" / "last.ckpt"), RngState()]
+class LastCheckpoint(Checkpoint):
+    """Save ``last.ckpt`` at the end of every training epoch. Lightning calls Checkpoint callbacks after
+    the module's own epoch-end hook, so the epoch's history row is in the checkpoint too."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            trainer.save_checkpoint(self.path)  # through AtomicCheckpointIO
 
 
-def _last_checkpoint_class():
-    from lightning.pytorch.callbacks import Checkpoint
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Save to a temporary file, then rename: a kill -9 mid-save leaves the previous checkpoint intact."""
 
-    class LastCheckpoint(Checkpoint):
-        """Save ``last.ckpt`` at the end of every training epoch (after validation and after the module's
-        own epoch-end hook, since Lightning calls Checkpoint callbacks last), overwriting it atomically."""
-
-        def __init__(self, path: Path):
-            self.path = path
-
-        def on_train_epoch_end(self, trainer, pl_module):
-            if not trainer.sanity_checking:
-                trainer.save_checkpoint(self.path)
-
-    return LastCheckpoint
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
 
 
-def _atomic_checkpoint_io():
-    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+class RngState(Callback):
+    """Carry the global RNG states in checkpoints, so ops that draw from them (dropout...) resume exactly
+    where an uninterrupted run would be. (Shuffling and augmentation have their own per-epoch streams.)"""
 
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        """Save to a temporary file, then rename: a kill -9 mid-save leaves the previous checkpoint intact."""
+    def state_dict(self):
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)  # torch.load-safe
+        state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": numpy_state}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
 
-        def save_checkpoint(self, checkpoint, path, storage_options=None):
-            path = Path(path)
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-            super().save_checkpoint(checkpoint, tmp, storage_options)
-            os.replace(tmp, path)
-
-    return AtomicCheckpointIO()
-
-
-def _rng_callback_class():
-    from lightning.pytorch.callbacks import Callback
-
-    class _RngState(Callback):
-        """Carry the global RNG states in checkpoints, so ops that draw from them (dropout...) resume
-        exactly where an uninterrupted run would be."""
-
-        def state_dict(self):
-            import random
-
-            import numpy as np
-            import torch
-
-            name, keys, pos, has_gauss, gauss = np.random.get_state()
-            numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)  # torch.load-safe
-            state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": numpy_state}
-            if torch.cuda.is_available() and torch.cuda.is_initialized():
-                state["cuda"] = torch.cuda.get_rng_state_all()
-            return state
-
-        def load_state_dict(self, state):
-            import random
-
-            import numpy as np
-            import torch
-
-            torch.set_rng_state(state["torch"])
-            random.setstate(state["python"])
-            name, keys, pos, has_gauss, gauss = state["numpy"]
-            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-            if "cuda" in state and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state["cuda"])
-
-    return _RngState
-
-
-def RngState():  # noqa: N802 - built lazily so importing the runner does not import Lightning
-    return _rng_callback_class()()
+    def load_state_dict(self, state):
+        torch.set_rng_state(state["torch"])
+        random.setstate(state["python"])
+        name, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _quiet_lightning() -> None:
@@ -285,10 +262,6 @@ def _quiet_lightning() -> None:
 
 def run_one(spec: RunSpec, launch: Launch, index: str = "") -> dict | None:
     """Train, test and record one run in this process; returns its record (None on other ranks)."""
-    import lightning as L
-    import torch
-    from lightning.pytorch.loggers import CSVLogger
-
     _quiet_lightning()
     text = config_text(spec)
     _check_same_config(spec, text)
@@ -324,18 +297,19 @@ def run_one(spec: RunSpec, launch: Launch, index: str = "") -> dict | None:
         trainer = L.Trainer(
             max_epochs=cfg.train.max_epochs, accelerator=launch.accelerator, devices=devices,
             strategy=launch.strategy, num_nodes=launch.num_nodes, precision=launch.precision,
-            logger=loggers, callbacks=_callbacks(spec), plugins=[_atomic_checkpoint_io()],
+            logger=loggers, callbacks=[LastCheckpoint(spec.dir / "checkpoints" / "last.ckpt"), RngState()],
+            plugins=[AtomicCheckpointIO()],
             default_root_dir=str(spec.dir), num_sanity_val_steps=0, use_distributed_sampler=False,
             enable_model_summary=False, log_every_n_steps=cfg.train.log_every_n_steps,
         )
-    except (ValueError, RuntimeError) as e:  # Lightning's MisconfigurationException is a ValueError
+    except (MisconfigurationException, ValueError, RuntimeError) as e:  # e.g. --accelerator gpu without a GPU
         raise ReproError(f"bad trainer option: {str(e).splitlines()[0]}") from None
+    commit, dirty = git_commit()
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if resuming else None)
     trainer.test(module, datamodule=datamodule, verbose=False)
     if not trainer.is_global_zero:
         return None
-    commit, dirty = git_commit()
     record = {
         "experiment": spec.experiment.name, "profile": spec.profile, "variant": spec.variant, "seed": spec.seed,
         "metrics": module.summary(),
@@ -376,6 +350,7 @@ def _child_command(spec: RunSpec, launch: Launch) -> list[str]:
 def run_all(specs: list[RunSpec], launch: Launch) -> list[dict]:
     """Run every spec: in this process one after another, or as child processes (``--jobs N``, and
     multi-device DDP runs, which Lightning's launcher must start afresh for each run)."""
+    git_commit()  # pin the provenance of the code this process runs
     for s in specs:
         _check_same_config(s, config_text(s))
     pending = [s for s in specs if read_record(s.dir) is None]
@@ -441,9 +416,4 @@ def _run_children(pending: list[RunSpec], launch: Launch) -> None:
 
 
 def _gpu_count() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count()
-    except Exception:
-        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

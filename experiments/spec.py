@@ -65,6 +65,8 @@ class Table:
     variants: tuple[str, ...]
     metrics: tuple[str, ...]
     caption: str = ""
+    # (baseline, treatment) pairs whose per-seed change in test error the plot shows
+    pairs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -143,3 +143,17 @@ def test_the_real_mirrors_load_with_their_published_statistics(tmp_path, monkeyp
     raw = mnist.train_x.numpy().tobytes()
     header = bytes.fromhex("00000803") + (60000).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
     assert hashlib.md5(header + raw).hexdigest() == "6bbc9ace898e44ae57da46a324031adb"  # the published MD5
+
+
+def test_a_damaged_cache_is_rebuilt(dirs, tiny_data_dir):
+    data, cache = dirs
+    shutil.copy(tiny_data_dir / "cifar10-jpeg.tar.gz", data)
+    first = load_cifar10()
+    fingerprint, test_x = first.fingerprint, first.test_x.clone()
+    del first  # the cache is memory-mapped: let go of it before damaging the file
+    (path,) = cache.glob("cifar10-*.pt")
+    damaged = path.with_suffix(".damaged")
+    damaged.write_bytes(path.read_bytes()[:1000])
+    damaged.replace(path)
+    again = load_cifar10()
+    assert again.fingerprint == fingerprint and torch.equal(again.test_x, test_x)

@@ -54,7 +54,8 @@ def _metrics_without_time(rec):
             [{k: v for k, v in row.items() if k not in drop} for row in rec["history"]])
 
 
-def test_a_run_killed_mid_way_resumes_and_equals_an_uninterrupted_run(data_env, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_a_run_stopped_mid_way_resumes_and_equals_an_uninterrupted_run(sig, data_env, tmp_path):
     args = ["run", "augmentation", *SMOKE, "--variant", "flip+translate", "--wandb", "off", "--no-report",
             "--set", "train.max_epochs=5", "--set", "data.batch_size=16"]
     whole = repro(*args, env={**data_env, "REPRO_RUNS_DIR": str(tmp_path / "whole")})
@@ -68,9 +69,9 @@ def test_a_run_killed_mid_way_resumes_and_equals_an_uninterrupted_run(data_env, 
     deadline = time.time() + 240
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)  # kill -9 right after the first checkpoint
-    proc.wait()
-    assert not (d / "record.json").exists(), "the run finished before it could be killed"
+    proc.send_signal(sig)  # right after the first checkpoint
+    proc.wait(timeout=120)
+    assert not (d / "record.json").exists(), "the run finished before it could be stopped"
     epoch_at_kill = torch.load(ckpt, weights_only=False)["epoch"]
     assert epoch_at_kill < 4
     resumed = repro(*args, env=data_env)
@@ -150,6 +151,13 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message, data_env, capsys):
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_gpu_asked_for_on_a_cpu_machine_is_a_one_line_error(data_env, capsys):
+    assert main(["run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "off", "--accelerator", "gpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("repro: error: bad trainer option") and err.count("\n") == 1
+
+
 def test_missing_and_corrupt_data_through_the_cli(tmp_path, tiny_data_dir):
     env = {"REPRO_DATA_DIR": str(tmp_path / "empty"), "REPRO_CACHE_DIR": str(tmp_path / "cache"),
            "REPRO_RUNS_DIR": str(tmp_path / "runs"), "REPRO_RESULTS_DIR": str(tmp_path / "results"), "REPRO_OFFLINE": "1"}
@@ -175,3 +183,12 @@ def test_list_shows_every_experiment(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "augmentation  (slides 6)" in out and "flip+translate" in out and "quick" in out
+
+
+def test_every_experiment_runs_its_smoke_profile(data_env, capsys):
+    from experiments import registry
+
+    for name, exp in registry().items():
+        assert main(["run", name, "--profile", "smoke", "--wandb", "off", "--no-report"]) == 0
+        records = list((Path(data_env["REPRO_RUNS_DIR"]) / name / "smoke").rglob("record.json"))
+        assert len(records) == len(exp.variant_names("smoke")) * exp.profile("smoke").seeds

@@ -1,0 +1,79 @@
+"""Wall time and peak memory of `repro run NAME --profile P` against the profile's budget.
+
+Runs the command in a fresh runs folder (so nothing is skipped) and samples the resident memory of
+the whole process tree (the CLI, its --jobs children, DDP ranks, W&B helpers) every 0.2 s.
+Budgets (issue "Foundation"): smoke under 60 s; quick at most 15 min and under 3 GB, on 2 CPU cores.
+
+    python bench/profile_budget.py augmentation --profile quick [--jobs 2] [--keep-cache]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BUDGET_SECONDS = {"smoke": 60, "quick": 15 * 60}
+BUDGET_BYTES = 3 * 1024**3
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and all its descendants, read from /proc."""
+    parents, rss = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            pages = int((entry / "statm").read_text().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents[int(entry.name)], rss[int(entry.name)] = ppid, pages * PAGE
+    total = 0
+    for pid in rss:
+        p = pid
+        while p and p != root and p in parents:
+            p = parents[p]
+        if p == root:
+            total += rss[pid]
+    return total
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("name")
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--keep-cache", action="store_true", help="reuse REPRO_CACHE_DIR (default: a fresh cache, so decoding counts)")
+    p.add_argument("extra", nargs="*", help="more arguments for repro run, after --")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, REPRO_RUNS_DIR=f"{tmp}/runs", REPRO_RESULTS_DIR=f"{tmp}/results", WANDB_MODE="offline")
+        if not args.keep_cache:
+            env["REPRO_CACHE_DIR"] = f"{tmp}/cache"
+        cmd = [sys.executable, "-m", "experiments", "run", args.name, "--profile", args.profile,
+               "--jobs", str(args.jobs), *args.extra]
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss(proc.pid))
+            time.sleep(0.2)
+        seconds = time.perf_counter() - start
+        if proc.returncode:
+            sys.exit(f"`{' '.join(cmd[2:])}` failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
+    budget = BUDGET_SECONDS.get(args.profile)
+    print(f"repro run {args.name} --profile {args.profile} --jobs {args.jobs} {' '.join(args.extra)}".rstrip())
+    print(f"  wall time   {seconds:8.1f} s" + (f"   budget {budget} s   ratio {seconds / budget:.2f}" if budget else ""))
+    print(f"  peak memory {peak / 1024**3:8.2f} GB  budget {BUDGET_BYTES / 1024**3:.0f} GB   ratio {peak / BUDGET_BYTES:.2f}"
+          f"   (whole process tree, sampled every 0.2 s; cache {'reused' if args.keep_cache else 'fresh'})")
+
+
+if __name__ == "__main__":
+    main()
