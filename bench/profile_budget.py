@@ -4,7 +4,7 @@ Runs the command in a fresh runs folder (so nothing is skipped) and samples the 
 the whole process tree (the CLI, its --jobs children, DDP ranks, W&B helpers) every 0.2 s.
 Budgets (issue "Foundation"): smoke under 60 s; quick at most 15 min and under 3 GB, on 2 CPU cores.
 
-    python bench/profile_budget.py augmentation --profile quick [--jobs 2] [--keep-cache]
+    python bench/profile_budget.py augmentation --profile quick [--jobs 2] [--keep-cache] [--runs-dir runs]
 """
 
 from __future__ import annotations
@@ -51,10 +51,12 @@ def main() -> None:
     p.add_argument("--profile", default="quick")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--keep-cache", action="store_true", help="reuse REPRO_CACHE_DIR (default: a fresh cache, so decoding counts)")
+    p.add_argument("--runs-dir", help="keep the runs here (must not hold finished runs); default: a temporary folder")
     p.add_argument("extra", nargs="*", help="more arguments for repro run, after --")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, REPRO_RUNS_DIR=f"{tmp}/runs", REPRO_RESULTS_DIR=f"{tmp}/results", WANDB_MODE="offline")
+        env = dict(os.environ, REPRO_RUNS_DIR=args.runs_dir or f"{tmp}/runs", REPRO_RESULTS_DIR=f"{tmp}/results",
+                   WANDB_MODE="offline")
         if not args.keep_cache:
             env["REPRO_CACHE_DIR"] = f"{tmp}/cache"
         cmd = [sys.executable, "-m", "experiments", "run", args.name, "--profile", args.profile,
