@@ -15,39 +15,42 @@ import time
 
 import torch
 
-from datamodules.augment import augment
+from datamodules.images import ImageDataConfig, ImageDataModule
 
 
-def images(n: int) -> torch.Tensor:
-    try:
-        from datamodules.catalog import load_cifar10
-
-        return load_cifar10(download=False).train_x[:n]
-    except Exception as e:  # no data here: random images of the same shape and dtype
-        print(f"(CIFAR-10 not available: {e}; using random uint8 images)")
-        return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8)
-
-
-MEAN, STD = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1), torch.tensor([0.247, 0.243, 0.261]).view(1, 3, 1, 1)
+def data_module(n: int) -> ImageDataModule:
+    """The suite's CIFAR-10 data module, with He et al.'s augmentation (needs REPRO_DATA_DIR or a download)."""
+    dm = ImageDataModule(
+        ImageDataConfig(augment=("flip", "translate"), train_size=n, val_size=1000), seed=0, channels_last=True
+    )
+    dm.setup()
+    return dm
 
 
-def batched(x: torch.Tensor, batch: int) -> float:
-    gen = torch.Generator().manual_seed(0)
+def batched(dm: ImageDataModule, batch: int) -> float:
+    """The exact path of a training batch: slice, flip + crop, to float, normalise (DataModule.transform)."""
+    x = dm.train[0]
+    dm._start_epoch(0)
     start = time.perf_counter()
     for i in range(0, len(x), batch):
-        out = augment(x[i : i + batch], ("flip", "translate"), gen)
-        out = (out - MEAN) / STD
+        dm.transform(x[i : i + batch], train=True)
     return len(x) / (time.perf_counter() - start)
 
 
 class _PilSet(torch.utils.data.Dataset):
-    def __init__(self, x):
+    def __init__(self, x, mean, std):
         from PIL import Image
         from torchvision import transforms as T
 
         self.pil = [Image.fromarray(img.permute(1, 2, 0).numpy()) for img in x]
-        self.tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                             T.Normalize(MEAN.flatten().tolist(), STD.flatten().tolist())])
+        self.tf = T.Compose(
+            [
+                T.RandomCrop(32, padding=4),
+                T.RandomHorizontalFlip(),
+                T.ToTensor(),
+                T.Normalize(mean.flatten().tolist(), std.flatten().tolist()),
+            ]
+        )
 
     def __len__(self):
         return len(self.pil)
@@ -57,8 +60,9 @@ class _PilSet(torch.utils.data.Dataset):
 
 
 def pil_loader(dataset, batch: int, workers: int) -> float:
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers,
-                                         persistent_workers=False)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch, shuffle=True, num_workers=workers, persistent_workers=False
+    )
     start = time.perf_counter()
     n = sum(len(b[0]) for b in loader)
     return n / (time.perf_counter() - start)
@@ -71,18 +75,20 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
-    x = images(args.images)
-    dataset = _PilSet(x)
+    dm = data_module(args.images)
+    dataset = _PilSet(dm.train[0], dm.mean, dm.std)
     fast, slow = [], []
     for _ in range(args.repeats):  # alternate, so drift in machine load hits both
-        fast.append(batched(x, args.batch))
+        fast.append(batched(dm, args.batch))
         slow.append(pil_loader(dataset, args.batch, args.workers))
     f, s = statistics.median(fast), statistics.median(slow)
     print(f"{'path':52s} {'images/s':>10s}")
     print(f"{'batched tensor ops (this suite), main process':52s} {f:10.0f}")
     print(f"{f'torchvision PIL transforms, DataLoader {args.workers} workers':52s} {s:10.0f}")
-    print(f"ratio batched / PIL: {f / s:.1f}x  (target >= 10x; {torch.get_num_threads()} torch threads, "
-          f"{args.images} images, batch {args.batch}, median of {args.repeats})")
+    print(
+        f"ratio batched / PIL: {f / s:.1f}x  (target >= 10x; {torch.get_num_threads()} torch threads, "
+        f"{args.images} images, batch {args.batch}, median of {args.repeats})"
+    )
 
 
 if __name__ == "__main__":

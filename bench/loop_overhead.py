@@ -25,8 +25,15 @@ from lightning_modules.optim import sgd_with_schedule
 
 def config(args):
     cfg = get("augmentation").resolve("flip+translate", "quick")
-    apply_overrides(cfg, {"model.depth": args.depth, "data.train_size": args.images, "data.batch_size": args.batch,
-                          "train.max_epochs": args.epochs})
+    apply_overrides(
+        cfg,
+        {
+            "model.depth": args.depth,
+            "data.train_size": args.images,
+            "data.batch_size": args.batch,
+            "train.max_epochs": args.epochs,
+        },
+    )
     return cfg
 
 
@@ -51,10 +58,20 @@ def suite(args) -> float:
     module, dm = exp.build(cfg, 0)
     timer = _Timer()
     with tempfile.TemporaryDirectory() as d:
-        trainer = L.Trainer(max_epochs=cfg.train.max_epochs, accelerator="cpu", devices=1, logger=False,
-                            callbacks=[timer], enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
-                            use_distributed_sampler=False, default_root_dir=d)
+        trainer = L.Trainer(
+            max_epochs=cfg.train.max_epochs,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            callbacks=[timer],
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            use_distributed_sampler=False,
+            default_root_dir=d,
+        )
         trainer.fit(module, datamodule=dm)
     return timer.images / timer.seconds
 
@@ -103,8 +120,10 @@ def main() -> None:
     print(f"{'loop':44s} {'train images/s':>14s}")
     print(f"{'minimal hand-written PyTorch loop':44s} {h:14.0f}")
     print(f"{'this suite (Lightning, torchmetrics, hooks)':44s} {o:14.0f}")
-    print(f"ratio suite / hand-written: {o / h:.3f}  (target >= 0.97; ResNet-{args.depth}, {args.images} images, "
-          f"batch {args.batch}, {args.epochs} epochs, median of {args.repeats}, {torch.get_num_threads()} threads)")
+    print(
+        f"ratio suite / hand-written: {o / h:.3f}  (target >= 0.97; ResNet-{args.depth}, {args.images} images, "
+        f"batch {args.batch}, {args.epochs} epochs, median of {args.repeats}, {torch.get_num_threads()} threads)"
+    )
 
 
 if __name__ == "__main__":

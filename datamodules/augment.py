@@ -19,24 +19,38 @@ PHOTOMETRIC = ("rotate", "noise")
 NAMES = GEOMETRIC + PHOTOMETRIC
 
 
+def flip_and_crop(x: torch.Tensor, gen: torch.Generator, flip: bool, pad: int) -> torch.Tensor:
+    """Random horizontal flips (probability 1/2) and/or random crops of the ``pad``-padded image, as one
+    gather: a flipped crop is the same window read right to left, so both become one index per pixel.
+    Works on uint8 [N, C, H, W]; returns the same shape in channels-last memory (what the convs want)."""
+    n, c, h, w = x.shape
+    mirror = torch.rand(n, generator=gen, device=x.device) < 0.5 if flip else None
+    if pad:
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=x.device)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=x.device)
+    else:
+        dy = dx = torch.zeros(n, dtype=torch.long, device=x.device)
+    pixels = F.pad(x.permute(0, 2, 3, 1), (0, 0, pad, pad, pad, pad)).contiguous()  # [N, H+2p, W+2p, C]
+    hp, wp = h + 2 * pad, w + 2 * pad
+    cols = torch.arange(w, device=x.device).expand(n, w)
+    if mirror is not None:
+        cols = torch.where(mirror[:, None], cols.flip(1), cols)
+    cols = dx[:, None] + cols  # [N, W]
+    rows = dy[:, None] + torch.arange(h, device=x.device)  # [N, H]
+    start = torch.arange(n, device=x.device)[:, None, None] * hp
+    index = (start + rows[:, :, None]) * wp + cols[:, None, :]  # [N, H, W] into the flattened pixels
+    out = pixels.view(n * hp * wp, c).index_select(0, index.flatten())
+    return out.view(n, h, w, c).permute(0, 3, 1, 2)
+
+
 def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Mirror each image left-right with probability 1/2."""
-    flip = torch.rand(x.shape[0], generator=gen, device=x.device) < 0.5
-    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return flip_and_crop(x, gen, flip=True, pad=0)
 
 
 def random_translate(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Zero-pad by ``pad`` pixels and take a random crop of the original size (He et al.'s recipe)."""
-    if pad == 0:
-        return x
-    n, _, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # [N, H, 1]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # [N, 1, W]
-    batch = torch.arange(n, device=x.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # gather, back to NCHW
+    return flip_and_crop(x, gen, flip=False, pad=pad) if pad else x
 
 
 def random_rotate(x: torch.Tensor, gen: torch.Generator, degrees: float = 15.0) -> torch.Tensor:
@@ -67,10 +81,8 @@ def augment(
     unknown = set(names) - set(NAMES)
     if unknown:
         raise ValueError(f"unknown augmentation(s) {sorted(unknown)}; known: {', '.join(NAMES)}")
-    if "flip" in names:
-        x = random_flip(x, gen)
-    if "translate" in names:
-        x = random_translate(x, gen, pad)
+    if "flip" in names or ("translate" in names and pad):
+        x = flip_and_crop(x, gen, flip="flip" in names, pad=pad if "translate" in names else 0)
     x = x.float().div_(255)
     if "rotate" in names:
         x = random_rotate(x, gen, degrees)

@@ -183,15 +183,25 @@ def _decode_cifar10(source: Path) -> ImageSet:
                 break
     classes = sorted(set(splits["train"][1]))
     if not splits["train"][0] or not splits["test"][0] or classes != sorted(set(splits["test"][1])):
-        raise ReproError(f"{source} is not an ImageFolder copy of CIFAR-10: expected {{train,test}}/<class>/<image> files")
+        raise ReproError(
+            f"{source} is not an ImageFolder copy of CIFAR-10: expected {{train,test}}/<class>/<image> files"
+        )
     xs, ys = {}, {}
     for split, (blobs, labels) in splits.items():
         xs[split] = _decode_images(blobs, source)
         ys[split] = torch.tensor([classes.index(c) for c in labels], dtype=torch.int64)
     quality = _jpeg_quality(splits["test"][0][0])
     name = "CIFAR-10" if quality is None else f"CIFAR-10 (JPEG q{quality} mirror)"
-    return ImageSet(name, xs["train"], ys["train"], xs["test"], ys["test"], tuple(classes), str(source),
-                    fingerprint(xs["train"], ys["train"], xs["test"], ys["test"]))
+    return ImageSet(
+        name,
+        xs["train"],
+        ys["train"],
+        xs["test"],
+        ys["test"],
+        tuple(classes),
+        str(source),
+        fingerprint(xs["train"], ys["train"], xs["test"], ys["test"]),
+    )
 
 
 def _folder_members(folder: Path):
@@ -240,16 +250,81 @@ def _decode_images(blobs: list[bytes], source: Path) -> torch.Tensor:
         try:
             out.append(decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB))
         except RuntimeError as e:
-            raise ReproError(f"an image in {source} cannot be decoded ({str(e).splitlines()[0]}); the copy is corrupt") from None
+            raise ReproError(
+                f"an image in {source} cannot be decoded ({str(e).splitlines()[0]}); the copy is corrupt"
+            ) from None
     if len({tuple(x.shape) for x in out}) != 1:
         raise ReproError(f"images in {source} differ in size; expected 32x32 CIFAR-10 images")
     return torch.stack(out)
 
 
 # The IJG reference luminance quantization table, scaled by libjpeg's quality setting.
-_IJG_LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-             14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-             49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+_IJG_LUMA = (
+    16,
+    11,
+    10,
+    16,
+    24,
+    40,
+    51,
+    61,
+    12,
+    12,
+    14,
+    19,
+    26,
+    58,
+    60,
+    55,
+    14,
+    13,
+    16,
+    24,
+    40,
+    57,
+    69,
+    56,
+    14,
+    17,
+    22,
+    29,
+    51,
+    87,
+    80,
+    62,
+    18,
+    22,
+    37,
+    56,
+    68,
+    109,
+    103,
+    77,
+    24,
+    35,
+    55,
+    64,
+    81,
+    104,
+    113,
+    92,
+    49,
+    64,
+    78,
+    87,
+    103,
+    121,
+    120,
+    101,
+    72,
+    92,
+    95,
+    98,
+    112,
+    100,
+    103,
+    99,
+)
 
 
 def _jpeg_quality(data: bytes) -> int | None:
@@ -289,7 +364,7 @@ def _read_idx(path: Path, ndim: int) -> torch.Tensor:
     try:
         with opener(path, "rb") as f:
             data = f.read()
-        magic, = struct.unpack(">I", data[:4])
+        (magic,) = struct.unpack(">I", data[:4])
         if magic != 0x0800 + ndim:
             raise ValueError(f"bad magic number {magic:#x}")
         dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
@@ -307,5 +382,13 @@ def _decode_mnist(raw: Path) -> ImageSet:
     for s in x:
         if len(x[s]) != len(y[s]):
             raise ReproError(f"MNIST {s} images and labels differ in count ({len(x[s])} vs {len(y[s])}) in {raw}")
-    return ImageSet("MNIST", x["train"], y["train"], x["t10k"], y["t10k"], tuple(str(i) for i in range(10)),
-                    str(raw), fingerprint(x["train"], y["train"], x["t10k"], y["t10k"]))
+    return ImageSet(
+        "MNIST",
+        x["train"],
+        y["train"],
+        x["t10k"],
+        y["t10k"],
+        tuple(str(i) for i in range(10)),
+        str(raw),
+        fingerprint(x["train"], y["train"], x["t10k"], y["t10k"]),
+    )

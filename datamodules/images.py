@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -112,8 +112,12 @@ class ImageDataModule(L.LightningDataModule):
             return
         cfg = self.cfg
         images = LOADERS[cfg.dataset]()
-        self.info = {"name": images.name, "fingerprint": images.fingerprint, "source": images.source,
-                     "classes": images.classes}
+        self.info = {
+            "name": images.name,
+            "fingerprint": images.fingerprint,
+            "source": images.source,
+            "classes": images.classes,
+        }
         g = torch.Generator().manual_seed(cfg.split_seed)
         perm = torch.randperm(len(images.train_x), generator=g)
         val_idx, train_idx = perm[: cfg.val_size], perm[cfg.val_size :]
@@ -151,8 +155,16 @@ class ImageDataModule(L.LightningDataModule):
     def _loader(self, data, batch_size, shuffle):
         rank, world = self._rank_world()
         epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer is not None else (lambda: 0)
-        return ResidentBatches(*data, batch_size, shuffle=shuffle, seed=self.seed, epoch_fn=epoch_fn,
-                               rank=rank, world=world, on_epoch=self._start_epoch if shuffle else None)
+        return ResidentBatches(
+            *data,
+            batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            epoch_fn=epoch_fn,
+            rank=rank,
+            world=world,
+            on_epoch=self._start_epoch if shuffle else None,
+        )
 
     def train_dataloader(self):
         return self._loader(self.train, self.cfg.batch_size, shuffle=True)
@@ -162,8 +174,10 @@ class ImageDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         """Two loaders: the test set, and clean training images (for the training error)."""
-        return [self._loader(self.test, self.cfg.eval_batch_size, shuffle=False),
-                self._loader(self.train_eval, self.cfg.eval_batch_size, shuffle=False)]
+        return [
+            self._loader(self.test, self.cfg.eval_batch_size, shuffle=False),
+            self._loader(self.train_eval, self.cfg.eval_batch_size, shuffle=False),
+        ]
 
     # -- augmentation ---------------------------------------------------------------------------
     def _start_epoch(self, epoch: int) -> None:
@@ -185,10 +199,14 @@ class ImageDataModule(L.LightningDataModule):
             x = aug.augment(x, cfg.augment, self._gen, cfg.pad, cfg.rotate_degrees, cfg.noise_std)
         else:
             x = x.float().div_(255)
-        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        x = x.sub_(self.mean).div_(self.std)  # in place: several times faster than (x - mean) / std here
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def data_info(self) -> dict:
         """Provenance for the run record: which data, which copy, how much of it."""
-        return {**{k: v for k, v in self.info.items() if k != "classes"},
-                "train": len(self.train[0]), "val": len(self.val[0]), "test": len(self.test[0])}
+        return {
+            **{k: v for k, v in self.info.items() if k != "classes"},
+            "train": len(self.train[0]),
+            "val": len(self.val[0]),
+            "test": len(self.test[0]),
+        }

@@ -19,9 +19,9 @@ def registry() -> dict[str, Experiment]:
 
 
 def get(name: str) -> Experiment:
-    from experiments.spec import _unknown
+    from experiments.spec import unknown_name
 
     exps = registry()
     if name not in exps:
-        raise ReproError(_unknown("experiment", name, sorted(exps)))
+        raise ReproError(unknown_name("experiment", name, sorted(exps)))
     return exps[name]

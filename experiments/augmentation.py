@@ -29,23 +29,54 @@ VARIANTS = (
 )
 
 PROFILES = (
-    Profile("smoke", "ResNet-8 of width 8 on 256 training images, 2 epochs: checks the plumbing only", seeds=1,
-            overrides={"model.depth": 8, "model.width": 8, "data.train_size": 256, "data.val_size": 128,
-                       "data.test_size": 256, "data.train_eval_size": 128, "data.batch_size": 64,
-                       "data.eval_batch_size": 256, "train.max_epochs": 2, "train.log_every_n_steps": 1,
-                       "optim.schedule": "constant", "optim.lr": 0.05},
-            variants=("none", "flip+translate", "mnist-flip")),
-    Profile("quick", "ResNet-8 trained 50 epochs on a fixed 1,000-image subset (little data, long training: the "
-                     "regime where a network overfits, which augmentation is meant to fix), cosine LR, 1,000 val "
-                     "images, full test set",
-            seeds=2,
-            overrides={"model.depth": 8, "data.train_size": 1000, "data.val_size": 1000, "data.test_size": 0,
-                       "data.train_eval_size": 1000, "data.batch_size": 64, "train.max_epochs": 50,
-                       "optim.schedule": "cosine", "optim.lr": 0.05, "optim.weight_decay": 5e-4, "optim.warmup": 0.05,
-                       "train.log_every_n_steps": 10},
-            variants=("none", "flip", "translate", "flip+translate", "noise", "mnist-none", "mnist-flip")),
-    Profile("full", "ResNet-20, 45k/5k split, 164 epochs, lr 0.1 /10 at 50% and 75% (He et al.'s recipe); full test set",
-            seeds=3, overrides={}),
+    Profile(
+        "smoke",
+        "ResNet-8 of width 8 on 256 training images, 2 epochs: checks the plumbing only",
+        seeds=1,
+        overrides={
+            "model.depth": 8,
+            "model.width": 8,
+            "data.train_size": 256,
+            "data.val_size": 128,
+            "data.test_size": 256,
+            "data.train_eval_size": 128,
+            "data.batch_size": 64,
+            "data.eval_batch_size": 256,
+            "train.max_epochs": 2,
+            "train.log_every_n_steps": 1,
+            "optim.schedule": "constant",
+            "optim.lr": 0.05,
+        },
+        variants=("none", "flip+translate", "mnist-flip"),
+    ),
+    Profile(
+        "quick",
+        "ResNet-8 trained 50 epochs on a fixed 1,000-image subset (little data, long training: the "
+        "regime where a network overfits, which augmentation is meant to fix), cosine LR, 1,000 val "
+        "images, full test set",
+        seeds=2,
+        overrides={
+            "model.depth": 8,
+            "data.train_size": 1000,
+            "data.val_size": 1000,
+            "data.test_size": 0,
+            "data.train_eval_size": 1000,
+            "data.batch_size": 64,
+            "train.max_epochs": 50,
+            "optim.schedule": "cosine",
+            "optim.lr": 0.05,
+            "optim.weight_decay": 5e-4,
+            "optim.warmup": 0.05,
+            "train.log_every_n_steps": 10,
+        },
+        variants=("none", "flip", "translate", "flip+translate", "noise", "mnist-none", "mnist-flip"),
+    ),
+    Profile(
+        "full",
+        "ResNet-20, 45k/5k split, 164 epochs, lr 0.1 /10 at 50% and 75% (He et al.'s recipe); full test set",
+        seeds=3,
+        overrides={},
+    ),
 )
 
 
@@ -72,9 +103,9 @@ def _claim_flip_not_digits(results: Results):
 def _claim_task_dependent(results: Results):
     s1, cifar = _gain(results, "none", "flip")
     s2, mnist = _gain(results, "mnist-none", "mnist-flip")
-    by_seed = dict(zip(s2, mnist))
+    by_seed = dict(zip(s2, mnist, strict=True))
     seeds = [s for s in s1 if s in by_seed]
-    d = [c - by_seed[s] for s, c in zip(s1, cifar) if s in by_seed]
+    d = [c - by_seed[s] for s, c in zip(s1, cifar, strict=True) if s in by_seed]
     return stats.expect_positive(d, seeds, "flip's gain on CIFAR-10 minus its gain on MNIST")
 
 
@@ -88,14 +119,17 @@ CLAIMS = (
     Claim("6", "Translation alone lowers test error on CIFAR-10", _claim_translate_helps),
     Claim("6", "Horizontal flips help object recognition (CIFAR-10)", _claim_flip_helps_objects),
     Claim("6", "Horizontal flips do not help digit recognition (MNIST)", _claim_flip_not_digits),
-    Claim("6", "The right transformation depends on the task: flip helps CIFAR-10 more than MNIST", _claim_task_dependent),
+    Claim(
+        "6", "The right transformation depends on the task: flip helps CIFAR-10 more than MNIST", _claim_task_dependent
+    ),
 )
 
 EXPERIMENT = Experiment(
     name="augmentation",
     title="Data augmentation",
     slides="6",
-    claim="Warping the training images (flips, translations, noise) improves generalization; which warps help depends on the task",
+    claim="Warping the training images (flips, translations, noise) improves generalization; "
+    "which warps help depends on the task",
     config=ImageRunConfig,
     variants=VARIANTS,
     profiles=PROFILES,
@@ -103,13 +137,21 @@ EXPERIMENT = Experiment(
     build=build_resnet_run,
     metrics=IMAGE_METRICS,
     tables=(
-        Table("CIFAR-10: one ResNet, different training augmentations", CIFAR_VARIANTS, tuple(IMAGE_METRICS),
-              "Validation and test images are never augmented (asserted by "
-              "`tests/test_augment.py::test_evaluation_batches_are_never_augmented`).",
-              pairs=tuple(("none", v) for v in CIFAR_VARIANTS[1:])),
-        Table("Horizontal flip: objects vs digits", TASK_VARIANTS, ("test_error", "train_error", "gap"),
-              "The same network and schedule on CIFAR-10 and on MNIST, with and without random horizontal flips.",
-              pairs=(("none", "flip"), ("mnist-none", "mnist-flip"))),
+        Table(
+            "CIFAR-10: one ResNet, different training augmentations",
+            CIFAR_VARIANTS,
+            tuple(IMAGE_METRICS),
+            "Validation and test images are never augmented (asserted by "
+            "`tests/test_augment.py::test_evaluation_batches_are_never_augmented`).",
+            pairs=tuple(("none", v) for v in CIFAR_VARIANTS[1:]),
+        ),
+        Table(
+            "Horizontal flip: objects vs digits",
+            TASK_VARIANTS,
+            ("test_error", "train_error", "gap"),
+            "The same network and schedule on CIFAR-10 and on MNIST, with and without random horizontal flips.",
+            pairs=(("none", "flip"), ("mnist-none", "mnist-flip")),
+        ),
     ),
     references=(
         Reference("none", "test_error", 13.63, "ResNet-110 on C10 (no augmentation), DenseNet paper Table 2"),

@@ -7,7 +7,6 @@ with code 2; no traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from experiments.spec import ReproError
@@ -31,15 +30,25 @@ def _parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1 (default: the profile's)")
     seeds.add_argument("--seed", type=int, action="append", metavar="K", help="run seed K (repeatable)")
     run.add_argument("--variant", action="append", metavar="NAME", help="only this variant (repeatable)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
-                     help="override a config value, e.g. --set optim.lr=0.05 (repeatable; see `repro show`)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="sets",
+        help="override a config value, e.g. --set optim.lr=0.05 (repeatable; see `repro show`)",
+    )
     run.add_argument("--accelerator", default="auto", help="cpu | gpu | auto ... (Lightning)")
     run.add_argument("--devices", default="auto", help="number or list of devices (Lightning)")
     run.add_argument("--strategy", default="auto", help="auto | ddp | ... (Lightning)")
     run.add_argument("--num-nodes", type=int, default=1)
     run.add_argument("--precision", default=None, help="32-true | bf16-mixed | 16-mixed ... (Lightning)")
-    run.add_argument("--wandb", default="auto", choices=["auto", "online", "offline", "off"],
-                     help="auto: online with an API key, else offline")
+    run.add_argument(
+        "--wandb",
+        default="auto",
+        choices=["auto", "online", "offline", "off"],
+        help="auto: online with an API key, else offline",
+    )
     run.add_argument("--jobs", type=int, default=1, help="runs at once, as separate processes")
     run.add_argument("--no-report", action="store_true", help="do not rebuild results/<name>.md afterwards")
 
@@ -73,15 +82,21 @@ def cmd_list() -> int:
         print(f"{exp.name}  (slides {exp.slides})")
         print(f"  claim:    {exp.claim}")
         print(f"  variants: {', '.join(v.name for v in exp.variants)}")
-        print("  profiles: " + "; ".join(f"{p.name} ({p.seeds} seed{'s' * (p.seeds > 1)}, {len(exp.variant_names(p.name))} variants)"
-                                         for p in exp.profiles) + f"  [default: {exp.default_profile}]")
+        print(
+            "  profiles: "
+            + "; ".join(
+                f"{p.name} ({p.seeds} seed{'s' * (p.seeds > 1)}, {len(exp.variant_names(p.name))} variants)"
+                for p in exp.profiles
+            )
+            + f"  [default: {exp.default_profile}]"
+        )
     return 0
 
 
 def cmd_run(args) -> int:
-    from experiments import get
+    from experiments import get, registry
     from experiments.report import write_index, write_report
-    from experiments.runner import Launch, plan, run_all
+    from experiments.runner import Launch, is_rank_zero, plan, run_all
 
     exp = get(args.name)
     profile = args.profile or exp.default_profile
@@ -92,12 +107,13 @@ def cmd_run(args) -> int:
         raise ReproError("--seeds must be >= 1")
     seeds = list(range(args.seeds)) if args.seeds is not None else args.seed
     specs = plan(exp, profile, args.variant, seeds, _parse_sets(args.sets))
-    launch = Launch(args.accelerator, str(args.devices), args.strategy, args.num_nodes, args.precision, args.wandb, args.jobs)
+    launch = Launch(
+        args.accelerator, str(args.devices), args.strategy, args.num_nodes, args.precision, args.wandb, args.jobs
+    )
     run_all(specs, launch)
-    rank_zero = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
-    if rank_zero and not args.no_report:
+    if is_rank_zero() and not args.no_report:
         md = write_report(exp, profile)
-        write_index(list(__import__("experiments").registry().values()))
+        write_index(list(registry().values()))
         print(f"table: {md}")
     return 0
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
 from datamodules.images import ImageDataConfig, ImageDataModule
 from experiments.spec import TrainConfig
 from lightning_modules.classifier import ImageClassifier
@@ -25,7 +27,7 @@ def build_resnet_run(cfg: ImageRunConfig, seed: int) -> tuple[ImageClassifier, I
     in_channels = 1 if cfg.data.dataset == "mnist" else 3
     net = ResNetCifar(cfg.model, in_channels=in_channels, num_classes=10)
     if cfg.train.channels_last:
-        net = net.to(memory_format=__import__("torch").channels_last)
+        net = net.to(memory_format=torch.channels_last)
     module = ImageClassifier(net, cfg.optim, num_classes=10)
     return module, ImageDataModule(cfg.data, seed=seed, channels_last=cfg.train.channels_last)
 

@@ -50,8 +50,18 @@ class Launch:
     jobs: int = 1
 
     def cli_args(self) -> list[str]:
-        args = ["--accelerator", self.accelerator, "--devices", self.devices, "--strategy", self.strategy,
-                "--num-nodes", str(self.num_nodes), "--wandb", self.wandb]
+        args = [
+            "--accelerator",
+            self.accelerator,
+            "--devices",
+            self.devices,
+            "--strategy",
+            self.strategy,
+            "--num-nodes",
+            str(self.num_nodes),
+            "--wandb",
+            self.wandb,
+        ]
         return args + (["--precision", self.precision] if self.precision else [])
 
     @property
@@ -79,12 +89,23 @@ class RunSpec:
         return f"{self.experiment.name}/{self.profile}/{self.variant}/seed{self.seed}"
 
 
+def is_rank_zero() -> bool:
+    """Whether this process is the first of a distributed job (or not in one), from the launchers' variables:
+    Lightning's own launcher sets LOCAL_RANK/NODE_RANK, torchrun RANK, SLURM SLURM_PROCID."""
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"))
+
+
 def runs_root() -> Path:
     return Path(os.environ.get("REPRO_RUNS_DIR", "runs")).expanduser()
 
 
-def plan(exp: Experiment, profile: str, variants: list[str] | None = None, seeds: list[int] | None = None,
-         sets: dict[str, str] | None = None) -> list[RunSpec]:
+def plan(
+    exp: Experiment,
+    profile: str,
+    variants: list[str] | None = None,
+    seeds: list[int] | None = None,
+    sets: dict[str, str] | None = None,
+) -> list[RunSpec]:
     """Every run of one invocation, with fully resolved (and so validated) configs."""
     prof = exp.profile(profile)
     names = variants or exp.variant_names(profile)
@@ -119,8 +140,16 @@ def read_record(run_dir: Path) -> dict | None:
 
 
 def config_text(spec: RunSpec) -> str:
-    return yaml.safe_dump({"experiment": spec.experiment.name, "profile": spec.profile, "variant": spec.variant,
-                           "seed": spec.seed, **config_to_dict(spec.config)}, sort_keys=False)
+    return yaml.safe_dump(
+        {
+            "experiment": spec.experiment.name,
+            "profile": spec.profile,
+            "variant": spec.variant,
+            "seed": spec.seed,
+            **config_to_dict(spec.config),
+        },
+        sort_keys=False,
+    )
 
 
 def _check_same_config(spec: RunSpec, text: str) -> None:
@@ -128,8 +157,10 @@ def _check_same_config(spec: RunSpec, text: str) -> None:
     if path.is_file() and path.read_text() != text:
         old, new = yaml.safe_load(path.read_text()) or {}, yaml.safe_load(text)
         diff = _first_difference(old, new)
-        raise ReproError(f"{spec.dir} holds a run with a different config ({diff}); delete that folder or "
-                         "set REPRO_RUNS_DIR to another folder")
+        raise ReproError(
+            f"{spec.dir} holds a run with a different config ({diff}); delete that folder or "
+            "set REPRO_RUNS_DIR to another folder"
+        )
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> str:
@@ -146,10 +177,16 @@ def git_commit() -> tuple[str, bool]:
     """Commit and dirty flag of the project, read once per process (first call: when the runs start),
     so that a record describes the code this process imported, not edits made while it trained."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return head or "unknown", bool(dirty)
     except (OSError, subprocess.SubprocessError):
         return "unknown", False
@@ -195,10 +232,17 @@ def _wandb_logger(spec: RunSpec, mode: str, config: dict):
         write_atomic(id_file, hashlib.sha1(f"{spec.dir.resolve()}{time.time()}".encode()).hexdigest()[:12])
     exp = spec.experiment
     return WandbLogger(
-        project=os.environ.get("WANDB_PROJECT", "lecture7-repro"), group=f"{exp.name}/{spec.profile}",
-        job_type=spec.variant, name=f"{spec.variant}-s{spec.seed}", id=id_file.read_text().strip(),
-        tags=[exp.name, spec.profile, spec.variant], config=config, save_dir=str(spec.dir), resume="allow",
-        mode=mode, log_model=False,
+        project=os.environ.get("WANDB_PROJECT", "lecture7-repro"),
+        group=f"{exp.name}/{spec.profile}",
+        job_type=spec.variant,
+        name=f"{spec.variant}-s{spec.seed}",
+        id=id_file.read_text().strip(),
+        tags=[exp.name, spec.profile, spec.variant],
+        config=config,
+        save_dir=str(spec.dir),
+        resume="allow",
+        mode=mode,
+        log_model=False,
     )
 
 
@@ -211,7 +255,7 @@ class LastCheckpoint(Checkpoint):
 
     def on_train_epoch_end(self, trainer, pl_module):
         if not trainer.sanity_checking:
-            trainer.save_checkpoint(self.path)  # through AtomicCheckpointIO
+            trainer.save_checkpoint(self.path, weights_only=False)  # full state, through AtomicCheckpointIO
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -260,6 +304,84 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
+def _resume_point(spec: RunSpec, index: str) -> Path | None:
+    """The run's last checkpoint if it can be loaded; a damaged one is removed and the run starts afresh."""
+    ckpt = spec.dir / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        return None
+    try:
+        torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:
+        print(f"{index}{spec.label}: unreadable checkpoint ({type(e).__name__}), starting the run afresh")
+        ckpt.unlink()
+        return None
+    return ckpt
+
+
+def _trainer(spec: RunSpec, launch: Launch, loggers: list) -> L.Trainer:
+    devices: Any = int(launch.devices) if launch.devices.isdigit() else launch.devices
+    try:
+        return L.Trainer(
+            max_epochs=spec.config.train.max_epochs,
+            accelerator=launch.accelerator,
+            devices=devices,
+            strategy=launch.strategy,
+            num_nodes=launch.num_nodes,
+            precision=launch.precision,
+            logger=loggers,
+            callbacks=[LastCheckpoint(spec.dir / "checkpoints" / "last.ckpt"), RngState()],
+            plugins=[AtomicCheckpointIO()],
+            default_root_dir=str(spec.dir),
+            num_sanity_val_steps=0,
+            use_distributed_sampler=False,  # ResidentBatches shards by rank itself
+            enable_model_summary=False,
+            log_every_n_steps=spec.config.train.log_every_n_steps,
+        )
+    except (MisconfigurationException, ValueError, RuntimeError) as e:  # e.g. --accelerator gpu without a GPU
+        raise ReproError(f"bad trainer option: {str(e).splitlines()[0]}") from None
+
+
+def _record(spec: RunSpec, module, datamodule, trainer: L.Trainer, resumed: bool, seconds: float) -> dict:
+    commit, dirty = git_commit()
+    return {
+        "experiment": spec.experiment.name,
+        "profile": spec.profile,
+        "variant": spec.variant,
+        "seed": spec.seed,
+        "metrics": module.summary(),
+        "history": module.history,
+        "config": config_to_dict(spec.config),
+        "sets": spec.sets,
+        "provenance": {
+            "commit": commit,
+            "dirty": dirty,
+            "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "hardware": hardware(trainer),
+            "precision": str(trainer.precision),
+            "devices": trainer.world_size,
+            "steps": trainer.global_step,
+            "resumed": resumed,
+            "last_session_seconds": round(seconds, 2),
+            "params": sum(p.numel() for p in module.parameters()),
+            "data": datamodule.data_info(),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__, "lightning": L.__version__},
+        },
+    }
+
+
+def _finish_wandb(loggers: list, record: dict) -> None:
+    """W&B config += provenance; summary = the record's final metrics; close the run."""
+    for logger in loggers:
+        if logger.__class__.__name__ == "WandbLogger":
+            prov = record["provenance"]
+            logger.experiment.config.update(
+                {"provenance": {k: prov[k] for k in ("commit", "dirty", "hardware", "data", "params")}},
+                allow_val_change=True,
+            )
+            logger.experiment.summary.update({**record["metrics"], "params": prov["params"]})
+            logger.experiment.finish()
+
+
 def run_one(spec: RunSpec, launch: Launch, index: str = "") -> dict | None:
     """Train, test and record one run in this process; returns its record (None on other ranks)."""
     _quiet_lightning()
@@ -269,69 +391,37 @@ def run_one(spec: RunSpec, launch: Launch, index: str = "") -> dict | None:
     if record is not None:
         print(f"{index}{spec.label}: finished, skipped")
         return record
-    cfg = spec.config
-    config = config_to_dict(cfg)
-    rank_zero = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
-    if rank_zero:
+    if is_rank_zero():
         write_atomic(spec.dir / "config.yaml", text)
-    ckpt = spec.dir / "checkpoints" / "last.ckpt"
-    resuming = ckpt.is_file()
-    if resuming:
-        try:
-            torch.load(ckpt, map_location="cpu", weights_only=True)
-        except Exception as e:  # written by something else, or damaged: start afresh rather than crash
-            print(f"{index}{spec.label}: unreadable checkpoint ({type(e).__name__}), starting the run afresh")
-            ckpt.unlink()
-            resuming = False
-    print(f"{index}{spec.label}: {'resuming from ' + str(ckpt) if resuming else 'training'}", flush=True)
+    ckpt = _resume_point(spec, index)
+    print(f"{index}{spec.label}: {f'resuming from {ckpt}' if ckpt else 'training'}", flush=True)
 
     L.seed_everything(spec.seed, workers=True, verbose=False)
-    module, datamodule = spec.experiment.build(cfg, spec.seed)
+    module, datamodule = spec.experiment.build(spec.config, spec.seed)
     loggers = [CSVLogger(str(spec.dir), name="csv", version="")]
     mode = _wandb_mode(launch.wandb)
     if mode:
-        loggers.append(_wandb_logger(spec, mode, {**config, "seed": spec.seed, "profile": spec.profile,
-                                                  "variant": spec.variant, "experiment": spec.experiment.name}))
-    devices: Any = int(launch.devices) if launch.devices.isdigit() else launch.devices
-    try:
-        trainer = L.Trainer(
-            max_epochs=cfg.train.max_epochs, accelerator=launch.accelerator, devices=devices,
-            strategy=launch.strategy, num_nodes=launch.num_nodes, precision=launch.precision,
-            logger=loggers, callbacks=[LastCheckpoint(spec.dir / "checkpoints" / "last.ckpt"), RngState()],
-            plugins=[AtomicCheckpointIO()],
-            default_root_dir=str(spec.dir), num_sanity_val_steps=0, use_distributed_sampler=False,
-            enable_model_summary=False, log_every_n_steps=cfg.train.log_every_n_steps,
+        loggers.append(
+            _wandb_logger(
+                spec,
+                mode,
+                {
+                    **config_to_dict(spec.config),
+                    "seed": spec.seed,
+                    "profile": spec.profile,
+                    "variant": spec.variant,
+                    "experiment": spec.experiment.name,
+                },
+            )
         )
-    except (MisconfigurationException, ValueError, RuntimeError) as e:  # e.g. --accelerator gpu without a GPU
-        raise ReproError(f"bad trainer option: {str(e).splitlines()[0]}") from None
-    commit, dirty = git_commit()
+    trainer = _trainer(spec, launch, loggers)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if resuming else None)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
     trainer.test(module, datamodule=datamodule, verbose=False)
     if not trainer.is_global_zero:
         return None
-    record = {
-        "experiment": spec.experiment.name, "profile": spec.profile, "variant": spec.variant, "seed": spec.seed,
-        "metrics": module.summary(),
-        "history": module.history,
-        "config": config,
-        "sets": spec.sets,
-        "provenance": {
-            "commit": commit, "dirty": dirty, "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "hardware": hardware(trainer), "precision": str(trainer.precision), "devices": trainer.world_size,
-            "steps": trainer.global_step, "resumed": resuming, "last_session_seconds": round(time.perf_counter() - start, 2),
-            "params": sum(p.numel() for p in module.parameters()),
-            "data": datamodule.data_info(),
-            "versions": {"python": platform.python_version(), "torch": torch.__version__, "lightning": L.__version__},
-        },
-    }
-    for logger in loggers:
-        if logger.__class__.__name__ == "WandbLogger":  # config += provenance; summary = final metrics
-            prov = record["provenance"]
-            logger.experiment.config.update({"provenance": {k: prov[k] for k in ("commit", "dirty", "hardware", "data", "params")}},
-                                            allow_val_change=True)
-            logger.experiment.summary.update({**record["metrics"], "params": prov["params"]})
-            logger.experiment.finish()
+    record = _record(spec, module, datamodule, trainer, ckpt is not None, time.perf_counter() - start)
+    _finish_wandb(loggers, record)
     write_atomic(spec.dir / "record.json", json.dumps(record, indent=1))
     m = record["metrics"]
     print(f"{index}{spec.label}: done " + ", ".join(f"{k}={v:.4g}" for k, v in m.items() if isinstance(v, float)))
@@ -340,8 +430,22 @@ def run_one(spec: RunSpec, launch: Launch, index: str = "") -> dict | None:
 
 # ----------------------------------------------------------------------------- many runs
 def _child_command(spec: RunSpec, launch: Launch) -> list[str]:
-    cmd = [sys.executable, "-m", "experiments", "run", spec.experiment.name, "--profile", spec.profile,
-           "--variant", spec.variant, "--seed", str(spec.seed), "--jobs", "1", *launch.cli_args()]
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments",
+        "run",
+        spec.experiment.name,
+        "--profile",
+        spec.profile,
+        "--variant",
+        spec.variant,
+        "--seed",
+        str(spec.seed),
+        "--jobs",
+        "1",
+        *launch.cli_args(),
+    ]
     for k, v in spec.sets.items():
         cmd += ["--set", f"{k}={v}"]
     return cmd
@@ -396,7 +500,9 @@ def _run_children(pending: list[RunSpec], launch: Launch) -> None:
             spec.dir.mkdir(parents=True, exist_ok=True)
             log = open(spec.dir / "run.log", "a")
             out = log if jobs > 1 else None
-            proc = subprocess.Popen(_child_command(spec, launch), env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+            proc = subprocess.Popen(
+                _child_command(spec, launch), env=env, stdout=out, stderr=subprocess.STDOUT if out else None
+            )
             running.append((proc, spec, log))
             print(f"started {spec.label}" + (f" (log: {spec.dir / 'run.log'})" if out else ""), flush=True)
         time.sleep(0.2)
@@ -410,7 +516,10 @@ def _run_children(pending: list[RunSpec], launch: Launch) -> None:
             ok = proc.returncode == 0 and read_record(spec.dir) is not None
             if not ok:
                 failed.append(spec)
-            print(f"[{done}/{len(pending)}] {spec.label}: {'done' if ok else f'FAILED (exit {proc.returncode})'}", flush=True)
+            print(
+                f"[{done}/{len(pending)}] {spec.label}: {'done' if ok else f'FAILED (exit {proc.returncode})'}",
+                flush=True,
+            )
     if failed:
         raise RuntimeError(f"{len(failed)} run(s) failed: " + ", ".join(s.label for s in failed))
 

@@ -93,20 +93,21 @@ class Experiment:
     tables: tuple[Table, ...] = ()
     references: tuple[Reference, ...] = ()
     metrics: Mapping[str, str] = field(default_factory=dict)  # metric -> column header
-    plot: Callable[[Any, Any], None] | None = None  # (RunRecords, path) -> writes a PNG
+    # (experiment, records by variant, png path, profile) -> writes the plot; None: report.default_plot
+    plot: Callable[[Any, dict, Any, str], None] | None = None
     default_profile: str = "quick"
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
             if v.name == name:
                 return v
-        raise ReproError(_unknown("variant", name, [v.name for v in self.variants], f"of {self.name}"))
+        raise ReproError(unknown_name("variant", name, [v.name for v in self.variants], f"of {self.name}"))
 
     def profile(self, name: str) -> Profile:
         for p in self.profiles:
             if p.name == name:
                 return p
-        raise ReproError(_unknown("profile", name, [p.name for p in self.profiles], f"of {self.name}"))
+        raise ReproError(unknown_name("profile", name, [p.name for p in self.profiles], f"of {self.name}"))
 
     def variant_names(self, profile: str) -> list[str]:
         chosen = self.profile(profile).variants
@@ -131,7 +132,8 @@ class Results:
         return self.values.get(variant, {}).get(metric, {})
 
 
-def _unknown(kind: str, name: str, choices: list[str], where: str = "") -> str:
+def unknown_name(kind: str, name: str, choices: list[str], where: str = "") -> str:
+    """'unknown variant 'flipp' of augmentation (did you mean 'flip'?)': the one-line error for a bad name."""
     close = difflib.get_close_matches(name, choices, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else f" (choose from: {', '.join(choices)})"
     return f"unknown {kind} {name!r}{' ' + where if where else ''}{hint}"
@@ -173,11 +175,11 @@ def apply_overrides(cfg: Any, overrides: Mapping[str, Any], from_text: bool = Fa
         for part in path:
             child = getattr(node, part, None) if dataclasses.is_dataclass(node) else None
             if child is None or not dataclasses.is_dataclass(child):
-                raise ReproError(_unknown("config key", key, flat_keys(cfg)))
+                raise ReproError(unknown_name("config key", key, flat_keys(cfg)))
             node = child
         fields = {f.name: f for f in dataclasses.fields(node)}
         if leaf not in fields or dataclasses.is_dataclass(getattr(node, leaf)):
-            raise ReproError(_unknown("config key", key, flat_keys(cfg)))
+            raise ReproError(unknown_name("config key", key, flat_keys(cfg)))
         hint = typing.get_type_hints(type(node))[leaf]
         try:
             checked = _parse(value, hint) if from_text else _check(value, hint)

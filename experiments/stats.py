@@ -51,21 +51,29 @@ def positive(diffs: list[float]) -> bool | None:
     return True if all(d > 0 for d in diffs) else False if all(d < 0 for d in diffs) else None
 
 
-def expect_positive(diffs: list[float], seeds: list[int], what: str, scale: float = 100.0, unit: str = " pts") -> Verdict:
+def expect_positive(
+    diffs: list[float], seeds: list[int], what: str, scale: float = 100.0, unit: str = " pts"
+) -> Verdict:
     """The claim says the difference is positive."""
     if not diffs:
         return Verdict("inconclusive", f"no paired runs for {what}")
     evidence = positive(diffs)
     status = {True: "supported", False: "contradicted", None: "inconclusive"}[evidence]
-    test = "95% CI" if len(diffs) >= 3 else f"sign over {len(diffs)} seed{'s' * (len(diffs) > 1)} (few seeds: a weak test)"
+    test = (
+        "95% CI" if len(diffs) >= 3 else f"sign over {len(diffs)} seed{'s' * (len(diffs) > 1)} (few seeds: a weak test)"
+    )
     return Verdict(status, f"{what}: {describe(diffs, seeds, scale, unit)}; decided by {test}")
 
 
-def expect_not_positive(diffs: list[float], seeds: list[int], what: str, scale: float = 100.0, unit: str = " pts") -> Verdict:
+def expect_not_positive(
+    diffs: list[float], seeds: list[int], what: str, scale: float = 100.0, unit: str = " pts"
+) -> Verdict:
     """The claim says the difference is not positive (no gain): contradicted only by evidence of a gain."""
     if not diffs:
         return Verdict("inconclusive", f"no paired runs for {what}")
     evidence = positive(diffs)
     status = {True: "contradicted", False: "supported", None: "inconclusive"}[evidence]
-    test = "95% CI" if len(diffs) >= 3 else f"sign over {len(diffs)} seed{'s' * (len(diffs) > 1)} (few seeds: a weak test)"
+    test = (
+        "95% CI" if len(diffs) >= 3 else f"sign over {len(diffs)} seed{'s' * (len(diffs) > 1)} (few seeds: a weak test)"
+    )
     return Verdict(status, f"{what}: {describe(diffs, seeds, scale, unit)}; decided by {test}")

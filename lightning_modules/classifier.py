@@ -24,10 +24,17 @@ class ImageClassifier(L.LightningModule):
     def __init__(self, net: nn.Module, optim: OptimConfig, num_classes: int):
         super().__init__()
         self.net, self.optim = net, optim
-        self.metrics = nn.ModuleDict({
-            f"{split}_{kind}": (MeanMetric() if kind == "loss" else MulticlassAccuracy(num_classes, average="micro"))
-            for split in ("train", "val", "test", "train_eval") for kind in ("loss", "acc")
-        })
+        self.metrics = nn.ModuleDict(
+            {
+                f"{split}_{kind}": (
+                    MeanMetric()
+                    if kind == "loss"
+                    else MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+                )
+                for split in ("train", "val", "test", "train_eval")
+                for kind in ("loss", "acc")
+            }
+        )
         self.history: list[dict[str, float]] = []  # one row per epoch; saved in checkpoints
         self.final: dict[str, float] = {}  # test-time metrics
         self.train_seconds = 0.0  # accumulated over resumes
@@ -74,8 +81,12 @@ class ImageClassifier(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # Runs after this epoch's validation: one complete history row, then the checkpoint.
-        row = {"epoch": self.current_epoch + 1, **self._compute("train"), **self._val,
-               "lr": self.trainer.optimizers[0].param_groups[0]["lr"]}
+        row = {
+            "epoch": self.current_epoch + 1,
+            **self._compute("train"),
+            **self._val,
+            "lr": self.trainer.optimizers[0].param_groups[0]["lr"],
+        }
         self.train_seconds += time.perf_counter() - self._epoch_start
         row["seconds"] = self.train_seconds
         self.history.append(row)

@@ -41,7 +41,8 @@ def lr_factor(cfg: OptimConfig, step: int, total: int) -> float:
 
 def sgd_with_schedule(params, cfg: OptimConfig, total_steps: int):
     """Lightning's configure_optimizers answer: SGD plus a per-step LambdaLR."""
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                          weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(cfg, step, total_steps))
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

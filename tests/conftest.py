@@ -91,5 +91,11 @@ def data_env(tiny_data_dir, session_cache, tmp_path, monkeypatch) -> dict[str, s
 
 def repro(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300):
     """Run the CLI in a subprocess, as a user would."""
-    return subprocess.run([sys.executable, "-m", "experiments", *args], env={**os.environ, **(env or {})},
-                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "experiments", *args],
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

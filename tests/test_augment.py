@@ -38,8 +38,12 @@ def test_translate_is_a_window_of_the_zero_padded_image():
     padded = F.pad(x, (pad,) * 4)
     shifts = set()
     for i in range(len(x)):
-        windows = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
-                   if torch.equal(padded[i, :, dy:dy + 8, dx:dx + 8], out[i])]
+        windows = [
+            (dy, dx)
+            for dy in range(2 * pad + 1)
+            for dx in range(2 * pad + 1)
+            if torch.equal(padded[i, :, dy : dy + 8, dx : dx + 8], out[i])
+        ]
         assert windows, f"image {i} is not a crop of its padded original"
         shifts.add(windows[0])
     assert len(shifts) > 5  # crops really vary across the batch
@@ -68,8 +72,17 @@ def test_noise_has_the_requested_std_and_stays_in_range():
     assert abs(float((out - x).mean())) < 0.005
 
 
-@pytest.mark.parametrize("names", [("flip",), ("translate",), ("flip", "translate"), ("rotate",), ("noise",),
-                                   ("flip", "translate", "rotate", "noise")])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("flip",),
+        ("translate",),
+        ("flip", "translate"),
+        ("rotate",),
+        ("noise",),
+        ("flip", "translate", "rotate", "noise"),
+    ],
+)
 def test_pipeline_is_deterministic_under_a_seed(names):
     x = batch()
     a = aug.augment(x, names, gen(7))
@@ -131,8 +144,10 @@ def test_split_is_fixed_and_disjoint(tiny_data_dir, session_cache, monkeypatch):
 def test_batches_shard_by_rank_and_replay_by_epoch():
     x, y = torch.arange(103).view(-1, 1, 1, 1), torch.arange(103)
     epoch = {"e": 0}
-    make = lambda rank, world, shuffle: ResidentBatches(x, y, 10, shuffle=shuffle, seed=5, epoch_fn=lambda: epoch["e"],  # noqa: E731
-                                                        rank=rank, world=world)
+
+    def make(rank, world, shuffle):
+        return ResidentBatches(x, y, 10, shuffle=shuffle, seed=5, epoch_fn=lambda: epoch["e"], rank=rank, world=world)
+
     # evaluation: every example exactly once across ranks
     seen = torch.cat([b[1] for r in range(2) for b in make(r, 2, False)])
     assert sorted(seen.tolist()) == list(range(103))

@@ -13,7 +13,7 @@ import torch
 from datamodules import catalog
 from datamodules.catalog import load_cifar10, load_mnist
 from experiments.spec import ReproError
-from tests.conftest import REAL_DATA, make_cifar_archive, make_mnist
+from tests.conftest import REAL_DATA, make_mnist
 
 
 @pytest.fixture
@@ -93,6 +93,7 @@ def test_archive_not_matching_its_checksum_is_refused(dirs, tiny_data_dir):
 def test_corrupt_jpeg_inside_an_archive(dirs):
     data, _ = dirs
     import io
+
     with tarfile.open(data / "cifar10-jpeg.tar.gz", "w:gz") as tar:
         for split in ("train", "test"):
             for c in catalog.CIFAR10_CLASSES:

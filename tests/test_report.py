@@ -38,28 +38,52 @@ def test_few_seeds_fall_back_to_the_sign_and_one_seed_decides_nothing():
 
 def _record(variant, seed, test_error, dataset="CIFAR-10 (JPEG q75 mirror)"):
     return {
-        "experiment": "augmentation", "profile": "quick", "variant": variant, "seed": seed,
-        "metrics": {"test_error": test_error, "best_val_error": test_error + 0.01, "train_error": 0.1,
-                    "gap": test_error - 0.1, "epochs": 3.0, "wall_time": 12.0},
+        "experiment": "augmentation",
+        "profile": "quick",
+        "variant": variant,
+        "seed": seed,
+        "metrics": {
+            "test_error": test_error,
+            "best_val_error": test_error + 0.01,
+            "train_error": 0.1,
+            "gap": test_error - 0.1,
+            "epochs": 3.0,
+            "wall_time": 12.0,
+        },
         "history": [{"epoch": e + 1, "val_error": 0.5 - 0.1 * e} for e in range(3)],
-        "config": {}, "sets": {},
-        "provenance": {"commit": "abcdef1234567", "dirty": False, "finished": "2026-11-26T10:00:00+00:00",
-                       "hardware": "CPU Test (2 threads)", "precision": "32-true", "devices": 1, "resumed": False,
-                       "params": 75290, "data": {"name": dataset, "fingerprint": "f00d", "source": "x"},
-                       "versions": {"torch": "2.x"}},
+        "config": {},
+        "sets": {},
+        "provenance": {
+            "commit": "abcdef1234567",
+            "dirty": False,
+            "finished": "2026-11-26T10:00:00+00:00",
+            "hardware": "CPU Test (2 threads)",
+            "precision": "32-true",
+            "devices": 1,
+            "resumed": False,
+            "params": 75290,
+            "data": {"name": dataset, "fingerprint": "f00d", "source": "x"},
+            "versions": {"torch": "2.x"},
+        },
     }
 
 
 def test_report_is_rebuilt_from_records(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs"))
-    errors = {"none": [0.40, 0.42, 0.44], "flip+translate": [0.30, 0.33, 0.33],
-              "mnist-none": [0.020, 0.021, 0.019], "mnist-flip": [0.025, 0.026, 0.027], "flip": [0.35, 0.36, 0.37]}
+    errors = {
+        "none": [0.40, 0.42, 0.44],
+        "flip+translate": [0.30, 0.33, 0.33],
+        "mnist-none": [0.020, 0.021, 0.019],
+        "mnist-flip": [0.025, 0.026, 0.027],
+        "flip": [0.35, 0.36, 0.37],
+    }
     for variant, errs in errors.items():
         for seed, e in enumerate(errs):
             d = tmp_path / "runs" / "augmentation" / "quick" / variant / f"seed{seed}"
             d.mkdir(parents=True)
-            (d / "record.json").write_text(json.dumps(_record(variant, seed, e, "MNIST" if "mnist" in variant else
-                                                              "CIFAR-10 (JPEG q75 mirror)")))
+            (d / "record.json").write_text(
+                json.dumps(_record(variant, seed, e, "MNIST" if "mnist" in variant else "CIFAR-10 (JPEG q75 mirror)"))
+            )
     out = tmp_path / "results"
     md = write_report(get("augmentation"), None, out)
     text = md.read_text()
@@ -67,7 +91,15 @@ def test_report_is_rebuilt_from_records(tmp_path, monkeypatch):
     assert "| `none` | 3 | 42.00 ± 2.00 |" in text
     assert "| `flip+translate` | 3 | 32.00 ± 1.73 |" in text
     # provenance: profile, hardware, data sets, seeds, date, commit
-    for needle in ("`quick`", "CPU Test (2 threads)", "CIFAR-10 (JPEG q75 mirror)", "MNIST", "0, 1, 2", "2026-11-26", "abcdef1234"):
+    for needle in (
+        "`quick`",
+        "CPU Test (2 threads)",
+        "CIFAR-10 (JPEG q75 mirror)",
+        "MNIST",
+        "0, 1, 2",
+        "2026-11-26",
+        "abcdef1234",
+    ):
         assert needle in text
     # published figures beside the measured ones
     assert "13.63" in text and "8.75" in text

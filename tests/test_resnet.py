@@ -56,7 +56,9 @@ def test_zero_initialised_residual_blocks_pass_their_input_through_exactly():
     h = net.stem(torch.randn(4, 3, 32, 32))  # post-ReLU: non-negative, so the block's final ReLU is the identity
     for b in net.blocks:
         out = b(h)
-        assert torch.equal(out, b.shortcut(h))  # F(x) = 0 exactly: x passes unchanged (subsampled/padded at stage starts)
+        assert torch.equal(
+            out, b.shortcut(h)
+        )  # F(x) = 0 exactly: x passes unchanged (subsampled/padded at stage starts)
         h = out
     plain = ResNetCifar(ResNetConfig(depth=20, zero_init_residual=True, residual=False)).eval()
     assert not plain.blocks(plain.stem(torch.randn(4, 3, 32, 32))).any()  # without shortcuts nothing gets through

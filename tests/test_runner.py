@@ -35,7 +35,11 @@ def test_run_writes_a_complete_record_and_skips_it_next_time(data_env, capsys):
     assert m["gap"] == pytest.approx(rec["history"][-1]["val_error"] - m["train_error"])
     assert rec["provenance"]["params"] == 19_218  # ResNet-8 of width 8
     assert rec["provenance"]["steps"] == 2 * 4  # 256 images / batch 64, 2 epochs
-    assert rec["config"]["model"]["depth"] == 8 and (d / "config.yaml").is_file() and (d / "checkpoints" / "last.ckpt").is_file()
+    assert (
+        rec["config"]["model"]["depth"] == 8
+        and (d / "config.yaml").is_file()
+        and (d / "checkpoints" / "last.ckpt").is_file()
+    )
     assert Path(data_env["REPRO_RESULTS_DIR"], "augmentation.md").is_file()
     assert Path(data_env["REPRO_RESULTS_DIR"], "README.md").is_file()
     stamp = (d / "record.json").stat().st_mtime_ns
@@ -50,21 +54,41 @@ def test_run_writes_a_complete_record_and_skips_it_next_time(data_env, capsys):
 
 def _metrics_without_time(rec):
     drop = {"wall_time", "seconds"}
-    return ({k: v for k, v in rec["metrics"].items() if k not in drop},
-            [{k: v for k, v in row.items() if k not in drop} for row in rec["history"]])
+    return (
+        {k: v for k, v in rec["metrics"].items() if k not in drop},
+        [{k: v for k, v in row.items() if k not in drop} for row in rec["history"]],
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_a_run_stopped_mid_way_resumes_and_equals_an_uninterrupted_run(sig, data_env, tmp_path):
-    args = ["run", "augmentation", *SMOKE, "--variant", "flip+translate", "--wandb", "off", "--no-report",
-            "--set", "train.max_epochs=5", "--set", "data.batch_size=16"]
+    args = [
+        "run",
+        "augmentation",
+        *SMOKE,
+        "--variant",
+        "flip+translate",
+        "--wandb",
+        "off",
+        "--no-report",
+        "--set",
+        "train.max_epochs=5",
+        "--set",
+        "data.batch_size=16",
+    ]
     whole = repro(*args, env={**data_env, "REPRO_RUNS_DIR": str(tmp_path / "whole")})
     assert whole.returncode == 0, whole.stderr[-2000:]
-    reference = json.loads(run_dir({"REPRO_RUNS_DIR": str(tmp_path / "whole")}, "flip+translate").joinpath("record.json").read_text())
+    reference = json.loads(
+        run_dir({"REPRO_RUNS_DIR": str(tmp_path / "whole")}, "flip+translate").joinpath("record.json").read_text()
+    )
 
     d = run_dir(data_env, "flip+translate")
-    proc = subprocess.Popen([sys.executable, "-m", "experiments", *args], env={**os.environ, **data_env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments", *args],
+        env={**os.environ, **data_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ckpt = d / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
@@ -83,13 +107,16 @@ def test_a_run_stopped_mid_way_resumes_and_equals_an_uninterrupted_run(sig, data
 
 
 def test_wandb_offline_run_reads_back_with_leet(data_env):
-    result = repro("run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "offline", "--no-report", env=data_env)
+    result = repro(
+        "run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "offline", "--no-report", env=data_env
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     d = run_dir(data_env)
     runs = list((d / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
-    leet = subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(runs[0])], capture_output=True,
-                          text=True, timeout=120)
+    leet = subprocess.run(
+        ["wandb", "leet", "inspect", "--summary", "--json", str(runs[0])], capture_output=True, text=True, timeout=120
+    )
     assert leet.returncode == 0, leet.stderr
     summary = json.loads(leet.stdout)
     record = json.loads((d / "record.json").read_text())
@@ -99,15 +126,32 @@ def test_wandb_offline_run_reads_back_with_leet(data_env):
     assert summary["config"]["provenance"]["commit"] == record["provenance"]["commit"]
     for k in ("test_error", "best_val_error", "train_error"):
         assert summary["summary"][k] == pytest.approx(record["metrics"][k])
-    records = subprocess.run(["wandb", "leet", "inspect", "--json", str(runs[0])], capture_output=True, text=True,
-                             timeout=120).stdout.splitlines()
+    records = subprocess.run(
+        ["wandb", "leet", "inspect", "--json", str(runs[0])], capture_output=True, text=True, timeout=120
+    ).stdout.splitlines()
     run_rec = next(json.loads(line) for line in records if '"type": "run"' in line or '"type":"run"' in line)
     assert run_rec["run"]["run_group"] == "augmentation/smoke" and run_rec["run"]["job_type"] == "none"
 
 
 def test_ddp_on_two_cpu_processes_shards_batches_and_syncs_metrics(data_env):
-    result = repro("run", "augmentation", *SMOKE, "--variant", "none", "--accelerator", "cpu", "--devices", "2",
-                   "--strategy", "ddp", "--wandb", "offline", "--no-report", env=data_env, timeout=400)
+    result = repro(
+        "run",
+        "augmentation",
+        *SMOKE,
+        "--variant",
+        "none",
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--wandb",
+        "offline",
+        "--no-report",
+        env=data_env,
+        timeout=400,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     root = Path(data_env["REPRO_RUNS_DIR"])
     assert len(list(root.rglob("record.json"))) == 1
@@ -131,20 +175,23 @@ def test_ddp_on_two_cpu_processes_shards_batches_and_syncs_metrics(data_env):
             assert record["metrics"][key] * len(y) == pytest.approx(wrong, abs=1e-6), key
 
 
-@pytest.mark.parametrize("args,message", [
-    (["run", "nope"], "unknown experiment 'nope'"),
-    (["run", "augmentation", "--set", "data.batchsize=3"], "did you mean 'data.batch_size'"),
-    (["run", "augmentation", "--set", "optim.lr"], "--set expects KEY=VALUE"),
-    (["run", "augmentation", "--variant", "flipp"], "unknown variant 'flipp'"),
-    (["run", "augmentation", "--profile", "huge"], "unknown profile 'huge'"),
-    (["run", "augmentation", "--seed", "-1"], "seeds must be >= 0"),
-    (["run", "augmentation", "--jobs", "0"], "--jobs and --num-nodes must be >= 1"),
-    (["run", "augmentation", "--wandb", "maybe"], "invalid choice"),
-    (["show", "augmentation", "--variant", "x"], "unknown variant"),
-    (["report"], "report needs an experiment name or --all"),
-    (["report", "augmentation"], "no finished runs of augmentation"),
-    (["frobnicate"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["run", "nope"], "unknown experiment 'nope'"),
+        (["run", "augmentation", "--set", "data.batchsize=3"], "did you mean 'data.batch_size'"),
+        (["run", "augmentation", "--set", "optim.lr"], "--set expects KEY=VALUE"),
+        (["run", "augmentation", "--variant", "flipp"], "unknown variant 'flipp'"),
+        (["run", "augmentation", "--profile", "huge"], "unknown profile 'huge'"),
+        (["run", "augmentation", "--seed", "-1"], "seeds must be >= 0"),
+        (["run", "augmentation", "--jobs", "0"], "--jobs and --num-nodes must be >= 1"),
+        (["run", "augmentation", "--wandb", "maybe"], "invalid choice"),
+        (["show", "augmentation", "--variant", "x"], "unknown variant"),
+        (["report"], "report needs an experiment name or --all"),
+        (["report", "augmentation"], "no finished runs of augmentation"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(args, message, data_env, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -159,8 +206,13 @@ def test_a_gpu_asked_for_on_a_cpu_machine_is_a_one_line_error(data_env, capsys):
 
 
 def test_missing_and_corrupt_data_through_the_cli(tmp_path, tiny_data_dir):
-    env = {"REPRO_DATA_DIR": str(tmp_path / "empty"), "REPRO_CACHE_DIR": str(tmp_path / "cache"),
-           "REPRO_RUNS_DIR": str(tmp_path / "runs"), "REPRO_RESULTS_DIR": str(tmp_path / "results"), "REPRO_OFFLINE": "1"}
+    env = {
+        "REPRO_DATA_DIR": str(tmp_path / "empty"),
+        "REPRO_CACHE_DIR": str(tmp_path / "cache"),
+        "REPRO_RUNS_DIR": str(tmp_path / "runs"),
+        "REPRO_RESULTS_DIR": str(tmp_path / "results"),
+        "REPRO_OFFLINE": "1",
+    }
     (tmp_path / "empty").mkdir()
     missing = repro("run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "off", env=env)
     assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0, missing.stderr

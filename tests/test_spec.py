@@ -15,7 +15,9 @@ def test_registry_lists_augmentation_with_its_profiles_and_claims():
     exp = exps["augmentation"]
     assert {p.name for p in exp.profiles} == {"smoke", "quick", "full"}
     assert exp.slides == "6" and len(exp.claims) >= 3
-    assert {"none", "flip", "translate", "flip+translate", "noise", "mnist-none", "mnist-flip"} <= {v.name for v in exp.variants}
+    assert {"none", "flip", "translate", "flip+translate", "noise", "mnist-none", "mnist-flip"} <= {
+        v.name for v in exp.variants
+    }
     # every profile's variant list names real variants
     for p in exp.profiles:
         assert set(exp.variant_names(p.name)) <= {v.name for v in exp.variants}
@@ -28,8 +30,17 @@ def test_unknown_experiment_suggests_the_close_name():
 
 def test_text_overrides_are_parsed_to_the_field_type():
     cfg = ImageRunConfig()
-    apply_overrides(cfg, {"optim.lr": "0.05", "data.batch_size": "64", "model.residual": "false",
-                          "data.augment": "flip, translate", "optim.milestones": "0.3,0.6"}, from_text=True)
+    apply_overrides(
+        cfg,
+        {
+            "optim.lr": "0.05",
+            "data.batch_size": "64",
+            "model.residual": "false",
+            "data.augment": "flip, translate",
+            "optim.milestones": "0.3,0.6",
+        },
+        from_text=True,
+    )
     assert cfg.optim.lr == 0.05 and isinstance(cfg.optim.lr, float)
     assert cfg.data.batch_size == 64 and isinstance(cfg.data.batch_size, int)
     assert cfg.model.residual is False
@@ -39,19 +50,22 @@ def test_text_overrides_are_parsed_to_the_field_type():
     assert cfg.data.augment == ()
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("data.batchsize", "3", "unknown config key 'data.batchsize' (did you mean 'data.batch_size'?)"),
-    ("nosuch.key", "3", "unknown config key 'nosuch.key'"),
-    ("data", "3", "unknown config key 'data'"),
-    ("data.batch_size", "abc", "bad value for data.batch_size: 'abc' (expected an integer)"),
-    ("data.batch_size", "2.5", "expected an integer"),
-    ("model.residual", "maybe", "expected true or false"),
-    ("model.depth", "21", "depth must be 6n+2"),
-    ("data.augment", "flip,warp", "unknown augmentation 'warp'"),
-    ("data.dataset", "imagenet", "dataset must be one of"),
-    ("optim.schedule", "linear", "schedule must be"),
-    ("train.max_epochs", "0", "max_epochs must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("data.batchsize", "3", "unknown config key 'data.batchsize' (did you mean 'data.batch_size'?)"),
+        ("nosuch.key", "3", "unknown config key 'nosuch.key'"),
+        ("data", "3", "unknown config key 'data'"),
+        ("data.batch_size", "abc", "bad value for data.batch_size: 'abc' (expected an integer)"),
+        ("data.batch_size", "2.5", "expected an integer"),
+        ("model.residual", "maybe", "expected true or false"),
+        ("model.depth", "21", "depth must be 6n+2"),
+        ("data.augment", "flip,warp", "unknown augmentation 'warp'"),
+        ("data.dataset", "imagenet", "dataset must be one of"),
+        ("optim.schedule", "linear", "schedule must be"),
+        ("train.max_epochs", "0", "max_epochs must be >= 1"),
+    ],
+)
 def test_bad_overrides_are_one_line_errors(key, value, message):
     with pytest.raises(ReproError) as e:
         apply_overrides(ImageRunConfig(), {key: value}, from_text=True)
