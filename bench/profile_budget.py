@@ -64,7 +64,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("name")
     p.add_argument("--profile", default="quick")
-    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--jobs", default="auto")
     p.add_argument(
         "--keep-cache", action="store_true", help="reuse REPRO_CACHE_DIR (default: a fresh cache, so decoding counts)"
     )

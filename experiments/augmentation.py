@@ -52,16 +52,17 @@ PROFILES = (
     Profile(
         "quick",
         "ResNet-8 trained 50 epochs on a fixed 1,000-image subset (little data, long training: the "
-        "regime where a network overfits, which augmentation is meant to fix), cosine LR, 1,000 val "
+        "regime where a network overfits, which augmentation is meant to fix), cosine LR, 500 val "
         "images, full test set",
         seeds=2,
         overrides={
             "model.depth": 8,
             "data.train_size": 1000,
-            "data.val_size": 1000,
+            "data.val_size": 500,
             "data.test_size": 0,
             "data.train_eval_size": 1000,
             "data.batch_size": 64,
+            "data.eval_batch_size": 250,
             "train.max_epochs": 50,
             "optim.schedule": "cosine",
             "optim.lr": 0.05,
@@ -70,6 +71,7 @@ PROFILES = (
             "train.log_every_n_steps": 10,
         },
         variants=("none", "flip", "translate", "flip+translate", "noise", "mnist-none", "mnist-flip"),
+        cpu_jobs=2,
     ),
     Profile(
         "full",

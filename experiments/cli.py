@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from experiments.runner import RunsFailed
 from experiments.spec import ReproError
 
 
@@ -49,7 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=["auto", "online", "offline", "off"],
         help="auto: online with an API key, else offline",
     )
-    run.add_argument("--jobs", type=int, default=1, help="runs at once, as separate processes")
+    run.add_argument(
+        "--jobs",
+        default="auto",
+        help="runs at once, as separate processes (auto: one per GPU; without GPUs the profile's choice, "
+        "e.g. 2 for quick)",
+    )
     run.add_argument("--no-report", action="store_true", help="do not rebuild results/<name>.md afterwards")
 
     rep = sub.add_parser("report", help="rebuild results/<name>.md, .png and .csv from the run records")
@@ -96,20 +102,23 @@ def cmd_list() -> int:
 def cmd_run(args) -> int:
     from experiments import get, registry
     from experiments.report import write_index, write_report
-    from experiments.runner import Launch, is_rank_zero, plan, run_all
+    from experiments.runner import Launch, auto_jobs, is_rank_zero, plan, run_all
 
     exp = get(args.name)
     profile = args.profile or exp.default_profile
     exp.profile(profile)
-    if args.jobs < 1 or args.num_nodes < 1:
-        raise ReproError("--jobs and --num-nodes must be >= 1")
+    if args.num_nodes < 1:
+        raise ReproError("--num-nodes must be >= 1")
+    if args.jobs != "auto" and (not args.jobs.isdigit() or int(args.jobs) < 1):
+        raise ReproError(f"--jobs must be auto or a number >= 1, got {args.jobs!r}")
     if args.seeds is not None and args.seeds < 1:
         raise ReproError("--seeds must be >= 1")
     seeds = list(range(args.seeds)) if args.seeds is not None else args.seed
     specs = plan(exp, profile, args.variant, seeds, _parse_sets(args.sets))
-    launch = Launch(
-        args.accelerator, str(args.devices), args.strategy, args.num_nodes, args.precision, args.wandb, args.jobs
-    )
+    devices = str(args.devices)
+    auto = args.jobs == "auto"
+    jobs = auto_jobs(exp.profile(profile), args.accelerator, devices, args.num_nodes) if auto else int(args.jobs)
+    launch = Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision, args.wandb, jobs)
     run_all(specs, launch)
     if is_rank_zero() and not args.no_report:
         md = write_report(exp, profile)
@@ -163,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     except ReproError as e:
         print(f"repro: error: {e}", file=sys.stderr)
         return 2
+    except RunsFailed as e:
+        print(f"repro: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("repro: interrupted; the same command resumes from the last checkpoint", file=sys.stderr)
         return 130

@@ -31,9 +31,13 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, Checkpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from experiments.spec import Experiment, ReproError, config_to_dict
+from experiments.spec import Experiment, Profile, ReproError, config_to_dict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class RunsFailed(Exception):
+    """Some runs crashed (not a user error): the CLI reports them on one line and exits with code 1."""
 
 
 # ----------------------------------------------------------------------------- plans
@@ -69,6 +73,16 @@ class Launch:
         devices = self.devices.strip()
         many = (devices.isdigit() and int(devices) > 1) or "," in devices or devices == "-1"
         return many or self.num_nodes > 1
+
+
+def auto_jobs(profile: Profile, accelerator: str, devices: str, num_nodes: int) -> int:
+    """How many runs to train at once by default: one when each run spans several devices or nodes; one
+    per GPU; on a CPU-only machine the profile's ``cpu_jobs`` (at most one per core)."""
+    if Launch(accelerator, devices, num_nodes=num_nodes).multi_process:
+        return 1
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return max(1, min(profile.cpu_jobs, os.cpu_count() or 1))
 
 
 @dataclass
@@ -461,7 +475,7 @@ def run_all(specs: list[RunSpec], launch: Launch) -> list[dict]:
     print(f"{len(specs)} runs: {len(specs) - len(pending)} finished, {len(pending)} to run")
     _prepare_data(pending)
     externally_launched = "LOCAL_RANK" in os.environ or "SLURM_PROCID" in os.environ
-    as_children = launch.jobs > 1 or (launch.multi_process and len(pending) > 1 and not externally_launched)
+    as_children = len(pending) > 1 and (launch.jobs > 1 or (launch.multi_process and not externally_launched))
     if not as_children:
         for i, spec in enumerate(pending):
             run_one(spec, launch, index=f"[{i + 1}/{len(pending)}] ")
@@ -521,7 +535,9 @@ def _run_children(pending: list[RunSpec], launch: Launch) -> None:
                 flush=True,
             )
     if failed:
-        raise RuntimeError(f"{len(failed)} run(s) failed: " + ", ".join(s.label for s in failed))
+        raise RunsFailed(
+            f"{len(failed)} run(s) failed: " + ", ".join(f"{s.label} (log: {s.dir / 'run.log'})" for s in failed)
+        )
 
 
 def _gpu_count() -> int:

@@ -184,7 +184,8 @@ def test_ddp_on_two_cpu_processes_shards_batches_and_syncs_metrics(data_env):
         (["run", "augmentation", "--variant", "flipp"], "unknown variant 'flipp'"),
         (["run", "augmentation", "--profile", "huge"], "unknown profile 'huge'"),
         (["run", "augmentation", "--seed", "-1"], "seeds must be >= 0"),
-        (["run", "augmentation", "--jobs", "0"], "--jobs and --num-nodes must be >= 1"),
+        (["run", "augmentation", "--jobs", "0"], "--jobs must be auto or a number >= 1"),
+        (["run", "augmentation", "--num-nodes", "0"], "--num-nodes must be >= 1"),
         (["run", "augmentation", "--wandb", "maybe"], "invalid choice"),
         (["show", "augmentation", "--variant", "x"], "unknown variant"),
         (["report"], "report needs an experiment name or --all"),
@@ -244,3 +245,29 @@ def test_every_experiment_runs_its_smoke_profile(data_env, capsys):
         assert main(["run", name, "--profile", "smoke", "--wandb", "off", "--no-report"]) == 0
         records = list((Path(data_env["REPRO_RUNS_DIR"]) / name / "smoke").rglob("record.json"))
         assert len(records) == len(exp.variant_names("smoke")) * exp.profile("smoke").seeds
+
+
+@pytest.mark.slow
+def test_a_ddp_run_killed_mid_way_resumes_and_equals_an_uninterrupted_ddp_run(data_env, tmp_path):
+    args = ["run", "augmentation", *SMOKE, "--variant", "flip+translate", "--wandb", "off", "--no-report",
+            "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--set", "train.max_epochs=4",
+            "--set", "data.batch_size=16"]  # fmt: skip
+    whole_dir = tmp_path / "whole"
+    whole = repro(*args, env={**data_env, "REPRO_RUNS_DIR": str(whole_dir)}, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    reference = json.loads(
+        run_dir({"REPRO_RUNS_DIR": str(whole_dir)}, "flip+translate").joinpath("record.json").read_text()
+    )
+    d = run_dir(data_env, "flip+translate")
+    proc = subprocess.Popen([sys.executable, "-m", "experiments", *args], env={**os.environ, **data_env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    ckpt = d / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)  # both ranks
+    proc.wait(timeout=60)
+    assert not (d / "record.json").exists()
+    resumed = repro(*args, env=data_env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _metrics_without_time(json.loads((d / "record.json").read_text())) == _metrics_without_time(reference)
