@@ -112,7 +112,8 @@ def main() -> None:
     )
     print(
         f"  for reference: RSS summed {peak[1] / gb:.2f} GB (counts shared libraries once per process), "
-        f"largest single process {peak[2] / gb:.2f} GB; cache {'reused' if args.keep_cache else 'fresh'}"
+        f"largest single process {peak[2] / gb:.2f} GB; "
+        f"cache: {'REPRO_CACHE_DIR as set' if args.keep_cache else 'a fresh one'}"
     )
 
 

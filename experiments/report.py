@@ -137,7 +137,9 @@ def write_report(exp: Experiment, profile: str | None = None, out_dir: Path | No
     rows = []
     for claim in exp.claims:
         v = claim.check(results)
-        rows.append([claim.slide, claim.statement, f"**{v.status}**", v.statistic])
+        rows.append(
+            [claim.slide, claim.statement, f"**{v.status}**" + (" (weak: few seeds)" if v.weak else ""), v.statistic]
+        )
     lines += [_md_table(["slide", "claim", "verdict", "measured"], rows), ""]
 
     tables = exp.tables or ()
@@ -305,7 +307,7 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
         csv_path, md = out_dir / f"{exp.name}.csv", out_dir / f"{exp.name}.md"
         if csv_path.is_file() and md.is_file():
             results, profile = _results_from_csv(csv_path)
-            verdicts = "; ".join(f"{c.check(results).status}" for c in exp.claims)
+            verdicts = "; ".join(c.check(results).label for c in exp.claims)
             link = f"[{md.name}]({md.name}) ({profile})"
         else:
             verdicts, link = "not run yet", "–"

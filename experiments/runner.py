@@ -220,7 +220,8 @@ def hardware(trainer) -> str:
     except OSError:
         pass
     procs = f"{trainer.world_size} processes x " if trainer.world_size > 1 else ""
-    return f"CPU {cpu}, {os.cpu_count()} cores ({procs}{torch.get_num_threads()} threads per run)"
+    threads = torch.get_num_threads()
+    return f"CPU {cpu}, {os.cpu_count()} cores ({procs}{threads} thread{'s' * (threads != 1)} per run)"
 
 
 # ----------------------------------------------------------------------------- one run
@@ -527,13 +528,13 @@ def _run_children(pending: list[RunSpec], launch: Launch) -> None:
             running.remove(item)
             log.close()
             done += 1
-            ok = proc.returncode == 0 and read_record(spec.dir) is not None
-            if not ok:
+            record = read_record(spec.dir) if proc.returncode == 0 else None
+            if record is None:
                 failed.append(spec)
-            print(
-                f"[{done}/{len(pending)}] {spec.label}: {'done' if ok else f'FAILED (exit {proc.returncode})'}",
-                flush=True,
-            )
+                print(f"[{done}/{len(pending)}] {spec.label}: FAILED (exit {proc.returncode})", flush=True)
+            else:
+                shown = ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items() if k.endswith("error"))
+                print(f"[{done}/{len(pending)}] {spec.label}: done {shown}", flush=True)
     if failed:
         raise RunsFailed(
             f"{len(failed)} run(s) failed: " + ", ".join(f"{s.label} (log: {s.dir / 'run.log'})" for s in failed)

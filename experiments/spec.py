@@ -44,6 +44,11 @@ class Profile:
 class Verdict:
     status: str  # "supported" | "contradicted" | "inconclusive"
     statistic: str  # what was measured, in words and numbers
+    weak: bool = False  # decided by the sign over fewer than three seeds, not by a confidence interval
+
+    @property
+    def label(self) -> str:
+        return f"{self.status} (weak: few seeds)" if self.weak else self.status
 
     def __post_init__(self) -> None:
         if self.status not in ("supported", "contradicted", "inconclusive"):

@@ -51,29 +51,25 @@ def positive(diffs: list[float]) -> bool | None:
     return True if all(d > 0 for d in diffs) else False if all(d < 0 for d in diffs) else None
 
 
-def expect_positive(
-    diffs: list[float], seeds: list[int], what: str, scale: float = 100.0, unit: str = " pts"
-) -> Verdict:
+def expect_positive(diffs: list[float], seeds: list[int], what: str, scale: float = 100.0, unit: str = " pts"):
     """The claim says the difference is positive."""
-    if not diffs:
-        return Verdict("inconclusive", f"no paired runs for {what}")
-    evidence = positive(diffs)
-    status = {True: "supported", False: "contradicted", None: "inconclusive"}[evidence]
-    test = (
-        "95% CI" if len(diffs) >= 3 else f"sign over {len(diffs)} seed{'s' * (len(diffs) > 1)} (few seeds: a weak test)"
-    )
-    return Verdict(status, f"{what}: {describe(diffs, seeds, scale, unit)}; decided by {test}")
+    status = {True: "supported", False: "contradicted", None: "inconclusive"}[positive(diffs)]
+    return _verdict(status, diffs, seeds, what, scale, unit)
 
 
-def expect_not_positive(
-    diffs: list[float], seeds: list[int], what: str, scale: float = 100.0, unit: str = " pts"
-) -> Verdict:
+def expect_not_positive(diffs: list[float], seeds: list[int], what: str, scale: float = 100.0, unit: str = " pts"):
     """The claim says the difference is not positive (no gain): contradicted only by evidence of a gain."""
+    status = {True: "contradicted", False: "supported", None: "inconclusive"}[positive(diffs)]
+    return _verdict(status, diffs, seeds, what, scale, unit)
+
+
+def _verdict(status: str, diffs: list[float], seeds: list[int], what: str, scale: float, unit: str) -> Verdict:
     if not diffs:
         return Verdict("inconclusive", f"no paired runs for {what}")
-    evidence = positive(diffs)
-    status = {True: "contradicted", False: "supported", None: "inconclusive"}[evidence]
-    test = (
-        "95% CI" if len(diffs) >= 3 else f"sign over {len(diffs)} seed{'s' * (len(diffs) > 1)} (few seeds: a weak test)"
+    few = len(diffs) < 3
+    test = f"sign over {len(diffs)} seed{'s' * (len(diffs) > 1)} (few seeds: a weak test)" if few else "95% CI"
+    return Verdict(
+        status,
+        f"{what}: {describe(diffs, seeds, scale, unit)}; decided by {test}",
+        weak=few and status != "inconclusive",
     )
-    return Verdict(status, f"{what}: {describe(diffs, seeds, scale, unit)}; decided by {test}")

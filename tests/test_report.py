@@ -31,7 +31,10 @@ def test_few_seeds_fall_back_to_the_sign_and_one_seed_decides_nothing():
     assert stats.positive([-0.01, -0.03]) is False
     assert stats.positive([0.5]) is None
     v = stats.expect_positive([0.01, 0.03], [0, 1], "x")
-    assert v.status == "supported" and "sign over 2 seeds" in v.statistic
+    assert v.status == "supported" and "sign over 2 seeds" in v.statistic and v.weak
+    assert v.label == "supported (weak: few seeds)"
+    assert not stats.expect_positive([0.02, 0.021, 0.022], [0, 1, 2], "x").weak
+    assert not stats.expect_positive([0.01, -0.03], [0, 1], "x").weak  # inconclusive is never "weak"
     assert stats.expect_not_positive([0.01, 0.03], [0, 1], "x").status == "contradicted"
     assert stats.expect_not_positive([-0.01, -0.03], [0, 1], "x").status == "supported"
 

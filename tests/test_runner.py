@@ -271,3 +271,17 @@ def test_a_ddp_run_killed_mid_way_resumes_and_equals_an_uninterrupted_ddp_run(da
     resumed = repro(*args, env=data_env, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _metrics_without_time(json.loads((d / "record.json").read_text())) == _metrics_without_time(reference)
+
+
+def test_auto_jobs_follows_the_profile_on_cpus_and_one_run_per_multi_device_job(monkeypatch):
+    from experiments.runner import auto_jobs
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    exp = get("augmentation")
+    assert auto_jobs(exp.profile("smoke"), "auto", "auto", 1) == 1  # seconds-long runs: no process per run
+    assert auto_jobs(exp.profile("quick"), "auto", "auto", 1) == 2
+    assert auto_jobs(exp.profile("quick"), "cpu", "2", 1) == 1  # each run is already a 2-process DDP job
+    assert auto_jobs(exp.profile("quick"), "auto", "auto", 2) == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert auto_jobs(exp.profile("quick"), "auto", "auto", 1) == 1
