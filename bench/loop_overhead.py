@@ -116,6 +116,12 @@ def main() -> None:
     for _ in range(args.repeats):
         plain.append(hand_written(args))
         ours.append(suite(args))
+    print(
+        "samples (images/s): hand-written "
+        + " ".join(f"{v:.0f}" for v in plain)
+        + " | suite "
+        + " ".join(f"{v:.0f}" for v in ours)
+    )
     o, h = statistics.median(ours), statistics.median(plain)
     print(f"{'loop':44s} {'train images/s':>14s}")
     print(f"{'minimal hand-written PyTorch loop':44s} {h:14.0f}")
