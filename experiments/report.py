@@ -195,44 +195,21 @@ def write_report(exp: Experiment, profile: str | None = None, out_dir: Path | No
     return md
 
 
+# Per-run CSV columns: these identify and describe the run; every other column is a final metric.
+_KEY_COLUMNS = ("experiment", "profile", "variant", "seed")
+_INFO_COLUMNS = ("params", "hardware", "precision", "data", "data_fingerprint", "commit", "finished")
+
+
 def _csv(records: list[dict]) -> str:
     metrics = sorted({m for r in records for m in r["metrics"]})
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(
-        [
-            "experiment",
-            "profile",
-            "variant",
-            "seed",
-            *metrics,
-            "params",
-            "hardware",
-            "precision",
-            "data",
-            "data_fingerprint",
-            "commit",
-            "finished",
-        ]
-    )
+    w.writerow([*_KEY_COLUMNS, *metrics, *_INFO_COLUMNS])
     for r in records:
         p = r["provenance"]
-        w.writerow(
-            [
-                r["experiment"],
-                r["profile"],
-                r["variant"],
-                r["seed"],
-                *[r["metrics"].get(m, "") for m in metrics],
-                p["params"],
-                p["hardware"],
-                p["precision"],
-                p["data"]["name"],
-                p["data"]["fingerprint"],
-                p["commit"],
-                p["finished"],
-            ]
-        )
+        info = (p["params"], p["hardware"], p["precision"], p["data"]["name"], p["data"]["fingerprint"], p["commit"],
+                p["finished"])  # fmt: skip
+        w.writerow([*(r[k] for k in _KEY_COLUMNS), *(r["metrics"].get(m, "") for m in metrics), *info])
     return buf.getvalue()
 
 
@@ -332,19 +309,7 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
 
 def _results_from_csv(path: Path) -> tuple[Results, str]:
     values: dict = defaultdict(lambda: defaultdict(dict))
-    skip = {
-        "experiment",
-        "profile",
-        "variant",
-        "seed",
-        "params",
-        "hardware",
-        "precision",
-        "data",
-        "data_fingerprint",
-        "commit",
-        "finished",
-    }
+    skip = {*_KEY_COLUMNS, *_INFO_COLUMNS}
     profile = ""
     with open(path) as f:
         for row in csv.DictReader(f):
