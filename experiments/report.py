@@ -269,7 +269,7 @@ def default_plot(exp: Experiment, by_variant: dict[str, list[dict]], path: Path,
             change.set(ylabel="test error (%)", title=f"final test error ({profile} profile)")
         change.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     tmp.replace(path)

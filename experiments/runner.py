@@ -271,6 +271,8 @@ class LastCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer, pl_module):
         if not trainer.sanity_checking:
             trainer.save_checkpoint(self.path, weights_only=False)  # full state, through AtomicCheckpointIO
+            if trainer.is_global_zero:  # "epochs done/max", read by the --jobs parent's progress bar
+                write_atomic(self.path.parent.parent / "progress", f"{trainer.current_epoch + 1}/{trainer.max_epochs}")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -445,22 +447,9 @@ def run_one(spec: RunSpec, launch: Launch, index: str = "") -> dict | None:
 
 # ----------------------------------------------------------------------------- many runs
 def _child_command(spec: RunSpec, launch: Launch) -> list[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "experiments",
-        "run",
-        spec.experiment.name,
-        "--profile",
-        spec.profile,
-        "--variant",
-        spec.variant,
-        "--seed",
-        str(spec.seed),
-        "--jobs",
-        "1",
-        *launch.cli_args(),
-    ]
+    """The CLI command that trains exactly this one run; the parent writes the report once, afterwards."""
+    run = ["run", spec.experiment.name, "--profile", spec.profile, "--variant", spec.variant, "--seed", str(spec.seed)]
+    cmd = [sys.executable, "-m", "experiments", *run, "--jobs", "1", "--no-report", *launch.cli_args()]
     for k, v in spec.sets.items():
         cmd += ["--set", f"{k}={v}"]
     return cmd
@@ -497,29 +486,41 @@ def _prepare_data(specs: list[RunSpec]) -> None:
             datamodule.prepare_data()
 
 
+def _epochs_done(spec: RunSpec) -> int:
+    try:
+        return int((spec.dir / "progress").read_text().split("/")[0])
+    except (OSError, ValueError):
+        return 0
+
+
 def _run_children(pending: list[RunSpec], launch: Launch) -> None:
+    """Run each spec as `repro run ... --jobs 1` in a child process, ``launch.jobs`` at a time. With several
+    at once their output goes to each run's run.log and this process shows one progress bar, in epochs."""
+    from tqdm import tqdm
+
     jobs = max(1, launch.jobs)
-    env_base = dict(os.environ)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     gpus = _gpu_count()
     running: list[tuple[subprocess.Popen, RunSpec, Any]] = []
     failed: list[RunSpec] = []
     queue = list(enumerate(pending))
-    done = 0
+    total = sum(spec.config.train.max_epochs for spec in pending)
+    bar = tqdm(total=total, unit="epoch", desc=f"{len(pending)} runs, {jobs} at a time", disable=jobs == 1,
+               mininterval=1 if sys.stderr.isatty() else 30)  # fmt: skip
+    finished_epochs, done = 0, 0
     while queue or running:
         while queue and len(running) < jobs:
             i, spec = queue.pop(0)
-            env = dict(env_base, OMP_NUM_THREADS=str(threads))
+            env = dict(os.environ, OMP_NUM_THREADS=str(threads))
             if gpus and jobs > 1:
                 env["CUDA_VISIBLE_DEVICES"] = str(i % gpus)
             spec.dir.mkdir(parents=True, exist_ok=True)
             log = open(spec.dir / "run.log", "a")
-            out = log if jobs > 1 else None
-            proc = subprocess.Popen(
-                _child_command(spec, launch), env=env, stdout=out, stderr=subprocess.STDOUT if out else None
-            )
+            out = log if jobs > 1 else None  # one job at a time: its own progress bar, on this terminal
+            cmd = _child_command(spec, launch)
+            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
             running.append((proc, spec, log))
-            print(f"started {spec.label}" + (f" (log: {spec.dir / 'run.log'})" if out else ""), flush=True)
+            bar.write(f"started {spec.label}" + (f" (log: {spec.dir / 'run.log'})" if out else ""))
         time.sleep(0.2)
         for item in list(running):
             proc, spec, log = item
@@ -528,13 +529,18 @@ def _run_children(pending: list[RunSpec], launch: Launch) -> None:
             running.remove(item)
             log.close()
             done += 1
+            finished_epochs += spec.config.train.max_epochs
             record = read_record(spec.dir) if proc.returncode == 0 else None
             if record is None:
                 failed.append(spec)
-                print(f"[{done}/{len(pending)}] {spec.label}: FAILED (exit {proc.returncode})", flush=True)
+                bar.write(f"[{done}/{len(pending)}] {spec.label}: FAILED (exit {proc.returncode})")
             else:
                 shown = ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items() if k.endswith("error"))
-                print(f"[{done}/{len(pending)}] {spec.label}: done {shown}", flush=True)
+                bar.write(f"[{done}/{len(pending)}] {spec.label}: done {shown}")
+        progress = finished_epochs + sum(_epochs_done(spec) for _, spec, _ in running)
+        if progress > bar.n:
+            bar.update(progress - bar.n)
+    bar.close()
     if failed:
         raise RunsFailed(
             f"{len(failed)} run(s) failed: " + ", ".join(f"{s.label} (log: {s.dir / 'run.log'})" for s in failed)
