@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from experiments.spec import Experiment, ReproError
 
-_MODULES = ("augmentation",)  # one module per experiment; each defines EXPERIMENT
+_MODULES = ("augmentation", "resnet_ablation")  # one module per experiment; each defines EXPERIMENT
 
 
 def registry() -> dict[str, Experiment]:

@@ -23,12 +23,14 @@ class ImageRunConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_epochs=164))
 
 
-def build_resnet_run(cfg: ImageRunConfig, seed: int) -> tuple[ImageClassifier, ImageDataModule]:
+def build_resnet(cfg: ImageRunConfig) -> ResNetCifar:
     in_channels = 1 if cfg.data.dataset == "mnist" else 3
     net = ResNetCifar(cfg.model, in_channels=in_channels, num_classes=10)
-    if cfg.train.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    module = ImageClassifier(net, cfg.optim, num_classes=10)
+    return net.to(memory_format=torch.channels_last) if cfg.train.channels_last else net
+
+
+def build_resnet_run(cfg: ImageRunConfig, seed: int) -> tuple[ImageClassifier, ImageDataModule]:
+    module = ImageClassifier(build_resnet(cfg), cfg.optim, num_classes=10)
     return module, ImageDataModule(cfg.data, seed=seed, channels_last=cfg.train.channels_last)
 
 

@@ -48,6 +48,12 @@ def choose_profile(exp: Experiment, profile: str | None) -> str:
     raise ReproError(f"no finished runs of {exp.name} under {runs_root()}; run `repro run {exp.name}` first")
 
 
+def report_stem(exp: Experiment, profile: str) -> str:
+    """File name of a profile's report: ``<name>`` for the experiment's default profile (the one this
+    class of machine runs), ``<name>-<profile>`` for the others, so a GPU profile's table sits beside it."""
+    return exp.name if profile == exp.default_profile else f"{exp.name}-{profile}"
+
+
 def results_of(records: list[dict]) -> Results:
     values: dict = defaultdict(lambda: defaultdict(dict))
     for r in records:
@@ -65,7 +71,7 @@ def fmt_mean_std(values: list[float], metric: str) -> str:
     vals = [v * _scale(metric) for v in values if v is not None and not math.isnan(v)]
     if not vals:
         return "–"
-    digits = 0 if metric in ("epochs", "wall_time") else 2
+    digits = 0 if metric in ("epochs", "wall_time") else 3 if metric == "params_m" else 2
     mean = statistics.fmean(vals)
     if len(vals) == 1:
         return f"{mean:.{digits}f}"
@@ -178,10 +184,11 @@ def write_report(exp: Experiment, profile: str | None = None, out_dir: Path | No
         ),
         "",
     ]
-    png = out_dir / f"{exp.name}.png"
+    stem = report_stem(exp, profile)
+    png = out_dir / f"{stem}.png"
     (exp.plot or default_plot)(exp, by_variant, png, profile)
     lines += ["## Plot", "", f"![{exp.name}]({png.name})", ""]
-    csv_path = out_dir / f"{exp.name}.csv"
+    csv_path = out_dir / f"{stem}.csv"
     write_atomic(csv_path, _csv(records))
     lines += [
         "## Per-run data",
@@ -190,7 +197,7 @@ def write_report(exp: Experiment, profile: str | None = None, out_dir: Path | No
         f"Compare the runs in Weights & Biases: project `lecture7-repro`, group `{exp.name}/{profile}`.",
         "",
     ]
-    md = out_dir / f"{exp.name}.md"
+    md = out_dir / f"{stem}.md"
     write_atomic(md, "\n".join(lines))
     return md
 
@@ -281,14 +288,17 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
     """results/README.md: every experiment with its claim, verdicts (from its committed CSV) and a link."""
     rows = []
     for exp in experiments:
-        csv_path, md = out_dir / f"{exp.name}.csv", out_dir / f"{exp.name}.md"
-        if csv_path.is_file() and md.is_file():
-            results, profile = _results_from_csv(csv_path)
-            verdicts = "; ".join(c.check(results).label for c in exp.claims)
-            link = f"[{md.name}]({md.name}) ({profile})"
-        else:
-            verdicts, link = "not run yet", "–"
-        rows.append([f"`{exp.name}`", exp.slides, exp.claim, verdicts, link])
+        found = False
+        for prof in exp.profiles:
+            stem = report_stem(exp, prof.name)
+            csv_path, md = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
+            if csv_path.is_file() and md.is_file():
+                results, profile = _results_from_csv(csv_path)
+                verdicts = "; ".join(c.check(results).label for c in exp.claims)
+                rows.append([f"`{exp.name}`", exp.slides, exp.claim, verdicts, f"[{md.name}]({md.name}) ({profile})"])
+                found = True
+        if not found:
+            rows.append([f"`{exp.name}`", exp.slides, exp.claim, "not run yet", "–"])
     text = "\n".join(
         [
             "# Results",

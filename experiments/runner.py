@@ -189,7 +189,12 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str:
 @functools.cache
 def git_commit() -> tuple[str, bool]:
     """Commit and dirty flag of the project, read once per process (first call: when the runs start),
-    so that a record describes the code this process imported, not edits made while it trained."""
+    so that a record describes the code this process imported, not edits made while it trained.
+    A copy of the code without its git folder (a container, a rented GPU) can name its commit in
+    ``REPRO_COMMIT`` (``<sha>``, or ``<sha>+dirty``)."""
+    if os.environ.get("REPRO_COMMIT"):
+        sha = os.environ["REPRO_COMMIT"].strip()
+        return sha.removesuffix("+dirty"), sha.endswith("+dirty")
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
@@ -367,6 +372,7 @@ def _record(spec: RunSpec, module, datamodule, trainer: L.Trainer, resumed: bool
         "seed": spec.seed,
         "metrics": module.summary(),
         "history": module.history,
+        **(module.extras() if hasattr(module, "extras") else {}),  # e.g. gradient probes
         "config": config_to_dict(spec.config),
         "sets": spec.sets,
         "provenance": {

@@ -40,7 +40,7 @@ def test_run_writes_a_complete_record_and_skips_it_next_time(data_env, capsys):
         and (d / "config.yaml").is_file()
         and (d / "checkpoints" / "last.ckpt").is_file()
     )
-    assert Path(data_env["REPRO_RESULTS_DIR"], "augmentation.md").is_file()
+    assert Path(data_env["REPRO_RESULTS_DIR"], "augmentation-smoke.md").is_file()
     assert Path(data_env["REPRO_RESULTS_DIR"], "README.md").is_file()
     stamp = (d / "record.json").stat().st_mtime_ns
     capsys.readouterr()
@@ -300,4 +300,4 @@ def test_jobs_run_children_in_parallel_with_logs_and_a_progress_bar(data_env):
     assert "[6/6] augmentation/smoke/" in result.stdout + result.stderr
     assert "12/12" in result.stderr  # the parent's bar, in epochs over all runs
     assert result.stdout.count("table: ") == 1  # the parent wrote the report, once
-    assert Path(data_env["REPRO_RESULTS_DIR"], "augmentation.png").is_file()
+    assert Path(data_env["REPRO_RESULTS_DIR"], "augmentation-smoke.png").is_file()

@@ -83,3 +83,10 @@ class ResNetCifar(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
+
+    def forward_with_activations(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits, and the stem's output followed by every block's output (for gradient probes)."""
+        acts = [self.stem(x)]
+        for block in self.blocks:
+            acts.append(block(acts[-1]))
+        return self.fc(acts[-1].mean(dim=(2, 3))), acts

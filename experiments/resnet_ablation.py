@@ -1,0 +1,304 @@
+"""Slides 54-57: residual networks.
+
+"A deeper plain network can be harder to optimize than a shallower one: its training error is higher
+(degradation). Backpropagation multiplies one Jacobian per layer, so the gradient shrinks or blows up
+with depth; a skip connection makes each factor I + dF/dx, and a block whose residual F is 0 passes
+its input through unchanged, so depth cannot hurt."
+
+He et al.'s CIFAR-10 networks (6n+2 layers, option-A shortcuts) with and without their shortcuts, at
+depths 20, 56 and 110. Every run also probes the per-block gradient norms on a fixed batch, at
+initialization and after each epoch (``lightning_modules/probes.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+from datamodules.images import ImageDataModule
+from experiments import stats
+from experiments.common import IMAGE_METRICS, ImageRunConfig, build_resnet
+from experiments.spec import Claim, Experiment, Profile, Reference, Results, Table, Variant, Verdict
+from lightning_modules.probes import GradientProbedClassifier
+
+
+@dataclass
+class ProbeConfig:
+    images: int = 128  # the fixed batch of clean training images the gradient norms are measured on
+    every: int = 1  # epochs between probes (and one before the first step, and one at the end)
+
+    def validate(self) -> None:
+        if self.images < 2 or self.every < 1:
+            raise ValueError("probe.images must be >= 2 and probe.every >= 1")
+
+
+@dataclass
+class AblationConfig(ImageRunConfig):
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+
+def build(cfg: AblationConfig, seed: int):
+    module = GradientProbedClassifier(build_resnet(cfg), cfg.optim, 10, cfg.probe.images, cfg.probe.every)
+    return module, ImageDataModule(cfg.data, seed=seed, channels_last=cfg.train.channels_last)
+
+
+DEPTHS = (20, 56, 110)
+VARIANTS = tuple(
+    Variant(
+        f"{kind}-{depth}",
+        f"{depth} layers, {'with identity shortcuts (ResNet)' if kind == 'residual' else 'no shortcuts (plain)'}"
+        + (
+            ", linear lr warm-up over the first 1% of training (He et al. warm up 110 layers at lr 0.01)"
+            if depth == 110
+            else ""
+        ),
+        {
+            "model.depth": depth,
+            "model.residual": kind == "residual",
+            **({"optim.warmup": 0.01} if depth == 110 else {}),
+        },
+    )
+    for depth in DEPTHS
+    for kind in ("plain", "residual")
+) + (
+    Variant(
+        "residual-56-zero",
+        "ResNet-56 with the last BN scale of every block set to 0: each block starts as F(x) = 0",
+        {"model.depth": 56, "model.residual": True, "model.zero_init_residual": True},
+    ),
+)
+
+SMALL_DATA = {  # the quick profile: a fixed subset, a short version of the paper's schedule
+    "data.train_size": 2000,
+    "data.val_size": 1000,
+    "data.test_size": 2000,
+    "data.train_eval_size": 1000,
+    "data.batch_size": 64,
+    "data.eval_batch_size": 500,
+    "data.augment": ("flip", "translate"),
+    "optim.lr": 0.05,
+    "train.max_epochs": 8,
+    "train.log_every_n_steps": 10,
+}
+
+PROFILES = (
+    Profile(
+        "smoke",
+        "width-4 nets of depth 20 on 256 images, 2 epochs: checks the plumbing only",
+        seeds=1,
+        overrides={
+            "model.width": 4,
+            "data.train_size": 256,
+            "data.val_size": 128,
+            "data.test_size": 256,
+            "data.train_eval_size": 128,
+            "data.batch_size": 64,
+            "data.eval_batch_size": 256,
+            "probe.images": 32,
+            "train.max_epochs": 2,
+            "train.log_every_n_steps": 1,
+        },
+        variants=("plain-20", "residual-20"),
+    ),
+    Profile(
+        "quick",
+        "depths 20 and 56 on a fixed 2,000-image subset with pad-crop + flip, 8 epochs of batch 64 "
+        "(lr 0.05, /10 at 50% and 75%), 1,000 val and 2,000 test images: a short version of the paper's recipe",
+        seeds=2,
+        overrides=SMALL_DATA,
+        variants=("plain-20", "plain-56", "residual-20", "residual-56", "residual-56-zero"),
+        cpu_jobs=2,
+    ),
+    Profile(
+        "short",
+        "He et al.'s recipe (45k/5k split, pad-crop + flip, batch 128, SGD 0.9, wd 1e-4, lr 0.1 /10 at 50% "
+        "and 75%) with the schedule compressed from 164 to 30 epochs; full test set; for a GPU",
+        seeds=1,
+        overrides={"train.max_epochs": 30, "data.augment": ("flip", "translate")},
+    ),
+    Profile(
+        "full",
+        "He et al.'s recipe: 45k/5k split, pad-crop + flip, batch 128, SGD 0.9, wd 1e-4, 164 epochs, "
+        "lr 0.1 /10 at 50% and 75%; full test set; for a GPU",
+        seeds=1,
+        overrides={"data.augment": ("flip", "translate"), "probe.every": 4},
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- claims
+def _diff(results: Results, metric: str, a: str, b: str):
+    """Per-seed metric(a) - metric(b)."""
+    return stats.paired(results.get(a, metric), results.get(b, metric))
+
+
+def _degradation(results: Results) -> Verdict:
+    seeds, d = _diff(results, "train_error", "plain-56", "plain-20")
+    return stats.expect_positive(d, seeds, "training error plain-56 minus plain-20")
+
+
+def _residual_depth_helps(results: Results) -> Verdict:
+    seeds, d = _diff(results, "test_error", "residual-20", "residual-56")
+    return stats.expect_positive(d, seeds, "test error ResNet-20 minus ResNet-56")
+
+
+def _shortcuts_fix_degradation(results: Results) -> Verdict:
+    seeds, d = _diff(results, "train_error", "plain-56", "residual-56")
+    return stats.expect_positive(d, seeds, "training error plain-56 minus ResNet-56")
+
+
+def _gradient_spread(when: str):
+    def check(results: Results) -> Verdict:
+        seeds, d = _diff(results, f"grad_spread_{when}", "plain-56", "residual-56")
+        return stats.expect_positive(
+            d, seeds, f"log10(max/min) of the 57 gradient norms, plain-56 minus ResNet-56 ({when})", scale=1, unit=""
+        )
+
+    return check
+
+
+def _identity_at_zero(results: Results) -> Verdict:
+    zero, default = results.get("residual-56-zero", "branch_init"), results.get("residual-56", "branch_init")
+    if not zero or not default:
+        return Verdict("inconclusive", "needs runs of residual-56-zero and residual-56")
+    ok = all(v == 0.0 for v in zero.values()) and all(v > 0 for v in default.values())
+    text = (
+        f"max over blocks of ||h_out - shortcut(h_in)|| / ||shortcut(h_in)|| at initialization: zero-init "
+        f"{max(zero.values()):.3g} ({len(zero)} runs), default init {min(default.values()):.3g} or more"
+    )
+    return Verdict("supported" if ok else "contradicted", text)
+
+
+CLAIMS = (
+    Claim("54-57", "Degradation: the 56-layer plain net has higher training error than the 20-layer one", _degradation),
+    Claim("54-57", "With shortcuts, depth helps: ResNet-56 has lower test error than ResNet-20", _residual_depth_helps),
+    Claim(
+        "54-57",
+        "Shortcuts remove the degradation: ResNet-56 trains to lower error than plain-56",
+        _shortcuts_fix_degradation,
+    ),  # fmt: skip
+    Claim(
+        "54-57",
+        "At initialization, per-block gradient norms spread over more orders of magnitude in a deep plain "
+        "stack than with skip connections",
+        _gradient_spread("init"),
+    ),
+    Claim("54-57", "The same holds at the end of training", _gradient_spread("end")),
+    Claim(
+        "54-57",
+        "With F(x) = 0 in every block, a residual stack passes its input through unchanged",
+        _identity_at_zero,
+    ),
+)
+
+METRICS = {
+    **IMAGE_METRICS,
+    "params_m": "params (M)",
+    "grad_spread_init": "grad spread at init (log10)",
+    "grad_spread_end": "grad spread at end (log10)",
+    "grad_ratio_init": "log10 first/last grad at init",
+    "branch_init": "branch size at init",
+}
+
+PLAIN_VS_RESIDUAL = tuple(v.name for v in VARIANTS if v.name != "residual-56-zero")
+
+
+# ----------------------------------------------------------------------------- plot
+def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
+    """Top: training error (thin, dashed) and validation error (bold) per epoch, plain nets left and
+    ResNets right (He et al.'s Fig. 6). Bottom: ||dL/dh|| at every block output, at initialization
+    and at the end of training (geometric mean over seeds)."""
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {20: "tab:orange", 56: "tab:red", 110: "tab:purple"}
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+    for ax, kind in zip(axes[0], ("plain", "residual"), strict=True):
+        for name in [v for v in by_variant if v.startswith(kind)]:
+            recs, depth = by_variant[name], int(name.split("-")[1])
+            style = {"color": colors.get(depth, "gray"), "alpha": 0.5 if name.endswith("zero") else 1}
+            epochs = min(len(r["history"]) for r in recs)
+            x = range(1, epochs + 1)
+            for key, width, ls in (("train_error", 1, "--"), ("val_error", 2.2, "-")):
+                y = [statistics.fmean(r["history"][e][key] * 100 for r in recs) for e in range(epochs)]
+                label = f"{name} {'train' if key == 'train_error' else 'val'}"
+                ax.plot(x, y, lw=width, ls=ls, label=label, **style)
+        ax.set(xlabel="epoch", ylabel="error (%)", title=f"{kind} nets: train (dashed) and validation (bold) error")
+        ax.legend(fontsize=7, ncol=2)
+        ax.grid(alpha=0.3)
+    for ax, which in zip(axes[1], (0, -1), strict=True):
+        for name, recs in by_variant.items():
+            depth = int(name.split("-")[1])
+            probes = [r["probes"][which]["activation"] for r in recs]
+            y = [math.exp(statistics.fmean(math.log(p[i]) for p in probes)) for i in range(len(probes[0]))]
+            ls = ":" if name.endswith("zero") else "-" if name.startswith("residual") else "--"
+            ax.semilogy(range(len(y)), y, ls=ls, color=colors.get(depth, "gray"), label=name)
+        epoch = by_variant[next(iter(by_variant))][0]["probes"][which]["epoch"]
+        ax.set(
+            xlabel="block output (0 = stem, then blocks 1..L)",
+            ylabel="||dL/dh||",
+            title=f"gradient norm per block, {'at initialization' if which == 0 else f'after epoch {epoch}'}"
+            "\nplain dashed, residual solid, zero-init dotted",
+        )
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(f"{exp.title} ({profile} profile, mean over seeds)")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+EXPERIMENT = Experiment(
+    name="resnet-ablation",
+    title="Plain vs residual networks as depth grows",
+    slides="54-57",
+    claim="Deeper plain nets train worse (degradation) because gradients shrink or explode through the "
+    "layer Jacobians; identity shortcuts keep gradients stable and let depth help",
+    config=AblationConfig,
+    variants=VARIANTS,
+    profiles=PROFILES,
+    claims=CLAIMS,
+    build=build,
+    metrics=METRICS,
+    tables=(
+        Table(
+            "Plain vs residual as depth grows",
+            PLAIN_VS_RESIDUAL,
+            (
+                "train_error",
+                "test_error",
+                "best_val_error",
+                "params_m",
+                "grad_spread_init",
+                "grad_spread_end",
+                "grad_ratio_init",
+                "wall_time",
+            ),  # fmt: skip
+            "Training error is measured on clean training images in evaluation mode after the last epoch. "
+            "Gradient spread: log10 of the largest over the smallest ||dL/dh|| across the stem and block outputs, "
+            "on a fixed batch of clean training images; log10 first/last > 0 means the gradient grows towards "
+            "the input.",
+        ),
+        Table(
+            "Zero-initialized residual branches (F(x) = 0 at the start) vs default initialization",
+            ("residual-56", "residual-56-zero"),
+            ("branch_init", "grad_spread_init", "train_error", "test_error"),
+            "Branch size at init: the largest ||h_out - shortcut(h_in)|| / ||shortcut(h_in)|| over the blocks, "
+            "before the first step; 0 means every block passes its input through exactly.",
+        ),
+    ),
+    references=(
+        Reference("residual-20", "test_error", 8.75, "He et al. 2015 Table 6 (0.27M params)"),
+        Reference("residual-56", "test_error", 6.97, "He et al. 2015 Table 6 (0.85M params)"),
+        Reference("residual-110", "test_error", 6.43, "He et al. 2015 Table 6, best of 5 (6.61 ± 0.16 mean; 1.7M)"),
+        Reference("plain-110", "test_error", 60, "He et al. 2015 Fig. 6: plain-110 'higher than 60%' (a bound)"),
+    ),
+    plot=plot,
+)
