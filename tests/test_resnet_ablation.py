@@ -89,6 +89,8 @@ def test_claims_decide_from_paired_seeds():
     bad = results(**{"residual-56-zero": {"branch_init": [0.0, 1e-7]}, "residual-56": {"branch_init": [1.1, 1.0]}})
     assert identity.check(bad).status == "contradicted"
     assert identity.check(results()).status == "inconclusive"
+    at_20 = results(**{"residual-20-zero": {"branch_init": [0.0, 0.0]}, "residual-20": {"branch_init": [0.9, 1.0]}})
+    assert identity.check(at_20).status == "supported"
 
 
 def test_variants_share_parameters_and_match_the_papers_counts():
