@@ -1,21 +1,30 @@
-"""The experiment layer: one module per lecture claim, and the machinery that runs and reports them."""
+"""The experiment layer: one module per lecture claim, and the machinery that runs and reports them.
+
+Every module of this package that is not part of the machinery (``_MACHINERY``) is an experiment and
+defines ``EXPERIMENT``: adding an experiment is adding its file. They are listed in slide order.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from experiments.spec import Experiment, ReproError
 
-_MODULES = ("augmentation", "resnet_ablation")  # one module per experiment; each defines EXPERIMENT
+_MACHINERY = {"__init__", "__main__", "cli", "common", "report", "runner", "spec", "stats"}
+
+
+def _first_slide(exp: Experiment) -> int:
+    digits = "".join(c if c.isdigit() else " " for c in exp.slides).split()
+    return int(digits[0]) if digits else 0
 
 
 def registry() -> dict[str, Experiment]:
-    """Every registered experiment by name (imports the experiment modules on first use)."""
+    """Every experiment by name, in slide order (imports the experiment modules on first use)."""
     import importlib
 
-    found = {}
-    for name in _MODULES:
-        exp = importlib.import_module(f"experiments.{name}").EXPERIMENT
-        found[exp.name] = exp
-    return found
+    names = sorted(p.stem for p in Path(__file__).parent.glob("*.py") if p.stem not in _MACHINERY)
+    found = [importlib.import_module(f"experiments.{name}").EXPERIMENT for name in names]
+    return {exp.name: exp for exp in sorted(found, key=lambda e: (_first_slide(e), e.name))}
 
 
 def get(name: str) -> Experiment:

@@ -9,6 +9,7 @@ import torch
 from datamodules.images import ImageDataConfig, ImageDataModule
 from experiments.spec import TrainConfig
 from lightning_modules.classifier import ImageClassifier
+from lightning_modules.nets.mlp import MLP, MLPConfig
 from lightning_modules.nets.resnet_cifar import ResNetCifar, ResNetConfig
 from lightning_modules.optim import OptimConfig
 
@@ -42,3 +43,26 @@ IMAGE_METRICS = {
     "epochs": "epochs",
     "wall_time": "train time (s)",
 }
+
+
+@dataclass
+class MLPRunConfig:
+    """An MLP on MNIST (the dropout paper's setting): 50k/10k train/val split of the training set."""
+
+    data: ImageDataConfig = field(
+        default_factory=lambda: ImageDataConfig(dataset="mnist", val_size=10000, batch_size=128)
+    )
+    model: MLPConfig = field(default_factory=MLPConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.05, weight_decay=0.0, schedule="cosine"))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_epochs=50, channels_last=False))
+
+
+def build_mlp(cfg: MLPRunConfig) -> MLP:
+    channels = 1 if cfg.data.dataset == "mnist" else 3
+    side = 28 if cfg.data.dataset == "mnist" else 32
+    return MLP(cfg.model, in_features=channels * side * side, num_classes=10)
+
+
+def build_mlp_run(cfg: MLPRunConfig, seed: int) -> tuple[ImageClassifier, ImageDataModule]:
+    module = ImageClassifier(build_mlp(cfg), cfg.optim, num_classes=10)
+    return module, ImageDataModule(cfg.data, seed=seed, channels_last=False)

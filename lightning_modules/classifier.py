@@ -66,7 +66,14 @@ class ImageClassifier(L.LightningModule):
     def training_step(self, batch, batch_idx):
         loss = self._update("train", batch)
         self.log("train/loss_step", loss, prog_bar=True, logger=False)
+        if self.optim.l1:  # the metrics above track the data term only
+            loss = loss + self.optim.l1 * sum(p.abs().sum() for p in self.net.parameters() if p.dim() > 1)
         return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        after_step = getattr(self.net, "after_step", None)  # e.g. the MLP's max-norm projection
+        if after_step is not None:
+            after_step()
 
     def validation_step(self, batch, batch_idx):
         self._update("val", batch)
