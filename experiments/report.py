@@ -79,8 +79,11 @@ def fmt_mean_std(values: list[float], metric: str) -> str:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    def cell(c) -> str:  # a literal | (a norm, ||w||) would end the cell
+        return str(c).replace("|", "\\|")
+
+    out = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
     return "\n".join(out)
 
 
@@ -153,7 +156,7 @@ def write_report(exp: Experiment, profile: str | None = None, out_dir: Path | No
         present = [v for v in table.variants if v in by_variant]
         if not present:
             continue
-        refs = [r for r in exp.references if r.variant in present]
+        refs = [r for r in exp.references if r.variant in present and r.metric in table.metrics]
         header = (
             ["variant", "runs"]
             + [exp.metrics.get(m, m) for m in table.metrics]

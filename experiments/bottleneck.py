@@ -1,0 +1,324 @@
+"""Slide 7: fewer parameters through a linear bottleneck.
+
+"Add a linear bottleneck layer of k units (no nonlinearity) after the input: the network has fewer
+parameters, and the set of functions it can compute is strictly smaller: its first hidden layer sees
+W1 (B x), and rank(W1 B) <= k. Every bottlenecked network is also an unbottlenecked one (merge W1 B
+into one matrix), but not the other way round."
+
+MLPs 784-256-256-10 on MNIST, without and with a bias-free linear layer of width k right after the
+input (784-(k)-256-256-10). Every run records the parameter count, the numerical rank of its merged
+first-layer matrix W1 B, and how far the merged, unbottlenecked net's outputs are from its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import statistics
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from datamodules.images import ImageDataConfig, ImageDataModule
+from experiments import stats
+from experiments.common import MLPRunConfig, build_mlp
+from experiments.spec import Claim, Experiment, Profile, Results, Table, Variant, Verdict
+from lightning_modules.classifier import ImageClassifier
+from lightning_modules.nets.mlp import MLP, MLPConfig
+from lightning_modules.optim import OptimConfig
+
+
+# ----------------------------------------------------------------------------- the linear algebra
+def bottleneck_layer(net: MLP) -> nn.Linear | None:
+    """The bias-free k-wide linear layer right after the input, or None without a bottleneck."""
+    if not net.cfg.bottleneck:
+        return None
+    first = next(m for m in net.body if isinstance(m, nn.Linear))
+    assert first is not net.hidden_layers[0] and first.bias is None
+    return first
+
+
+def first_layer_matrix(net: MLP) -> torch.Tensor:
+    """The matrix the first hidden layer's pre-activations apply to the input: W1 B with a bottleneck B,
+    else W1 (float64, so the product adds no rounding to speak of)."""
+    w1 = net.hidden_layers[0].weight.detach().double()
+    b = bottleneck_layer(net)
+    return w1 if b is None else w1 @ b.weight.detach().double()
+
+
+def first_layer_rank(net: MLP) -> int:
+    """Numerical rank of the merged first-layer matrix (torch's default tolerance: sigma_max * max(m, n) * eps)."""
+    return int(torch.linalg.matrix_rank(first_layer_matrix(net)))
+
+
+def input_features(net: MLP) -> int:
+    """Width of the net's input (784 for MNIST)."""
+    first = bottleneck_layer(net) or net.hidden_layers[0]
+    return first.in_features
+
+
+def merge_bottleneck(net: MLP) -> MLP:
+    """The unbottlenecked MLP (same hidden widths, float64) that computes exactly the same function:
+    its first layer is W1 B, every other layer is copied. The inclusion of slide 7."""
+    cfg = dataclasses.replace(net.cfg, bottleneck=0)
+    merged = MLP(cfg, in_features=input_features(net), num_classes=net.out.out_features).double()
+    with torch.no_grad():
+        merged.hidden_layers[0].weight.copy_(first_layer_matrix(net))
+        merged.hidden_layers[0].bias.copy_(net.hidden_layers[0].bias)
+        for dst, src in zip(merged.hidden_layers[1:], net.hidden_layers[1:], strict=True):
+            dst.load_state_dict(src.state_dict())
+        merged.out.load_state_dict(net.out.state_dict())
+    return merged.train(net.training)
+
+
+def merge_difference(net: MLP, inputs: int = 256, seed: int = 0) -> float:
+    """Largest |output difference| between ``net`` (in float64) and its merged form, relative to the largest
+    |output|, on random Gaussian inputs in evaluation mode (the identity holds for every input)."""
+    x = torch.randn(inputs, input_features(net), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    original = copy.deepcopy(net).cpu().double().eval()
+    merged = merge_bottleneck(net).eval()
+    with torch.no_grad():
+        a, b = original(x), merged(x)
+    return float((a - b).abs().max() / a.abs().max().clamp_min(1e-300))
+
+
+# ----------------------------------------------------------------------------- the run
+@dataclass
+class BottleneckConfig(MLPRunConfig):
+    """Defaults are the full profile: 784-256-256-10 on every training image (50k), 50 epochs."""
+
+    data: ImageDataConfig = field(
+        default_factory=lambda: ImageDataConfig(dataset="mnist", val_size=10_000, train_eval_size=10_000)
+    )
+    model: MLPConfig = field(default_factory=lambda: MLPConfig(hidden=(256, 256)))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.05, weight_decay=0.0, schedule="cosine"))
+
+
+class BottleneckClassifier(ImageClassifier):
+    """The image classifier, with the parameter count, the rank of the merged first layer W1 B and the
+    merge check among the final metrics."""
+
+    def summary(self) -> dict[str, float]:
+        out = super().summary()
+        out["gen_error"] = out["test_error"] - out["train_error"]
+        out["params_k"] = sum(p.numel() for p in self.net.parameters()) / 1000
+        out["first_layer_rank"] = float(first_layer_rank(self.net))
+        out["merge_diff"] = merge_difference(self.net)
+        return out
+
+
+def build(cfg: BottleneckConfig, seed: int) -> tuple[BottleneckClassifier, ImageDataModule]:
+    return BottleneckClassifier(build_mlp(cfg), cfg.optim, num_classes=10), ImageDataModule(cfg.data, seed=seed)
+
+
+def mlp_params(hidden: tuple[int, ...], bottleneck: int = 0, inputs: int = 784, classes: int = 10) -> int:
+    """Weights and biases of an MLP, with a bias-free bottleneck of width ``bottleneck`` after the input."""
+    widths = [bottleneck or inputs, *hidden, classes]
+    return bottleneck * inputs + sum(a * b + b for a, b in zip(widths, widths[1:], strict=False))
+
+
+HIDDEN = (256, 256)
+KS = (8, 32, 128)
+BOTTLENECKS = {f"k-{k}": k for k in KS}  # variant -> bottleneck width
+VARIANTS = (
+    Variant("none", f"784-256-256-10, no bottleneck: {mlp_params(HIDDEN):,} parameters", {"model.bottleneck": 0}),
+) + tuple(
+    Variant(
+        name,
+        f"784-({k})-256-256-10, linear bottleneck of {k} units: {mlp_params(HIDDEN, k):,} parameters",
+        {"model.bottleneck": k},
+    )
+    for name, k in BOTTLENECKS.items()
+)
+
+PROFILES = (
+    Profile(
+        "smoke",
+        "784-(k)-32-32-10 on 256 training images, 2 epochs: checks the plumbing only",
+        seeds=1,
+        overrides={
+            "model.hidden": (32, 32),
+            "data.train_size": 256,
+            "data.val_size": 128,
+            "data.test_size": 256,
+            "data.train_eval_size": 128,
+            "data.batch_size": 64,
+            "data.eval_batch_size": 256,
+            "train.max_epochs": 2,
+            "train.log_every_n_steps": 1,
+        },
+        variants=("none", "k-8"),
+    ),
+    Profile(
+        "quick",
+        "784-(k)-256-256-10 on a fixed 5,000-image subset, 15 epochs of SGD (batch 64, momentum 0.9, lr 0.05, "
+        "cosine, no weight decay); 1,000 validation images, the full test set",
+        seeds=3,
+        overrides={
+            "data.train_size": 5000,
+            "data.val_size": 1000,
+            "data.test_size": 0,
+            "data.train_eval_size": 5000,
+            "data.batch_size": 64,
+            "data.eval_batch_size": 1000,
+            "train.max_epochs": 15,
+            "train.log_every_n_steps": 50,
+        },
+        cpu_jobs=2,
+    ),
+    Profile(
+        "full",
+        "784-(k)-256-256-10 on all 50,000 training images (10k validation), 50 epochs of SGD (batch 128, lr 0.05, "
+        "cosine, no weight decay); full test set; for a GPU",
+        seeds=3,
+        overrides={},
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- claims
+def _all_runs(results: Results, metric: str) -> dict[str, list[float]]:
+    return {v: list(results.get(v, metric).values()) for v in ("none", *BOTTLENECKS) if results.get(v, metric)}
+
+
+def _fewer_parameters(results: Results) -> Verdict:
+    """Exact: every bottlenecked run has fewer parameters than every unbottlenecked one."""
+    params = _all_runs(results, "params_k")
+    if "none" not in params or len(params) < 2:
+        return Verdict("inconclusive", "needs runs of none and of a bottleneck variant")
+    base = min(params.pop("none"))
+    ok = all(p < base for ps in params.values() for p in ps)
+    text = f"parameters: none {base * 1000:,.0f}; " + ", ".join(
+        f"{v} {max(ps) * 1000:,.0f} ({max(ps) / base - 1:+.0%})" for v, ps in params.items()
+    )
+    return Verdict("supported" if ok else "contradicted", text)
+
+
+def _rank_limited(results: Results) -> Verdict:
+    """Exact: rank(W1 B) <= k in every bottlenecked run, while the unbottlenecked W1 reaches a higher rank."""
+    ranks = _all_runs(results, "first_layer_rank")
+    if "none" not in ranks or len(ranks) < 2:
+        return Verdict("inconclusive", "needs runs of none and of a bottleneck variant")
+    full = ranks.pop("none")
+    ok = all(r <= BOTTLENECKS[v] for v, rs in ranks.items() for r in rs)
+    ok = ok and min(full) > max(BOTTLENECKS[v] for v in ranks)
+    span = f"{min(full):.0f}" if min(full) == max(full) else f"{min(full):.0f} to {max(full):.0f}"
+    text = f"rank of the first-layer matrix: none {span}; " + ", ".join(
+        f"{v} {max(rs):.0f} (k = {BOTTLENECKS[v]})" for v, rs in ranks.items()
+    )
+    return Verdict("supported" if ok else "contradicted", text)
+
+
+def _merge_exact(results: Results) -> Verdict:
+    """Exact to float64 rounding: the merged unbottlenecked net reproduces every bottlenecked run's outputs."""
+    diffs = [d for v, ds in _all_runs(results, "merge_diff").items() if v != "none" for d in ds]
+    if not diffs:
+        return Verdict("inconclusive", "needs runs of a bottleneck variant")
+    return Verdict(
+        "supported" if max(diffs) < 1e-10 else "contradicted",
+        f"largest |output difference| / largest |output|, bottlenecked net vs its merged form, over "
+        f"{len(diffs)} runs: {max(diffs):.1e}",
+    )
+
+
+def _test_error_change(k: int):
+    def check(results: Results) -> Verdict:
+        seeds, d = stats.paired(results.get("none", "test_error"), results.get(f"k-{k}", "test_error"))
+        return stats.expect_positive(d, seeds, f"test error none minus k-{k}")
+
+    return check
+
+
+def _smallest_fits_worse(results: Results) -> Verdict:
+    k = min(KS)
+    seeds, d = stats.paired(results.get(f"k-{k}", "train_error"), results.get("none", "train_error"))
+    return stats.expect_positive(d, seeds, f"training error k-{k} minus none")
+
+
+CLAIMS = (
+    Claim("7", "A linear bottleneck reduces the number of parameters (exact)", _fewer_parameters),
+    Claim(
+        "7",
+        "The bottlenecked net's function class is strictly smaller: its first layer W1 B has rank <= k (exact)",
+        _rank_limited,
+    ),
+    Claim(
+        "7", "Every bottlenecked net is an unbottlenecked net with first layer W1 B (same outputs)", _merge_exact
+    ),  # fmt: skip
+    Claim(
+        "7", "Fewer parameters, better generalization: a 32-unit bottleneck lowers test error", _test_error_change(32)
+    ),
+    Claim("7", "An 8-unit bottleneck lowers test error", _test_error_change(8)),
+    Claim("7", "The smallest bottleneck (k = 8) fits the training set worse", _smallest_fits_worse),
+)
+
+METRICS = {
+    "train_error": "train error (%)",
+    "test_error": "test error (%)",
+    "gen_error": "test - train (pts)",
+    "params_k": "params (k)",
+    "first_layer_rank": "rank of W1 B",
+    "merge_diff": "merge check (rel. diff)",
+    "wall_time": "train time (s)",
+}
+
+
+# ----------------------------------------------------------------------------- plot
+def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
+    """Training and test error against the parameter count, one point per variant (mean over seeds, each
+    seed a dot), labelled with its bottleneck width and the rank of its first layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted(by_variant, key=lambda v: statistics.fmean(r["metrics"]["params_k"] for r in by_variant[v]))
+    xs = [statistics.fmean(r["metrics"]["params_k"] for r in by_variant[v]) for v in names]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for key, color in (("train_error", "tab:blue"), ("test_error", "tab:red")):
+        ys = [statistics.fmean(r["metrics"][key] * 100 for r in by_variant[v]) for v in names]
+        ax.plot(xs, ys, "o-", color=color, label=key.replace("_", " "))
+        for x, v in zip(xs, names, strict=True):
+            ax.scatter([x] * len(by_variant[v]), [r["metrics"][key] * 100 for r in by_variant[v]], color=color, s=8)
+    for x, v in zip(xs, names, strict=True):
+        rank = max(r["metrics"]["first_layer_rank"] for r in by_variant[v])
+        ax.annotate(f"{v}\nrank {rank:.0f}", (x, 0), textcoords="offset points", xytext=(0, 6), fontsize=8, ha="center")
+    ax.set(
+        xlabel="parameters (thousands)", ylabel="error (%)", title=f"{exp.title}\n({profile} profile, mean over seeds)"
+    )
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+EXPERIMENT = Experiment(
+    name="bottleneck",
+    title="A linear bottleneck: fewer parameters, a strictly smaller function class",
+    slides="7",
+    claim="A linear bottleneck layer cuts the parameter count and restricts the network to first layers of "
+    "rank <= k (a strictly smaller set of functions), which may or may not lower test error",
+    config=BottleneckConfig,
+    variants=VARIANTS,
+    profiles=PROFILES,
+    claims=CLAIMS,
+    build=build,
+    metrics=METRICS,
+    tables=(
+        Table(
+            "With and without a linear bottleneck",
+            ("none", *BOTTLENECKS),
+            tuple(METRICS),
+            "Rank of W1 B: numerical rank (torch.linalg.matrix_rank, float64) of the matrix the first hidden "
+            "layer applies to the input; at most min(k, 256). Merge check: largest output difference between "
+            "the net and the unbottlenecked net with first layer W1 B, relative to the largest output.",
+        ),
+    ),
+    plot=plot,
+)

@@ -1,0 +1,315 @@
+"""Slides 3-5: capacity, training set size and the generalization gap.
+
+"Training error and test error as functions of the number of training examples and of the number of
+parameters: more data closes the gap between them; more parameters fit the training set better. The
+gap between test and training error is the generalization error that the rest of the lecture fights."
+
+A one-hidden-layer MLP (784-w-10) on MNIST, trained with plain SGD (no weight decay, no dropout), in
+two sweeps: the training set size n at a fixed width, and the width w at a fixed n. Every run gets
+the same number of optimizer steps (``budget.steps``), not the same number of epochs: with a fixed
+epoch count a 500-image run would take 20 times fewer steps than a 10,000-image one, and would be
+under-trained rather than over-fitted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from datamodules.images import ImageDataConfig, ImageDataModule
+from experiments import stats
+from experiments.common import MLPRunConfig, build_mlp
+from experiments.spec import Claim, Experiment, Profile, Results, Table, Variant, Verdict
+from lightning_modules.classifier import ImageClassifier
+from lightning_modules.nets.mlp import MLPConfig
+from lightning_modules.optim import OptimConfig
+
+MNIST_TRAIN_IMAGES = 60_000  # the MNIST training set, before the validation split
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass
+class BudgetConfig:
+    # > 0: every run trains for this many optimizer steps (rounded up to whole epochs): train.max_epochs is
+    # derived from it, the training set size and the batch size. 0: train.max_epochs as set.
+    steps: int = 10_000
+
+    def validate(self) -> None:
+        if self.steps < 0:
+            raise ValueError("budget.steps must be >= 0")
+
+
+@dataclass
+class CapacityConfig(MLPRunConfig):
+    """Defaults are the full profile: 784-256-10, batch 128, 10k validation images, 10,000 steps."""
+
+    data: ImageDataConfig = field(
+        default_factory=lambda: ImageDataConfig(
+            dataset="mnist", val_size=10_000, train_size=2000, train_eval_size=10_000, batch_size=128
+        )
+    )
+    model: MLPConfig = field(default_factory=lambda: MLPConfig(hidden=(256,)))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.05, weight_decay=0.0, schedule="cosine"))
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+
+
+def training_images(data: ImageDataConfig) -> int:
+    """How many MNIST images the training split holds (what ``ImageDataModule.setup`` will select)."""
+    pool = MNIST_TRAIN_IMAGES - data.val_size
+    return min(data.train_size, pool) if data.train_size else pool
+
+
+def steps_per_epoch(images: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch of ``ResidentBatches``: full batches only (the remainder of the shuffled
+    epoch is dropped), or one short batch when the whole set is smaller than a batch."""
+    return max(1, images // batch_size)
+
+
+def epochs_for(steps: int, images: int, batch_size: int) -> int:
+    """The fewest whole epochs that take at least ``steps`` optimizer steps."""
+    return max(1, math.ceil(steps / steps_per_epoch(images, batch_size)))
+
+
+@dataclass(frozen=True)
+class StepBudgetExperiment(Experiment):
+    """An experiment whose runs all take the same number of optimizer steps: after the usual overrides,
+    ``train.max_epochs`` is derived from ``budget.steps`` (unless the command line sets it itself)."""
+
+    def resolve(self, variant: str, profile: str, sets: Mapping[str, str] | None = None) -> Any:
+        cfg = super().resolve(variant, profile, sets)
+        if cfg.budget.steps and "train.max_epochs" not in (sets or {}):
+            cfg.train.max_epochs = epochs_for(cfg.budget.steps, training_images(cfg.data), cfg.data.batch_size)
+        return cfg
+
+
+# ----------------------------------------------------------------------------- the run
+class CapacityClassifier(ImageClassifier):
+    """The image classifier, with the parameter count, the step count and the generalization error
+    (test minus training error) among the final metrics."""
+
+    def summary(self) -> dict[str, float]:
+        out = super().summary()
+        out["gen_error"] = out["test_error"] - out["train_error"]
+        out["params_k"] = sum(p.numel() for p in self.net.parameters()) / 1000
+        out["steps"] = float(self.trainer.global_step)
+        return out
+
+
+def build(cfg: CapacityConfig, seed: int) -> tuple[CapacityClassifier, ImageDataModule]:
+    return CapacityClassifier(build_mlp(cfg), cfg.optim, num_classes=10), ImageDataModule(cfg.data, seed=seed)
+
+
+def mlp_params(width: int, inputs: int = 784, classes: int = 10) -> int:
+    """Weights and biases of a 784-w-10 MLP."""
+    return inputs * width + width + width * classes + classes
+
+
+SIZES = (500, 1000, 2000, 5000, 10_000, 0)  # 0: every training image (50,000 after the 10k validation split)
+WIDTHS = (8, 32, 128, 512, 2048)
+
+
+def size_name(n: int) -> str:
+    return f"n-{n}" if n else "n-all"
+
+
+VARIANTS = tuple(
+    Variant(
+        size_name(n),
+        f"{n:,} training images" if n else "every training image (50,000)",
+        {"data.train_size": n},
+    )
+    for n in SIZES
+) + tuple(Variant(f"width-{w}", f"784-{w}-10: {mlp_params(w):,} parameters", {"model.hidden": (w,)}) for w in WIDTHS)
+SIZE_VARIANTS = tuple(size_name(n) for n in SIZES)
+WIDTH_VARIANTS = tuple(f"width-{w}" for w in WIDTHS)
+
+PROFILES = (
+    Profile(
+        "smoke",
+        "784-32-10, 256 training images for the width variants, 20 steps of batch 64: checks the plumbing only",
+        seeds=1,
+        overrides={
+            "model.hidden": (32,),
+            "data.train_size": 256,
+            "data.val_size": 128,
+            "data.test_size": 256,
+            "data.train_eval_size": 128,
+            "data.batch_size": 64,
+            "data.eval_batch_size": 256,
+            "budget.steps": 20,
+            "train.log_every_n_steps": 1,
+        },
+        variants=("n-500", "width-8", "width-128"),
+    ),
+    Profile(
+        "quick",
+        "n sweep: 784-256-10 on 500, 2,000, 5,000 and 10,000 images; width sweep: 784-w-10 on 2,000 images. Every run "
+        "takes 1,000 SGD steps of batch 64 (momentum 0.9, lr 0.05, cosine, no weight decay); 1,000 "
+        "validation images, the full 10,000-image test set, training error on (up to) 10,000 clean "
+        "training images",
+        seeds=3,
+        overrides={
+            "model.hidden": (256,),
+            "data.train_size": 2000,
+            "data.val_size": 1000,
+            "data.test_size": 0,
+            "data.train_eval_size": 10_000,
+            "data.batch_size": 64,
+            "data.eval_batch_size": 1000,
+            "budget.steps": 1000,
+            "train.log_every_n_steps": 50,
+        },
+        variants=("n-500", "n-2000", "n-5000", "n-10000", "width-8", "width-32", "width-128", "width-512"),
+        cpu_jobs=2,
+    ),
+    Profile(
+        "full",
+        "n sweep: 784-256-10 on 500 images to all 50,000; width sweep: 784-w-10 (w up to 2,048) on 2,000 "
+        "images; every run 10,000 SGD steps of batch 128; 10k validation images, full test set; for a GPU",
+        seeds=3,
+        overrides={},
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- claims
+def _ends(results: Results, names: tuple[str, ...], metric: str) -> tuple[str, str] | None:
+    """The first and the last of ``names`` with values of ``metric`` (smallest and largest n, or width)."""
+    present = [v for v in names if results.get(v, metric)]
+    return (present[0], present[-1]) if len(present) >= 2 else None
+
+
+def _compare(results: Results, names, metric: str, what: str, largest_minus_smallest: bool) -> Verdict:
+    ends = _ends(results, names, metric)
+    if ends is None:
+        return Verdict("inconclusive", f"needs runs of two or more of {', '.join(names)}")
+    small, large = ends
+    a, b = (large, small) if largest_minus_smallest else (small, large)
+    seeds, d = stats.paired(results.get(a, metric), results.get(b, metric))
+    return stats.expect_positive(d, seeds, f"{what}, {a} minus {b}")
+
+
+def _gap_shrinks(results: Results) -> Verdict:
+    return _compare(results, SIZE_VARIANTS, "gen_error", "test - train error", largest_minus_smallest=False)
+
+
+def _test_falls_with_n(results: Results) -> Verdict:
+    return _compare(results, SIZE_VARIANTS, "test_error", "test error", largest_minus_smallest=False)
+
+
+def _train_rises_with_n(results: Results) -> Verdict:
+    return _compare(results, SIZE_VARIANTS, "train_error", "training error", largest_minus_smallest=True)
+
+
+def _train_falls_with_width(results: Results) -> Verdict:
+    return _compare(results, WIDTH_VARIANTS, "train_error", "training error", largest_minus_smallest=False)
+
+
+def _widest_tests_worse(results: Results) -> Verdict:
+    """The right arm of slide 4's U curve: the widest net against the next narrower one."""
+    present = [v for v in WIDTH_VARIANTS if results.get(v, "test_error")]
+    if len(present) < 2:
+        return Verdict("inconclusive", "needs runs of two or more widths")
+    seeds, d = stats.paired(results.get(present[-1], "test_error"), results.get(present[-2], "test_error"))
+    return stats.expect_positive(d, seeds, f"test error, {present[-1]} minus {present[-2]}")
+
+
+CLAIMS = (
+    Claim("4-5", "The generalization gap (test - train error) shrinks as the training set grows", _gap_shrinks),
+    Claim("4", "Test error falls as the training set grows (fixed net)", _test_falls_with_n),
+    Claim("4", "Training error rises as the training set grows: more examples are harder to fit", _train_rises_with_n),
+    Claim("4", "Training error falls as the number of parameters grows (fixed training set)", _train_falls_with_width),
+    Claim(
+        "4",
+        "Test error vs parameters, the U curve's right arm: the widest net tests worse than the next narrower "
+        "one (a measurement either way: over-parameterized nets trained by SGD often do not)",
+        _widest_tests_worse,
+    ),
+)
+
+METRICS = {
+    "train_error": "train error (%)",
+    "test_error": "test error (%)",
+    "gen_error": "test - train (pts)",
+    "params_k": "params (k)",
+    "epochs": "epochs",
+    "wall_time": "train time (s)",
+}
+
+
+# ----------------------------------------------------------------------------- plot
+def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
+    """Slide 4's two pictures: training and test error (mean over seeds, each seed a dot) against the
+    training set size and against the parameter count, the generalization gap shaded between them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    panels = (
+        (SIZE_VARIANTS, lambda r: r["provenance"]["data"]["train"], "training images n (log scale)", "fixed net"),
+        (WIDTH_VARIANTS, lambda r: r["metrics"]["params_k"] * 1000, "parameters (log scale)", "fixed n"),
+    )
+    for ax, (names, x_of, xlabel, fixed) in zip(axes, panels, strict=True):
+        names = [v for v in names if v in by_variant]
+        if not names:
+            ax.set_axis_off()
+            continue
+        xs = [statistics.fmean(x_of(r) for r in by_variant[v]) for v in names]
+        curves = {}
+        for key, color in (("train_error", "tab:blue"), ("test_error", "tab:red")):
+            curves[key] = [statistics.fmean(r["metrics"][key] * 100 for r in by_variant[v]) for v in names]
+            ax.plot(xs, curves[key], "o-", color=color, label=key.replace("_", " "))
+            for v in names:
+                pts = [(x_of(r), r["metrics"][key] * 100) for r in by_variant[v]]
+                ax.scatter(*zip(*pts, strict=True), color=color, s=8, alpha=0.5)
+        ax.fill_between(xs, curves["train_error"], curves["test_error"], color="gray", alpha=0.25, label="gap")
+        for x, v in zip(xs, names, strict=True):
+            ax.annotate(v, (x, 0), textcoords="offset points", xytext=(0, 4), fontsize=7, ha="center")
+        ax.set_xscale("log")
+        ax.set(xlabel=xlabel, ylabel="error (%)", title=f"train and test error vs {xlabel.split(' (')[0]} ({fixed})")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(f"{exp.title} ({profile} profile, mean over seeds; shaded: generalization gap)")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+EXPERIMENT = StepBudgetExperiment(
+    name="capacity",
+    title="Training set size, parameters and the generalization gap",
+    slides="3-5",
+    claim="Test error exceeds training error by a gap (the generalization error) that shrinks as the training "
+    "set grows; more parameters fit the training set better",
+    config=CapacityConfig,
+    variants=VARIANTS,
+    profiles=PROFILES,
+    claims=CLAIMS,
+    build=build,
+    metrics=METRICS,
+    tables=(
+        Table(
+            "Training set size (fixed net)",
+            SIZE_VARIANTS,
+            tuple(METRICS),
+            "Same number of optimizer steps for every n (so more epochs for smaller sets). Training error: "
+            "clean training images in evaluation mode, after the last step.",
+        ),
+        Table(
+            "Width of the hidden layer (fixed training set)",
+            WIDTH_VARIANTS,
+            tuple(METRICS),
+            "784-w-10 MLPs: 795 w + 10 parameters.",
+        ),
+    ),
+    plot=plot,
+)

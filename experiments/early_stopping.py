@@ -1,0 +1,355 @@
+"""Slides 13-15: early stopping.
+
+The slides, paraphrased: training error keeps falling, but at some point the validation error starts to rise again: the
+network is overfitting. Stop training at the point of lowest validation error. The validation curve is
+noisy, so in practice stop once it has not improved for a while (a patience rule) and keep the best
+weights seen.
+
+An MLP is trained for a long time, at a constant learning rate and without weight decay, on a small
+MNIST subset, well past its best validation error. On clean MNIST labels the net soon fits every training
+image and its validation *error* then barely moves (the validation *loss* rises); with 20% of the training
+labels replaced by wrong ones, memorizing them takes many epochs and the validation error clearly turns up,
+the textbook picture of the slide. Both are run. Nothing is stopped for real: the train, validation and
+test errors are recorded at every epoch, and the stopping rules are applied afterwards to the recorded
+validation curve (``lightning_modules/early_stopping.py``), so every rule and "train to the end" are
+compared on the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from dataclasses import dataclass, field
+
+import torch
+
+from datamodules.images import ImageDataConfig, ImageDataModule
+from experiments import stats
+from experiments.common import MLPRunConfig, build_mlp
+from experiments.spec import Claim, Experiment, Profile, Results, Table, Variant, Verdict
+from lightning_modules.early_stopping import TestTrackedClassifier
+
+MAIN_PATIENCE = 10  # the rule the claim is decided with; the others are reported beside it
+
+
+@dataclass
+class StoppingConfig:
+    patiences: tuple[int, ...] = (5, MAIN_PATIENCE, 20)  # epochs without a new best validation error
+
+    def validate(self) -> None:
+        if MAIN_PATIENCE not in self.patiences or any(p < 1 for p in self.patiences):
+            raise ValueError(f"patiences must be >= 1 and include {MAIN_PATIENCE}")
+
+
+@dataclass
+class LabelNoiseConfig:
+    fraction: float = 0.0  # of the training labels replaced by a different class (never val or test labels)
+
+    def validate(self) -> None:
+        if not 0 <= self.fraction <= 1:
+            raise ValueError("labels.fraction must be in [0, 1]")
+
+
+@dataclass
+class EarlyStoppingConfig(MLPRunConfig):
+    stopping: StoppingConfig = field(default_factory=StoppingConfig)
+    labels: LabelNoiseConfig = field(default_factory=LabelNoiseConfig)
+
+
+def corrupt_labels(y: torch.Tensor, fraction: float, num_classes: int, seed: int) -> torch.Tensor:
+    """A copy of ``y`` with exactly round(fraction * len(y)) labels, chosen at random, each replaced by a
+    uniformly drawn *different* class; deterministic in ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    y = y.clone()
+    which = torch.randperm(len(y), generator=g)[: round(fraction * len(y))].to(y.device)
+    shift = torch.randint(1, num_classes, (len(which),), generator=g).to(y.device)
+    y[which] = (y[which] + shift) % num_classes
+    return y
+
+
+class NoisyLabelDataModule(ImageDataModule):
+    """The image data module with a fixed fraction of the training labels wrong: the same images and the same
+    wrong labels for every run seed (drawn from ``split_seed``, like the subsets). The clean training error is
+    measured against the labels the net was trained on, so it shows how far the noise is memorized."""
+
+    def __init__(self, cfg: ImageDataConfig, noise: float, seed: int = 0):
+        super().__init__(cfg, seed=seed, channels_last=False)
+        self.noise = noise
+
+    def setup(self, stage: str | None = None) -> None:
+        fresh = self.info is None
+        super().setup(stage)
+        if fresh and self.noise:
+            x, y = self.train
+            y = corrupt_labels(y, self.noise, 10, self.cfg.split_seed + 1)
+            self.train = (x, y)
+            n = len(self.train_eval[0])  # the training-error images are the first n training images
+            self.train_eval = (x[:n], y[:n])
+
+
+def build(cfg: EarlyStoppingConfig, seed: int):
+    module = TestTrackedClassifier(build_mlp(cfg), cfg.optim, 10, cfg.stopping.patiences)
+    return module, NoisyLabelDataModule(cfg.data, cfg.labels.fraction, seed=seed)
+
+
+VARIANTS = (
+    Variant(
+        "mlp",
+        "784-512-512-10 ReLU MLP, SGD (momentum 0.9) at a constant learning rate, no weight decay, no dropout: "
+        "nothing but the number of epochs limits how far it fits the training set",
+        {},
+    ),
+    Variant(
+        "mlp-noisy",
+        "the same net and training, with 20% of the training labels replaced by a wrong class (fixed set)",
+        {"labels.fraction": 0.2},
+    ),
+)
+
+SMALL_DATA = {
+    "model.hidden": (512, 512),
+    "optim.schedule": "constant",
+    "optim.lr": 0.01,
+    "optim.weight_decay": 0.0,
+    "data.train_size": 2000,
+    "data.val_size": 2000,
+    "data.test_size": 5000,
+    "data.train_eval_size": 2000,
+    "data.batch_size": 32,
+    "data.eval_batch_size": 1000,
+}
+
+PROFILES = (
+    Profile(
+        "smoke",
+        "a 64-64 MLP on 256 images for 6 epochs, with patiences 1, 2 and 3 computed beside the claims' "
+        f"{MAIN_PATIENCE}: checks the plumbing only",
+        seeds=1,
+        overrides={
+            "model.hidden": (64, 64),
+            "data.train_size": 256,
+            "data.val_size": 128,
+            "data.test_size": 256,
+            "data.train_eval_size": 128,
+            "data.batch_size": 64,
+            "data.eval_batch_size": 256,
+            "stopping.patiences": (1, 2, 3, MAIN_PATIENCE),
+            "train.max_epochs": 6,
+            "train.log_every_n_steps": 1,
+        },
+    ),
+    Profile(
+        "quick",
+        "784-512-512-10 MLP trained 40 epochs on a fixed 2,000-image MNIST subset (batch 32, SGD momentum 0.9 at a "
+        "constant lr 0.01, no weight decay); 2,000 validation and 5,000 test images, both scored after every epoch",
+        seeds=3,
+        overrides={**SMALL_DATA, "train.max_epochs": 40, "train.log_every_n_steps": 10},
+        cpu_jobs=2,
+    ),
+    Profile(
+        "full",
+        "784-512-512-10 MLP trained 150 epochs on a fixed 5,000-image MNIST subset (batch 32, SGD momentum 0.9 at "
+        "a constant lr 0.01, no weight decay); 10,000 validation images and the full test set after every epoch",
+        seeds=5,
+        overrides={
+            **SMALL_DATA,
+            "data.train_size": 5000,
+            "data.val_size": 10000,
+            "data.test_size": 0,
+            "data.train_eval_size": 5000,
+            "train.max_epochs": 150,
+        },
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- claims
+LABELS = {"mlp": "clean labels", "mlp-noisy": "20% wrong training labels"}
+
+
+def _gain(variant: str, end: str, stopped: str, what: str, **kw):
+    """Per seed, the end-of-training value minus the early-stopped one (positive: stopping helps)."""
+
+    def check(results: Results) -> Verdict:
+        seeds, d = stats.paired(results.get(variant, end), results.get(variant, stopped))
+        return stats.expect_positive(d, seeds, f"{LABELS[variant]}: {what}", **kw)
+
+    return check
+
+
+def _claims(variant: str) -> tuple[Claim, ...]:
+    where = f" ({LABELS[variant]})"
+    return (
+        Claim(
+            "13",
+            "Trained long enough, the validation error rises again after its minimum" + where,
+            _gain(variant, "final_val_error", "best_val_error", "validation error at the end minus its minimum"),
+        ),
+        Claim(
+            "13-14",
+            f"Early stopping (patience {MAIN_PATIENCE} on the validation error, best weights kept) gives lower "
+            "test error than training to the end" + where,
+            _gain(
+                variant,
+                "end_test_error",
+                f"p{MAIN_PATIENCE}_test_error",
+                f"test error at the end minus at the patience-{MAIN_PATIENCE} stopping point",
+            ),
+        ),
+        Claim(
+            "13",
+            "Stopping at the best validation error gives lower test error than training to the end" + where,
+            _gain(
+                variant, "end_test_error", "best_val_test_error", "test error at the end minus at the best-val epoch"
+            ),  # fmt: skip
+        ),
+        Claim(
+            "13",
+            "Stopping at the lowest validation cross-entropy gives lower test cross-entropy than the end" + where,
+            _gain(
+                variant,
+                "test_loss_end",
+                "test_loss_at_best_val_loss",
+                "test cross-entropy at the end minus at the epoch of lowest validation cross-entropy",
+                scale=1,
+                unit=" nats",
+            ),
+        ),
+    )
+
+
+CLAIMS = _claims("mlp-noisy") + _claims("mlp")
+
+METRICS = {
+    "train_error": "train error (%)",
+    "best_val_error": "best val error (%)",
+    "final_val_error": "final val error (%)",
+    "end_test_error": "test error at end (%)",
+    "best_val_test_error": "test error at best val (%)",
+    "min_test_error": "lowest test error, any epoch (%)",
+    "best_val_epoch": "best-val epoch",
+    "best_test_epoch": "best-test epoch",
+    "val_choice_extra_error": "cost of choosing on val (pts)",
+    "val_test_corr": "val-test correlation",
+    "best_val_loss_epoch": "lowest val-loss epoch",
+    "test_loss_at_best_val_loss": "test loss there",
+    "test_loss_end": "test loss at end",
+    "epochs": "epochs",
+    "wall_time": "train time (s)",
+}
+for _p in (5, MAIN_PATIENCE, 20):
+    METRICS |= {
+        f"stop_epoch_p{_p}": f"P={_p}: stop epoch",
+        f"kept_epoch_p{_p}": f"P={_p}: kept epoch",
+        f"p{_p}_test_error": f"P={_p}: test error (%)",
+    }
+
+
+# ----------------------------------------------------------------------------- plot
+def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
+    """One row per variant. One panel per seed (up to three): train, validation and test error per epoch, the
+    best-val epoch and each patience rule's stopping point marked. Last panel: the losses, mean over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [v for v in ("mlp-noisy", "mlp") if v in by_variant]
+    cols = max(min(len(by_variant[v]), 3) for v in names) + 1
+    fig, axes = plt.subplots(len(names), cols, figsize=(4.5 * cols, 4 * len(names)), squeeze=False)
+    styles = {
+        "train_error": ("tab:blue", "train"),
+        "val_error": ("tab:orange", "validation"),
+        "test_error": ("tab:green", "test"),
+    }
+    for row_axes, name in zip(axes, names, strict=True):
+        recs = sorted(by_variant[name], key=lambda r: r["seed"])[:3]
+        for ax, rec in zip(row_axes, recs, strict=False):
+            hist, m = rec["history"], rec["metrics"]
+            x = [row["epoch"] for row in hist]
+            for key, (color, label) in styles.items():
+                ax.plot(x, [row[key] * 100 for row in hist], color=color, label=label, lw=1.2)
+            ax.axvline(
+                m["best_val_epoch"], color="k", ls="--", lw=1, label=f"best val: epoch {m['best_val_epoch']:.0f}"
+            )
+            patiences = sorted(int(k.removeprefix("stop_epoch_p")) for k in m if k.startswith("stop_epoch_p"))
+            for p, marker in zip(patiences, "ovs^D", strict=False):
+                stop, kept = m[f"stop_epoch_p{p}"], m[f"kept_epoch_p{p}"]
+                ax.plot(stop, hist[int(stop) - 1]["val_error"] * 100, marker, color="k", mfc="none", ms=8,
+                        label=f"P={p}: stops at {stop:.0f}, keeps {kept:.0f}")  # fmt: skip
+            ax.set(xlabel="epoch", ylabel="error (%)", title=f"{LABELS[name]}, seed {rec['seed']}", ylim=(0, None))
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3)
+        for ax in row_axes[len(recs) : -1]:
+            ax.axis("off")
+        ax = row_axes[-1]
+        epochs = min(len(r["history"]) for r in recs)
+        for key, color in (("train_loss", "tab:blue"), ("val_loss", "tab:orange"), ("test_loss", "tab:green")):
+            y = [statistics.fmean(r["history"][e][key] for r in recs) for e in range(epochs)]
+            ax.plot(range(1, epochs + 1), y, color=color, label=key.replace("_", " "))
+        ax.set(xlabel="epoch", ylabel="cross-entropy (nats)", title=f"{LABELS[name]}: loss, mean over seeds")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.suptitle(
+        f"{exp.title} ({profile} profile)\ntrain error and loss: running means over each epoch's batches, "
+        "on the labels trained on"
+    )
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+EXPERIMENT = Experiment(
+    name="early-stopping",
+    title="Early stopping",
+    slides="13-15",
+    claim="Validation error falls and then rises as training goes on; stopping where it is lowest (with a "
+    "patience rule, since the curve is noisy) gives lower test error than training to the end",
+    config=EarlyStoppingConfig,
+    variants=VARIANTS,
+    profiles=PROFILES,
+    claims=CLAIMS,
+    build=build,
+    metrics=METRICS,
+    tables=(
+        Table(
+            "Test error: early stopping vs training to the end",
+            ("mlp-noisy", "mlp"),
+            (
+                "train_error",
+                "best_val_error",
+                "final_val_error",
+                "end_test_error",
+                "best_val_test_error",
+                *(f"p{p}_test_error" for p in (5, MAIN_PATIENCE, 20)),
+                "min_test_error",
+            ),
+            "All from the same runs: the stopping rules are applied after training to the recorded validation curve "
+            "(evaluated after every epoch). A patience-P rule stops once the validation error has not reached a new "
+            "minimum for P epochs, and keeps the weights of its best epoch. The lowest test error over all epochs "
+            "is an oracle bound, not a method.",
+        ),
+        Table(
+            "Where each rule stops, and how well validation tracks test",
+            ("mlp-noisy", "mlp"),
+            (
+                "best_val_epoch",
+                *(k for p in (5, MAIN_PATIENCE, 20) for k in (f"stop_epoch_p{p}", f"kept_epoch_p{p}")),
+                "best_test_epoch",
+                "val_choice_extra_error",
+                "val_test_corr",
+                "best_val_loss_epoch",
+                "test_loss_at_best_val_loss",
+                "test_loss_end",
+                "epochs",
+                "wall_time",
+            ),
+            "Cost of choosing on val: test error at the best-val epoch minus the lowest test error over epochs. "
+            "Val-test correlation: Pearson correlation of the two error curves over the last 80% of the epochs. "
+            "A rule that never fires stops at the last epoch.",
+        ),
+    ),
+    plot=plot,
+)

@@ -1,0 +1,374 @@
+"""Slides 3, 8-12: capacity, overfitting and weight decay.
+
+"A polynomial of too low a degree underfits; one of too high a degree fits the training points exactly
+and generalizes badly (slide 3). Penalizing the size of the weights, J_reg = J + lambda/2 ||w||^2, keeps
+them small and the fit smooth; its gradient step is w <- (1 - a lambda) w - a dJ/dw: the weights decay
+(slides 8-10). An L1 penalty lambda sum |w_j| instead pushes many weights to zero (slides 11-12)."
+
+Two kinds of run in one experiment, chosen by the config's ``kind``:
+- ``poly``: Bishop's picture (PRML 1.1): polynomials of degree 1, 3 and 9 fitted exactly to 10 noisy
+  points of sin(2 pi x), and the degree-9 fit with an L2 penalty swept over lambda
+  (``lightning_modules/regression.py``). Each seed draws new noise.
+- ``mlp``: a 784-256-256-10 ReLU MLP on an MNIST subset without a penalty, with L2 weight decay and with
+  an L1 penalty; how many of its weights end near zero.
+The exactness of the decay update is a test: ``tests/test_weight_decay.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from dataclasses import dataclass, field
+
+import torch
+
+from datamodules.images import ImageDataModule
+from experiments import stats
+from experiments.common import MLPRunConfig, build_mlp
+from experiments.spec import Claim, Experiment, Profile, Results, Table, Variant, Verdict
+from lightning_modules.classifier import ImageClassifier
+from lightning_modules.regression import PolyConfig, PolynomialDataModule, PolynomialRegression
+
+NEAR_ZERO = (1e-3, 1e-2)  # |w| thresholds for "near zero"
+HIST_EDGES = [k / 10 for k in range(-70, 11)]  # log10 |w| bins from 1e-7 to 10 (smaller values: first bin)
+
+
+@dataclass
+class WeightDecayConfig(MLPRunConfig):
+    """An MLP run on MNIST (``data``, ``model``, ``optim``, ``train``) or, with ``kind: poly``, a polynomial
+    fit (``poly``; of the rest only ``train`` is used, and one epoch is one exact solve)."""
+
+    kind: str = "mlp"  # mlp | poly
+    poly: PolyConfig = field(default_factory=PolyConfig)
+
+    def validate(self) -> None:
+        if self.kind not in ("mlp", "poly"):
+            raise ValueError("kind must be mlp or poly")
+
+
+class SparsityClassifier(ImageClassifier):
+    """An ImageClassifier whose summary also says how many weight-matrix entries ended near zero."""
+
+    def _weights(self) -> torch.Tensor:
+        """Every entry of every weight matrix (not the biases: the L1 penalty skips them too)."""
+        return torch.cat([p.detach().flatten() for p in self.net.parameters() if p.dim() > 1]).abs()
+
+    def summary(self) -> dict[str, float]:
+        w = self._weights()
+        near = {f"pct_below_{t:.0e}".replace("e-0", "e-"): 100 * float((w < t).double().mean()) for t in NEAR_ZERO}
+        return {**super().summary(), **near, "weight_norm": float(w.norm()), "weight_mean_abs": float(w.mean())}
+
+    def extras(self) -> dict:
+        """Histogram of log10 |w| over the weight matrices, for the plot."""
+        logs = self._weights().clamp_min(10 ** HIST_EDGES[0]).log10()
+        counts = torch.histogram(logs.double(), torch.tensor(HIST_EDGES, dtype=torch.float64)).hist
+        return {"weight_histogram": {"log10_edges": HIST_EDGES, "counts": [int(c) for c in counts]}}
+
+
+def build(cfg: WeightDecayConfig, seed: int):
+    if cfg.kind == "poly":
+        return PolynomialRegression(cfg.poly), PolynomialDataModule(cfg.poly, seed=seed)
+    return SparsityClassifier(build_mlp(cfg), cfg.optim, num_classes=10), ImageDataModule(cfg.data, seed=seed)
+
+
+# ----------------------------------------------------------------------------- variants
+LAMBDAS = (("1e-8", 1e-8), ("1e-6", 1e-6), ("1e-4", 1e-4), ("1e-2", 1e-2), ("1", 1.0))
+MODERATE = "degree-9-l2-1e-4"  # the claim's "moderate" penalty, fixed before any run (middle of the sweep)
+SWEEP = ("degree-9", *(f"degree-9-l2-{name}" for name, _ in LAMBDAS))  # lambda = 0, then increasing
+
+
+def _poly(degree: int, l2: float = 0.0) -> dict:
+    return {"kind": "poly", "poly.degree": degree, "poly.l2": l2, "train.max_epochs": 1}
+
+
+L2_DECAY = 1e-3  # SGD weight_decay (lambda of lambda/2 ||w||^2); decays biases too
+L1_PENALTY = 1e-4  # lambda of lambda sum |w| over the weight matrices
+
+VARIANTS = (
+    Variant("degree-1", "polynomial of degree 1 (a line), least squares", _poly(1)),
+    Variant("degree-3", "polynomial of degree 3, least squares", _poly(3)),
+    Variant("degree-9", "polynomial of degree 9, least squares (interpolates the 10 points)", _poly(9)),
+    *(Variant(f"degree-9-l2-{name}", f"degree 9, L2 penalty lambda = {name}", _poly(9, lam)) for name, lam in LAMBDAS),
+    Variant("mlp-none", "MLP 784-256-256-10, no penalty", {"optim.weight_decay": 0.0, "optim.l1": 0.0}),
+    Variant(
+        "mlp-l2",
+        f"MLP, L2 weight decay {L2_DECAY:g} (SGD weight_decay, all parameters)",
+        {"optim.weight_decay": L2_DECAY, "optim.l1": 0.0},
+    ),
+    Variant(
+        "mlp-l1",
+        f"MLP, L1 penalty {L1_PENALTY:g} Σ abs(w) on the weight matrices",
+        {"optim.weight_decay": 0.0, "optim.l1": L1_PENALTY},
+    ),
+)
+MLP_VARIANTS = ("mlp-none", "mlp-l2", "mlp-l1")
+
+MLP_COMMON = {"model.hidden": (256, 256), "optim.schedule": "cosine", "optim.lr": 0.05, "optim.momentum": 0.9}
+
+PROFILES = (
+    Profile(
+        "smoke",
+        "degree 9 with and without a penalty, and the L1 MLP for 2 epochs on 256 images: checks the plumbing only",
+        seeds=1,
+        overrides={
+            **MLP_COMMON,
+            "model.hidden": (32,),
+            "data.train_size": 256,
+            "data.val_size": 128,
+            "data.test_size": 256,
+            "data.train_eval_size": 128,
+            "data.batch_size": 64,
+            "data.eval_batch_size": 256,
+            "train.max_epochs": 2,
+            "train.log_every_n_steps": 1,
+        },
+        variants=("degree-9", MODERATE, "mlp-l1"),
+    ),
+    Profile(
+        "quick",
+        "polynomials: 10 evenly spaced points, noise std 0.3, 1,000 test points, exact fits. MLP 784-256-256-10 "
+        "on a fixed 6,000-image MNIST subset, 12 epochs, batch 128, SGD momentum 0.9, lr 0.05 cosine; 2,000 val "
+        "images, full test set",
+        # the overfit polynomial's test error varies a lot between draws: with 3 seeds the 95% interval of the
+        # degree-9 vs degree-3 comparison excludes 0 in about 1 of 3 simulated cases, with 5 in 19 of 20
+        seeds=5,
+        overrides={
+            **MLP_COMMON,
+            "data.train_size": 6000,
+            "data.val_size": 2000,
+            "data.test_size": 0,
+            "data.train_eval_size": 2000,
+            "data.batch_size": 128,
+            "data.eval_batch_size": 1000,
+            "train.max_epochs": 12,
+            "train.log_every_n_steps": 20,
+        },
+        # cpu_jobs 1: the 40 polynomial fits take well under a second each in one process, but seconds each as
+        # child processes (imports); the MLP runs are short too
+    ),
+    Profile(
+        "full",
+        "polynomials as in quick; MLP 784-256-256-10 on the full 50k/10k MNIST split, 50 epochs, lr 0.05 cosine",
+        seeds=10,
+        overrides={**MLP_COMMON},
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- claims
+def _log_ratio(results: Results, metric: str, a: str, b: str):
+    """Per-seed log10(metric(a) / metric(b)). The test RMSE of an overfit polynomial is heavy-tailed
+    across draws; its logarithm is much closer to the normal law that the t-interval assumes."""
+    seeds, _ = stats.paired(results.get(a, metric), results.get(b, metric))
+    ra, rb = results.get(a, metric), results.get(b, metric)
+    return seeds, [math.log10(ra[s] / rb[s]) for s in seeds]
+
+
+def _diff(results: Results, metric: str, a: str, b: str):
+    return stats.paired(results.get(a, metric), results.get(b, metric))
+
+
+def _test_worse(a: str, b: str):
+    def check(results: Results) -> Verdict:
+        seeds, d = _log_ratio(results, "test_rmse", a, b)
+        return stats.expect_positive(d, seeds, f"log10(test RMSE {a} / {b})", scale=1, unit="")
+
+    return check
+
+
+def _train_better(a: str, b: str):
+    def check(results: Results) -> Verdict:
+        seeds, d = _diff(results, "train_rmse", b, a)
+        return stats.expect_positive(d, seeds, f"train RMSE {b} minus {a}", scale=1, unit="")
+
+    return check
+
+
+def _coefficients_shrink(results: Results) -> Verdict:
+    """Exact for ridge regression: ||w(lambda)||_2 never grows with lambda. Checked in every seed."""
+    present = [v for v in SWEEP if results.get(v, "w_norm")]
+    seeds = sorted(set.intersection(*(set(results.get(v, "w_norm")) for v in present))) if present else []
+    if len(present) < 2 or not seeds:
+        return Verdict("inconclusive", "needs degree-9 runs at two or more lambdas")
+    norms = {s: [results.get(v, "w_norm")[s] for v in present] for s in seeds}
+    bad = [s for s, n in norms.items() if any(b >= a for a, b in zip(n, n[1:], strict=False))]
+    first, last = present[0], present[-1]
+    ratio = statistics.median(norms[s][0] / norms[s][-1] for s in seeds)
+    text = (
+        f"‖w‖₂ over {', '.join(present)}: strictly decreasing in {len(seeds) - len(bad)} of {len(seeds)} seeds"
+        f"{f' (not in seeds {bad})' if bad else ''}; median ‖w‖₂ {first} / {last} = {ratio:.3g}"
+    )
+    return Verdict("contradicted" if bad else "supported", text)
+
+
+def _l1_sparser(threshold: str, other: str):
+    def check(results: Results) -> Verdict:
+        metric = f"pct_below_{threshold}"
+        seeds, d = _diff(results, metric, "mlp-l1", other)
+        return stats.expect_positive(d, seeds, f"% of weights below {threshold} in magnitude, mlp-l1 minus {other}", 1)
+
+    return check
+
+
+CLAIMS = (
+    Claim("3", "Degree 1 underfits: higher test error than degree 3", _test_worse("degree-1", "degree-3")),
+    Claim("3", "Degree 9 fits the training points better than degree 3", _train_better("degree-9", "degree-3")),
+    Claim("3", "... but overfits: higher test error than degree 3", _test_worse("degree-9", "degree-3")),
+    Claim(
+        "8-10",
+        "A moderate L2 penalty (lambda = 1e-4) lowers the degree-9 test error",
+        _test_worse("degree-9", MODERATE),
+    ),
+    Claim(
+        "8-10",
+        "Too large a penalty (lambda = 1) underfits: higher test error than lambda = 1e-4",
+        _test_worse("degree-9-l2-1", MODERATE),
+    ),  # fmt: skip
+    Claim("8-10", "The coefficients shrink as lambda grows (‖w‖₂ along the sweep, every seed)", _coefficients_shrink),
+    Claim("11-12", "L1 leaves more weights near zero (magnitude < 1e-3) than L2", _l1_sparser("1e-3", "mlp-l2")),
+    Claim(
+        "11-12", "L1 leaves more weights near zero (magnitude < 1e-3) than no penalty", _l1_sparser("1e-3", "mlp-none")
+    ),
+)
+
+METRICS = {
+    "train_rmse": "train RMSE",
+    "test_rmse": "test RMSE",
+    "w_norm": "‖w‖₂",
+    "w_max": "largest coefficient (abs)",
+    "test_error": "test error (%)",
+    "train_error": "train error (%)",
+    "pct_below_1e-3": "% weights below 1e-3 (abs)",
+    "pct_below_1e-2": "% weights below 1e-2 (abs)",
+    "weight_norm": "‖W‖₂ (weight matrices)",
+    "weight_mean_abs": "mean abs weight",
+    "wall_time": "train time (s)",
+}
+
+
+# ----------------------------------------------------------------------------- plot
+def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
+    """Top left: the fits of degree 1, 3, 9 (and 9 with lambda = 1e-4) to seed 0's points, with sin(2 pi x).
+    Top right: train and test RMSE of degree 9 against lambda. Bottom left: ||w||_2 against lambda, per
+    seed. Bottom right: the MLPs' histograms of log10 |w| over their weight matrices (summed over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lightning_modules.regression import poly_features, true_function
+
+    fig, ((fits, errors), (sizes, hists)) = plt.subplots(2, 2, figsize=(12, 9))
+    grid = torch.linspace(0, 1, 400, dtype=torch.float64)
+    fits.plot(grid, true_function(grid), color="tab:green", lw=2, label="sin(2πx)")
+    shown = False
+    for name, color in (("degree-1", "tab:gray"), ("degree-3", "tab:blue"), ("degree-9", "tab:red"),
+                        (MODERATE, "tab:purple")):  # fmt: skip
+        rec = min(by_variant.get(name, []), key=lambda r: r["seed"], default=None)
+        if rec is None:
+            continue
+        w = torch.tensor(rec["coefficients"], dtype=torch.float64)
+        fits.plot(grid, poly_features(grid, len(w) - 1) @ w, color=color, label=f"{name} (seed {rec['seed']})")
+        if not shown:
+            pts = rec["train_points"]
+            fits.scatter(pts["x"], pts["t"], facecolors="none", edgecolors="k", zorder=3, label="training points")
+            shown = True
+    fits.set(xlabel="x", ylabel="t", ylim=(-1.8, 1.8), title="least-squares polynomial fits (Bishop Fig. 1.4)")
+    fits.legend(fontsize=8)
+
+    sweep = [v for v in SWEEP[1:] if v in by_variant]
+    lams = [by_variant[v][0]["metrics"]["l2"] for v in sweep]
+    for metric, color in (("train_rmse", "tab:blue"), ("test_rmse", "tab:red")):
+        if sweep:
+            mean = [statistics.fmean(r["metrics"][metric] for r in by_variant[v]) for v in sweep]
+            errors.semilogx(lams, mean, "o-", color=color, label=f"{metric.replace('_', ' ')}, mean over seeds")
+        if "degree-9" in by_variant:
+            base = statistics.fmean(r["metrics"][metric] for r in by_variant["degree-9"])
+            errors.axhline(base, color=color, ls=":", label=f"{metric.replace('_', ' ')}, lambda = 0")
+    if "degree-3" in by_variant:
+        d3 = statistics.fmean(r["metrics"]["test_rmse"] for r in by_variant["degree-3"])
+        errors.axhline(d3, color="tab:blue", ls="--", alpha=0.5, label="test rmse, degree 3")
+    errors.set(xlabel="lambda", ylabel="RMSE", title="degree 9 with an L2 penalty: error vs lambda")
+    errors.legend(fontsize=8)
+    errors.grid(alpha=0.3)
+
+    if sweep:
+        seeds = sorted({r["seed"] for v in sweep for r in by_variant[v]})
+        for s in seeds:
+            norms = [next((r["metrics"]["w_norm"] for r in by_variant[v] if r["seed"] == s), math.nan) for v in sweep]
+            sizes.loglog(lams, norms, "o-", color="tab:purple", alpha=0.4, ms=3)
+        if "degree-9" in by_variant:
+            for r in by_variant["degree-9"]:
+                sizes.axhline(r["metrics"]["w_norm"], color="tab:red", ls=":", alpha=0.3)
+    sizes.set(xlabel="lambda", ylabel="||w||_2", title="coefficient size vs lambda, one line per seed\n"
+              "(dotted: lambda = 0)")  # fmt: skip
+    sizes.grid(alpha=0.3, which="both")
+
+    colors = {"mlp-none": "tab:gray", "mlp-l2": "tab:blue", "mlp-l1": "tab:orange"}
+    for name in MLP_VARIANTS:
+        recs = by_variant.get(name, [])
+        if not recs:
+            continue
+        edges = recs[0]["weight_histogram"]["log10_edges"]
+        counts = [sum(c) for c in zip(*(r["weight_histogram"]["counts"] for r in recs), strict=True)]
+        total = sum(counts)
+        pct = statistics.fmean(r["metrics"]["pct_below_1e-3"] for r in recs)
+        hists.stairs([100 * c / total for c in counts], edges, color=colors[name], lw=1.5,
+                     label=f"{name}: {pct:.1f}% below 1e-3")  # fmt: skip
+    for t in NEAR_ZERO:
+        hists.axvline(math.log10(t), color="k", ls=":", lw=1)
+    hists.set(xlabel="log10 |w| (values below 1e-7 in the first bin)", ylabel="% of weight-matrix entries",
+              title="MLP weights after training: L1 vs L2 vs none")  # fmt: skip
+    hists.legend(fontsize=8)
+    fig.suptitle(f"{exp.title} ({profile} profile)")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+EXPERIMENT = Experiment(
+    name="weight-decay",
+    title="Overfitting and weight decay",
+    slides="3, 8-12",
+    claim="A high-degree polynomial fits its training points and generalizes badly; an L2 penalty shrinks the "
+    "weights and lowers test error (too much underfits); an L1 penalty drives many weights to zero",
+    config=WeightDecayConfig,
+    variants=VARIANTS,
+    profiles=PROFILES,
+    claims=CLAIMS,
+    build=build,
+    metrics=METRICS,
+    tables=(
+        Table(
+            "Polynomial degree: underfitting and overfitting",
+            ("degree-1", "degree-3", "degree-9"),
+            ("train_rmse", "test_rmse", "w_norm", "w_max"),
+            "Exact least-squares fits to 10 evenly spaced points of sin(2πx) + N(0, 0.3²); test RMSE on 1,000 "
+            "fresh points (the noise alone gives 0.3). Coefficients are in powers of u = 2x - 1.",
+        ),
+        Table(
+            "Degree 9 with an L2 penalty λ/2 ‖w‖²",
+            SWEEP,
+            ("train_rmse", "test_rmse", "w_norm", "w_max"),
+            "J_reg = 1/(2N) Σ (y - t)² + λ/2 ‖w‖², minimized exactly; `degree-9` is λ = 0.",
+        ),
+        Table(
+            "L1 vs L2 on an MLP (MNIST)",
+            MLP_VARIANTS,
+            (
+                "test_error",
+                "train_error",
+                "pct_below_1e-3",
+                "pct_below_1e-2",
+                "weight_norm",
+                "weight_mean_abs",
+                "wall_time",
+            ),  # fmt: skip
+            "Near-zero fractions are over every entry of the weight matrices (biases excluded).",
+        ),
+    ),
+    plot=plot,
+)

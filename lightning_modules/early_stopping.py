@@ -1,0 +1,108 @@
+"""Early stopping, decided offline: train to the end, record the test error at every epoch, and apply
+stopping rules afterwards to the recorded validation curve.
+
+Stopping for real would throw away the part of the run that shows what early stopping saves; with the
+whole curve recorded, every rule (the best-validation epoch, patience P for several P) is read off the
+same run and compared with training to the end, on the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+from lightning_modules.classifier import ImageClassifier
+from lightning_modules.optim import OptimConfig
+
+
+def best_epoch(curve: Sequence[float]) -> int:
+    """Epoch (numbered from 1) of the lowest value; the first one on ties."""
+    return min(range(len(curve)), key=lambda i: (curve[i], i)) + 1
+
+
+def patience_stop(val: Sequence[float], patience: int) -> tuple[int, int]:
+    """The patience rule on a recorded validation curve (epochs numbered from 1).
+
+    Training stops after the epoch at which the validation value has not improved (strictly) on its best
+    for ``patience`` epochs in a row, and the weights of the best epoch seen so far are kept (Keras'
+    ``EarlyStopping(patience=P, restore_best_weights=True)``). Returns (stop epoch, kept epoch); a rule
+    that never fires stops at the last epoch.
+    """
+    if patience < 1:
+        raise ValueError("patience must be >= 1")
+    best, kept = math.inf, 0
+    for epoch, value in enumerate(val, 1):
+        if value < best:
+            best, kept = value, epoch
+        elif epoch - kept >= patience:
+            return epoch, kept
+    return len(val), kept
+
+
+def correlation(a: Sequence[float], b: Sequence[float]) -> float:
+    """Pearson correlation of two curves (nan when one is constant or too short)."""
+    try:
+        return statistics.correlation(a, b)
+    except statistics.StatisticsError:
+        return math.nan
+
+
+def stopping_metrics(history: list[dict], patiences: Sequence[int]) -> dict[str, float]:
+    """What each stopping rule would have given, from the per-epoch history rows (val_* and test_*)."""
+    val = [row["val_error"] for row in history]
+    test = [row["test_error"] for row in history]
+    val_loss = [row["val_loss"] for row in history]
+    test_loss = [row["test_loss"] for row in history]
+    at_best_val = best_epoch(val)
+    at_best_val_loss = best_epoch(val_loss)
+    at_best_test = best_epoch(test)
+    out = {
+        "best_val_epoch": float(at_best_val),
+        "best_val_test_error": test[at_best_val - 1],
+        "end_test_error": test[-1],
+        "min_test_error": test[at_best_test - 1],  # the oracle on the test set: a bound, not a method
+        "best_test_epoch": float(at_best_test),
+        # val-test agreement: how much test error choosing on val costs against choosing on test itself,
+        # and how alike the two curves are after the first epochs (the shared initial fall dominates otherwise)
+        "val_choice_extra_error": test[at_best_val - 1] - test[at_best_test - 1],
+        "val_test_corr": correlation(val[len(val) // 5 :], test[len(test) // 5 :]),
+        # the same on the loss (the mean cross-entropy), where overfitting shows first
+        "best_val_loss_epoch": float(at_best_val_loss),
+        "test_loss_at_best_val_loss": test_loss[at_best_val_loss - 1],
+        "test_loss_end": test_loss[-1],
+    }
+    for p in patiences:
+        stop, kept = patience_stop(val, p)
+        out[f"stop_epoch_p{p}"] = float(stop)
+        out[f"kept_epoch_p{p}"] = float(kept)
+        out[f"p{p}_test_error"] = test[kept - 1]
+        out[f"epochs_saved_p{p}"] = float(len(val) - stop)  # epochs the rule would not have trained
+    return out
+
+
+class TestTrackedClassifier(ImageClassifier):
+    """An ImageClassifier that also measures the test error at every validation, into the history rows
+    (``test_error``, ``test_loss``), so that stopping rules can be evaluated on the recorded curves.
+    The test set only ever scores a fixed epoch; nothing is chosen on it."""
+
+    def __init__(self, net: nn.Module, optim: OptimConfig, num_classes: int, patiences: Sequence[int]):
+        super().__init__(net, optim, num_classes)
+        self.patiences = tuple(patiences)
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        if self.trainer.sanity_checking:
+            return
+        dm = self.trainer.datamodule
+        with torch.no_grad():  # the model is in eval mode here, as for validation
+            for x, y in dm.test_dataloader()[0]:  # sharded by rank; the metrics reduce across ranks
+                x, y = x.to(self.device), y.to(self.device)
+                self._update("test", (dm.transform(x, train=False), y))
+        self._val.update(self._compute("test"))  # joins this epoch's history row
+
+    def summary(self) -> dict[str, float]:
+        return {**super().summary(), **stopping_metrics(self.history, self.patiences)}
