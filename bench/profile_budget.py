@@ -92,14 +92,17 @@ def main() -> None:
             *args.extra,
         ]
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        peak = [0, 0, 0]  # PSS sum, RSS sum, largest RSS
-        while proc.poll() is None:
-            peak = [max(a, b) for a, b in zip(peak, tree_memory(proc.pid), strict=True)]
-            time.sleep(0.2)
-        seconds = time.perf_counter() - start
-        if proc.returncode:
-            sys.exit(f"`{' '.join(cmd[2:])}` failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
+        # The run's output goes to a file: a pipe nobody reads fills up and blocks the run.
+        with open(f"{tmp}/run.log", "w+") as log:
+            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+            peak = [0, 0, 0]  # PSS sum, RSS sum, largest RSS
+            while proc.poll() is None:
+                peak = [max(a, b) for a, b in zip(peak, tree_memory(proc.pid), strict=True)]
+                time.sleep(0.2)
+            seconds = time.perf_counter() - start
+            if proc.returncode:
+                log.seek(0)
+                sys.exit(f"`{' '.join(cmd[2:])}` failed ({proc.returncode}): {log.read().strip().splitlines()[-1:]}")
     budget = BUDGET_SECONDS.get(args.profile)
     print(f"repro run {args.name} --profile {args.profile} --jobs {args.jobs} {' '.join(args.extra)}".rstrip())
     print(

@@ -11,7 +11,7 @@ same network on MNIST with and without horizontal flips.
 from __future__ import annotations
 
 from experiments import stats
-from experiments.common import IMAGE_METRICS, ImageRunConfig, build_resnet_run
+from experiments.common import IMAGE_METRICS, SMOKE_DATA, ImageRunConfig, build_resnet_run
 from experiments.spec import Claim, Experiment, Profile, Reference, Results, Table, Variant
 
 CIFAR_VARIANTS = ("none", "flip", "translate", "flip+translate", "noise", "rotate")
@@ -36,12 +36,7 @@ PROFILES = (
         overrides={
             "model.depth": 8,
             "model.width": 8,
-            "data.train_size": 256,
-            "data.val_size": 128,
-            "data.test_size": 256,
-            "data.train_eval_size": 128,
-            "data.batch_size": 64,
-            "data.eval_batch_size": 256,
+            **SMOKE_DATA,
             "train.max_epochs": 2,
             "train.log_every_n_steps": 1,
             "optim.schedule": "constant",

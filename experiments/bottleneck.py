@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import statistics
 from dataclasses import dataclass, field
 
@@ -23,7 +22,8 @@ import torch.nn as nn
 
 from datamodules.images import ImageDataConfig, ImageDataModule
 from experiments import stats
-from experiments.common import MLPRunConfig, build_mlp
+from experiments.common import SMOKE_DATA, MLPRunConfig, build_mlp
+from experiments.report import pyplot, save_figure
 from experiments.spec import Claim, Experiment, Profile, Results, Table, Variant, Verdict
 from lightning_modules.classifier import ImageClassifier
 from lightning_modules.nets.mlp import MLP, MLPConfig
@@ -140,12 +140,7 @@ PROFILES = (
         seeds=1,
         overrides={
             "model.hidden": (32, 32),
-            "data.train_size": 256,
-            "data.val_size": 128,
-            "data.test_size": 256,
-            "data.train_eval_size": 128,
-            "data.batch_size": 64,
-            "data.eval_batch_size": 256,
+            **SMOKE_DATA,
             "train.max_epochs": 2,
             "train.log_every_n_steps": 1,
         },
@@ -269,10 +264,7 @@ METRICS = {
 def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
     """Training and test error against the parameter count, one point per variant (mean over seeds, each
     seed a dot), labelled with its bottleneck width and the rank of its first layer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = sorted(by_variant, key=lambda v: statistics.fmean(r["metrics"]["params_k"] for r in by_variant[v]))
     xs = [statistics.fmean(r["metrics"]["params_k"] for r in by_variant[v]) for v in names]
@@ -292,10 +284,7 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 EXPERIMENT = Experiment(

@@ -14,7 +14,6 @@ under-trained rather than over-fitted.
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,8 @@ from typing import Any
 
 from datamodules.images import ImageDataConfig, ImageDataModule
 from experiments import stats
-from experiments.common import MLPRunConfig, build_mlp
+from experiments.common import SMOKE_DATA, MLPRunConfig, build_mlp
+from experiments.report import pyplot, save_figure
 from experiments.spec import Claim, Experiment, Profile, Results, Table, Variant, Verdict
 from lightning_modules.classifier import ImageClassifier
 from lightning_modules.nets.mlp import MLPConfig
@@ -134,12 +134,7 @@ PROFILES = (
         seeds=1,
         overrides={
             "model.hidden": (32,),
-            "data.train_size": 256,
-            "data.val_size": 128,
-            "data.test_size": 256,
-            "data.train_eval_size": 128,
-            "data.batch_size": 64,
-            "data.eval_batch_size": 256,
+            **SMOKE_DATA,
             "budget.steps": 20,
             "train.log_every_n_steps": 1,
         },
@@ -245,10 +240,7 @@ METRICS = {
 def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
     """Slide 4's two pictures: training and test error (mean over seeds, each seed a dot) against the
     training set size and against the parameter count, the generalization gap shaded between them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     panels = (
@@ -278,10 +270,7 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(f"{exp.title} ({profile} profile, mean over seeds; shaded: generalization gap)")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 EXPERIMENT = StepBudgetExperiment(

@@ -35,6 +35,16 @@ def build_resnet_run(cfg: ImageRunConfig, seed: int) -> tuple[ImageClassifier, I
     return module, ImageDataModule(cfg.data, seed=seed, channels_last=cfg.train.channels_last)
 
 
+# The data of every smoke profile: a few hundred images (the tests' tiny data sets have 600 / 300).
+SMOKE_DATA = {
+    "data.train_size": 256,
+    "data.val_size": 128,
+    "data.test_size": 256,
+    "data.train_eval_size": 128,
+    "data.batch_size": 64,
+    "data.eval_batch_size": 256,
+}
+
 IMAGE_METRICS = {
     "test_error": "test error (%)",
     "best_val_error": "best val error (%)",

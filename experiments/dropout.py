@@ -14,13 +14,13 @@ adaptive-weight-decay identity numerically (``lightning_modules/dropout_eval.py`
 
 from __future__ import annotations
 
-import os
 import statistics
 from dataclasses import dataclass, field
 
 from datamodules.images import ImageDataModule
 from experiments import stats
 from experiments.common import IMAGE_METRICS, MLPRunConfig, build_mlp
+from experiments.report import pyplot, save_figure
 from experiments.spec import Claim, Experiment, Profile, Reference, Results, Table, Variant, Verdict
 from lightning_modules.dropout_eval import MonteCarloDropoutClassifier
 
@@ -211,10 +211,7 @@ METRICS = {
 def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
     """Left: validation error per epoch, mean over seeds, per variant. Right: test error of the Monte-Carlo
     average of k masks vs k (log axis), with the weight-scaling error of the same images dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (curves, mc_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     colors = dict(zip([v.name for v in exp.variants], plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
@@ -238,10 +235,7 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     mc_ax.grid(alpha=0.3, which="both")
     fig.suptitle(f"{exp.title} ({profile} profile)")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 TABLE9 = "Srivastava et al. 2014 Table 9 (784-1024-1024-2048-10 ReLU, full MNIST)"

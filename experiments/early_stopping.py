@@ -17,7 +17,6 @@ compared on the same run.
 
 from __future__ import annotations
 
-import os
 import statistics
 from dataclasses import dataclass, field
 
@@ -25,7 +24,8 @@ import torch
 
 from datamodules.images import ImageDataConfig, ImageDataModule
 from experiments import stats
-from experiments.common import MLPRunConfig, build_mlp
+from experiments.common import SMOKE_DATA, MLPRunConfig, build_mlp
+from experiments.report import pyplot, save_figure
 from experiments.spec import Claim, Experiment, Profile, Results, Table, Variant, Verdict
 from lightning_modules.early_stopping import TestTrackedClassifier
 
@@ -127,12 +127,7 @@ PROFILES = (
         seeds=1,
         overrides={
             "model.hidden": (64, 64),
-            "data.train_size": 256,
-            "data.val_size": 128,
-            "data.test_size": 256,
-            "data.train_eval_size": 128,
-            "data.batch_size": 64,
-            "data.eval_batch_size": 256,
+            **SMOKE_DATA,
             "stopping.patiences": (1, 2, 3, MAIN_PATIENCE),
             "train.max_epochs": 6,
             "train.log_every_n_steps": 1,
@@ -249,10 +244,7 @@ for _p in (5, MAIN_PATIENCE, 20):
 def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
     """One row per variant. One panel per seed (up to three): train, validation and test error per epoch, the
     best-val epoch and each patience rule's stopping point marked. Last panel: the losses, mean over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = [v for v in ("mlp-noisy", "mlp") if v in by_variant]
     cols = max(min(len(by_variant[v]), 3) for v in names) + 1
@@ -295,10 +287,7 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
         "on the labels trained on"
     )
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 EXPERIMENT = Experiment(

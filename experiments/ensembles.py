@@ -18,7 +18,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from experiments import stats
-from experiments.common import MLPRunConfig
+from experiments.common import SMOKE_DATA, MLPRunConfig
+from experiments.report import pyplot, save_figure
 from experiments.spec import Claim, Experiment, Profile, Reference, Results, Table, Variant, Verdict
 from lightning_modules.ensemble import EnsembleClassifier, IndexedImageDataModule
 from lightning_modules.nets.mlp import MLP, MLPConfig
@@ -119,12 +120,7 @@ PROFILES = (
         overrides={
             "ensemble.members": 3,
             "model.hidden": (32,),
-            "data.train_size": 256,
-            "data.val_size": 128,
-            "data.test_size": 256,
-            "data.train_eval_size": 128,
-            "data.batch_size": 64,
-            "data.eval_batch_size": 256,
+            **SMOKE_DATA,
             "train.max_epochs": 2,
             "train.log_every_n_steps": 1,
         },
@@ -243,12 +239,8 @@ METRICS = {
 def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
     """Test error (left) and NLL (right) of the ensemble of the first n members (solid) and the mean of
     those members' own values (dashed), against n; mean over seeds."""
-    import os
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
@@ -266,10 +258,7 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
         ax.grid(alpha=0.3)
     fig.suptitle(f"{exp.title} ({profile} profile, mean over seeds; dashed: mean of the same n members)")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 EXPERIMENT = Experiment(

@@ -71,7 +71,8 @@ def fmt_mean_std(values: list[float], metric: str) -> str:
     vals = [v * _scale(metric) for v in values if v is not None and not math.isnan(v)]
     if not vals:
         return "–"
-    digits = 0 if metric in ("epochs", "wall_time") else 3 if metric == "params_m" else 2
+    whole = _scale(metric) == 1 and all(float(v).is_integer() for v in vals)  # counts, epochs, ranks
+    digits = 0 if whole or metric in ("epochs", "wall_time") else 3 if metric == "params_m" else 2
     mean = statistics.fmean(vals)
     if len(vals) == 1:
         return f"{mean:.{digits}f}"
@@ -223,13 +224,29 @@ def _csv(records: list[dict]) -> str:
     return buf.getvalue()
 
 
-def default_plot(exp: Experiment, by_variant: dict[str, list[dict]], path: Path, profile: str) -> None:
-    """One row per table: validation error per epoch (mean over seeds), and the change in test error of
-    each treatment against its baseline, seed by seed (paired, as the verdicts are)."""
+# ----------------------------------------------------------------------------- plots
+def pyplot():
+    """matplotlib.pyplot with a file-only backend (plots are written by headless runs too)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write the figure through a temporary file, so an interrupted report never leaves half a PNG."""
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=100)
+    pyplot().close(fig)
+    tmp.replace(path)
+
+
+def default_plot(exp: Experiment, by_variant: dict[str, list[dict]], path: Path, profile: str) -> None:
+    """One row per table: validation error per epoch (mean over seeds), and the change in test error of
+    each treatment against its baseline, seed by seed (paired, as the verdicts are)."""
+    plt = pyplot()
 
     tables = [t for t in exp.tables if any(v in by_variant for v in t.variants)]
     rows = [(t.title, [v for v in t.variants if v in by_variant], t.pairs) for t in tables] or [
@@ -279,10 +296,7 @@ def default_plot(exp: Experiment, by_variant: dict[str, list[dict]], path: Path,
             change.set(ylabel="test error (%)", title=f"final test error ({profile} profile)")
         change.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------- the index

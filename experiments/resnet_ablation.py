@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from datamodules.images import ImageDataModule
 from experiments import stats
-from experiments.common import IMAGE_METRICS, ImageRunConfig, build_resnet
+from experiments.common import IMAGE_METRICS, SMOKE_DATA, ImageRunConfig, build_resnet
+from experiments.report import pyplot, save_figure
 from experiments.spec import Claim, Experiment, Profile, Reference, Results, Table, Variant, Verdict
 from lightning_modules.probes import GradientProbedClassifier
 
@@ -91,12 +92,7 @@ PROFILES = (
         seeds=1,
         overrides={
             "model.width": 4,
-            "data.train_size": 256,
-            "data.val_size": 128,
-            "data.test_size": 256,
-            "data.train_eval_size": 128,
-            "data.batch_size": 64,
-            "data.eval_batch_size": 256,
+            **SMOKE_DATA,
             "probe.images": 32,
             "train.max_epochs": 2,
             "train.log_every_n_steps": 1,
@@ -223,12 +219,8 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     """Top: training error (thin, dashed) and validation error (bold) per epoch, plain nets left and
     ResNets right (He et al.'s Fig. 6). Bottom: ||dL/dh|| at every block output, at initialization
     and at the end of training (geometric mean over seeds)."""
-    import os
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     colors = {20: "tab:orange", 56: "tab:red", 110: "tab:purple"}
     fig, axes = plt.subplots(2, 2, figsize=(12, 9))
@@ -263,10 +255,7 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(f"{exp.title} ({profile} profile, mean over seeds)")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 EXPERIMENT = Experiment(

@@ -17,7 +17,6 @@ The exactness of the decay update is a test: ``tests/test_weight_decay.py``.
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from dataclasses import dataclass, field
 
@@ -25,7 +24,8 @@ import torch
 
 from datamodules.images import ImageDataModule
 from experiments import stats
-from experiments.common import MLPRunConfig, build_mlp
+from experiments.common import SMOKE_DATA, MLPRunConfig, build_mlp
+from experiments.report import pyplot, save_figure
 from experiments.spec import Claim, Experiment, Profile, Results, Table, Variant, Verdict
 from lightning_modules.classifier import ImageClassifier
 from lightning_modules.regression import PolyConfig, PolynomialDataModule, PolynomialRegression
@@ -114,12 +114,7 @@ PROFILES = (
         overrides={
             **MLP_COMMON,
             "model.hidden": (32,),
-            "data.train_size": 256,
-            "data.val_size": 128,
-            "data.test_size": 256,
-            "data.train_eval_size": 128,
-            "data.batch_size": 64,
-            "data.eval_batch_size": 256,
+            **SMOKE_DATA,
             "train.max_epochs": 2,
             "train.log_every_n_steps": 1,
         },
@@ -252,10 +247,7 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     """Top left: the fits of degree 1, 3, 9 (and 9 with lambda = 1e-4) to seed 0's points, with sin(2 pi x).
     Top right: train and test RMSE of degree 9 against lambda. Bottom left: ||w||_2 against lambda, per
     seed. Bottom right: the MLPs' histograms of log10 |w| over their weight matrices (summed over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from lightning_modules.regression import poly_features, true_function
 
@@ -323,10 +315,7 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     hists.legend(fontsize=8)
     fig.suptitle(f"{exp.title} ({profile} profile)")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 EXPERIMENT = Experiment(
