@@ -7,6 +7,7 @@ with code 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from experiments.runner import RunsFailed
@@ -178,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("repro: interrupted; the same command resumes from the last checkpoint", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `repro list | head`: the reader left; say nothing more
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from experiments import stats
 from experiments.common import SMOKE_DATA, MLPRunConfig
 from experiments.report import pyplot, save_figure
-from experiments.spec import Claim, Experiment, Profile, Reference, Results, Table, Variant, Verdict
+from experiments.spec import Claim, Experiment, Profile, Results, Table, Variant, Verdict
 from lightning_modules.ensemble import EnsembleClassifier, IndexedImageDataModule
 from lightning_modules.nets.mlp import MLP, MLPConfig
 
@@ -283,12 +283,10 @@ EXPERIMENT = Experiment(
             "test error / NLL / Brier score, averaged over the N members. Jensen violations: test examples x "
             "ensemble sizes n = 1..N where the averaged prediction's loss exceeds the mean of the n members' "
             "losses by more than float64 rounding (1e-9 relative); it must be 0. All members of a run see the "
-            "same minibatch order.",
+            "same minibatch order. For scale, on another data set and model (not comparable with these MNIST "
+            "MLPs): WRN-28-10 on CIFAR-10, one model 4.0% test error (NLL 0.159), an ensemble of 4 3.4% (NLL "
+            "0.114) (google/uncertainty-baselines).",
         ),
-    ),
-    references=(
-        Reference("init", "ensemble_error", 3.4, "WRN-28-10 on CIFAR-10, ensemble of 4 (uncertainty-baselines)"),
-        Reference("init", "member_error", 4.0, "WRN-28-10 on CIFAR-10, one model (uncertainty-baselines)"),
     ),
     plot=plot,
 )
