@@ -1,4 +1,4 @@
-"""`repro list | run | report | show` (also `python -m experiments`).
+"""`repro list | run | report | show | sample` (also `python -m experiments`).
 
 User mistakes (unknown names, bad overrides, missing or corrupt data) print one line and exit
 with code 2; no traceback.
@@ -69,6 +69,16 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--variant")
     show.add_argument("--profile")
     show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets")
+
+    smp = sub.add_parser("sample", help="generate text from a trained run's checkpoint (language models: char-lm)")
+    smp.add_argument("name")
+    smp.add_argument("--profile", help="default: the experiment's, usually quick")
+    smp.add_argument("--variant", help="default: the experiment's choice (lstm for char-lm)")
+    smp.add_argument("--seed", type=int, default=0, help="which run: its training seed (default 0)")
+    smp.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")
+    smp.add_argument("--length", type=int, default=500, help="characters to generate")
+    smp.add_argument("--temperature", type=float, default=0.8, help="0: always the most likely character")
+    smp.add_argument("--sample-seed", type=int, default=0, help="seed of the sampling draws")
     return p
 
 
@@ -160,6 +170,19 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    from experiments import get
+
+    exp = get(args.name)
+    profile = args.profile or exp.default_profile
+    exp.profile(profile)
+    sampler = getattr(sys.modules[exp.build.__module__], "sample", None)  # defined by language-model experiments
+    if sampler is None:
+        raise ReproError(f"{exp.name} does not generate text (only language models do, e.g. char-lm)")
+    print(sampler(exp, profile, args.variant, args.seed, args.prompt, args.length, args.temperature, args.sample_seed))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -169,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "sample":
+            return cmd_sample(args)
         return cmd_show(args)
     except ReproError as e:
         print(f"repro: error: {e}", file=sys.stderr)

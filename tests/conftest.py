@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import struct
 import subprocess
 import sys
@@ -48,6 +49,18 @@ def write_idx(path: Path, data: torch.Tensor) -> None:
     path.write_bytes(header + data.to(torch.uint8).contiguous().numpy().tobytes())
 
 
+WORDS = "thou art the king and i am thy servant good my lord what say you to this fair lady".split()
+
+
+def tiny_text(lines: int = 400, seed: int = 0) -> str:
+    """Play-like lines: a speaker, a colon, a few words; about 16k characters (a tiny Tiny Shakespeare)."""
+    rng = random.Random(seed)
+    speakers = ("ROMEO", "JULIET", "KING HENRY")
+    return "".join(
+        f"{rng.choice(speakers)}:\n{' '.join(rng.choices(WORDS, k=6)).capitalize()}.\n\n" for _ in range(lines)
+    )
+
+
 def make_mnist(root: Path, n_train: int = 600, n_test: int = 300, seed: int = 0) -> None:
     g = torch.Generator().manual_seed(seed)
     raw = root / "MNIST" / "raw"
@@ -63,6 +76,8 @@ def tiny_data_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_data")
     make_cifar_archive(root / "cifar10-jpeg.tar.gz")
     make_mnist(root)
+    (root / "tinyshakespeare").mkdir()
+    (root / "tinyshakespeare" / "input.txt").write_text(tiny_text())
     return root
 
 

@@ -1,0 +1,241 @@
+"""Character-level text: Tiny Shakespeare, split like nanoGPT, served as truncated-BPTT chunks.
+
+The text is found under ``REPRO_DATA_DIR`` (``tinyshakespeare/input.txt``, char-rnn's layout, or
+``tinyshakespeare.txt``), else downloaded from char-rnn's URL into it. The vocabulary is every
+distinct character of the whole text, sorted (65 for Tiny Shakespeare); the first 90% of the
+characters are the training text and the last 10% the validation text (nanoGPT's
+``data/shakespeare_char/prepare.py``: 1,003,854 and 111,540 characters).
+
+Training batches are chunks of B parallel *streams* (char-rnn's layout): the training text is cut
+into B contiguous slices of S characters, stream b reading characters b*S .. (b+1)*S - 1, and chunk k
+of every stream is the next T characters of it. Targets are the inputs shifted by one character, also
+across chunk boundaries (the last target of chunk k is the first input of chunk k+1), so a hidden
+state carried from one chunk to the next continues exactly where the stream left off.
+
+Each batch is ``(x, y, reset)``: ``reset`` says that the state must start from zero at this chunk. It
+is True at the first chunk of every epoch and whenever the streams wrap around to their beginnings.
+An epoch is ``chunks_per_epoch`` consecutive chunks (0: one pass over the streams); epoch e starts at
+chunk e * chunks_per_epoch (mod the chunks in a pass), so short epochs still walk through the whole
+text. Resetting the state at each epoch start makes a run resumed from a checkpoint (which holds the
+weights, not the hidden state) continue exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from datamodules.catalog import data_dir
+from experiments.spec import ReproError
+
+TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+_LAYOUTS = ("tinyshakespeare/input.txt", "tiny_shakespeare/input.txt", "tinyshakespeare.txt")
+
+
+@dataclass
+class TextDataConfig:
+    dataset: str = "tinyshakespeare"
+    val_fraction: float = 0.1  # the last 10% of the characters, as nanoGPT
+    batch_size: int = 64  # B: parallel streams of the training text
+    seq_len: int = 128  # T: characters per chunk (the truncated-BPTT length)
+    chunks_per_epoch: int = 0  # 0: one pass over the streams per epoch
+    train_chars: int = 0  # 0: the whole training text; else only its first train_chars characters
+    val_chars: int = 0  # 0: the whole validation text; else only its first val_chars characters
+    eval_batch_size: int = 32  # streams of the validation text
+    eval_seq_len: int = 0  # 0: each validation stream is one chunk (all of it scored, the state never cut)
+
+    def validate(self) -> None:
+        if self.dataset != "tinyshakespeare":
+            raise ValueError("dataset must be tinyshakespeare")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError("val_fraction must be in (0, 1)")
+        if min(self.batch_size, self.seq_len, self.eval_batch_size) < 1 or self.eval_seq_len < 0:
+            raise ValueError("batch sizes and seq_len must be >= 1, eval_seq_len >= 0")
+        if min(self.chunks_per_epoch, self.train_chars, self.val_chars) < 0:
+            raise ValueError("chunks_per_epoch, train_chars and val_chars must be >= 0")
+
+
+# ----------------------------------------------------------------------------- finding the text
+def find_text(root: Path) -> Path | None:
+    for layout in _LAYOUTS:
+        if (root / layout).is_file():
+            return root / layout
+    return None
+
+
+def _download(root: Path) -> Path | None:
+    """char-rnn's copy into ``root/tinyshakespeare/input.txt``; None when offline (or REPRO_OFFLINE=1)."""
+    if os.environ.get("REPRO_OFFLINE", "") not in ("", "0"):
+        return None
+    target = root / _LAYOUTS[0]
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+        urllib.request.urlretrieve(TINY_SHAKESPEARE_URL, tmp)
+        os.replace(tmp, target)
+    except Exception as e:  # offline, refused, read-only: report what was looked for instead
+        print(f"[data] download of Tiny Shakespeare into {root} failed: {type(e).__name__}: {str(e)[:120]}")
+        return None
+    return target
+
+
+def load_text(download: bool = True) -> tuple[str, Path]:
+    root = data_dir()
+    source = find_text(root) or (_download(root) if download else None)
+    if source is None:
+        looked = ", ".join(f"{root}/{layout}" for layout in _LAYOUTS)
+        raise ReproError(
+            f"Tiny Shakespeare not found: looked for {looked}; set REPRO_DATA_DIR to a folder holding one of "
+            "these, or go online to download it"
+        )
+    try:
+        return source.read_text(encoding="utf-8"), source
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReproError(f"{source} cannot be read as UTF-8 text ({type(e).__name__}); replace it") from None
+
+
+@dataclass
+class CharText:
+    """A text encoded as character ids over the sorted set of its characters."""
+
+    vocab: str  # the characters, in id order
+    train: torch.Tensor  # int64 ids
+    val: torch.Tensor
+    source: str
+    fingerprint: str  # sha256 of the text, first 16 hex digits
+
+
+def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str, str]:
+    """(vocabulary of the whole text, first 1 - val_fraction, last val_fraction), as nanoGPT splits."""
+    n = int(len(text) * (1 - val_fraction))
+    return "".join(sorted(set(text))), text[:n], text[n:]
+
+
+def encode(text: str, vocab: str) -> torch.Tensor:
+    index = {c: i for i, c in enumerate(vocab)}
+    return torch.tensor([index[c] for c in text], dtype=torch.int64)
+
+
+def decode(ids, vocab: str) -> str:
+    return "".join(vocab[int(i)] for i in ids)
+
+
+# ----------------------------------------------------------------------------- streams and chunks
+def stream_matrices(tokens: torch.Tensor, streams: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets as [streams, S] matrices: row b is the contiguous slice b*S .. (b+1)*S - 1 of
+    ``tokens`` and its targets are the next characters (tokens[b*S + 1 .. (b+1)*S]); S = (N - 1) // streams,
+    so the characters after streams * S + 1 are unused."""
+    length = (len(tokens) - 1) // streams
+    if length < 1:
+        raise ReproError(f"a text of {len(tokens)} characters is too short for {streams} streams")
+    used = streams * length
+    return tokens[:used].view(streams, length), tokens[1 : used + 1].view(streams, length)
+
+
+class StreamChunks:
+    """Iterate over ``(x [B, T], y [B, T], reset)`` chunks of parallel streams (see the module docstring).
+
+    ``per_epoch`` chunks per epoch (0: all), starting at chunk ``epoch * per_epoch`` mod the chunks in a
+    pass; the characters after the last whole chunk of each stream are unused. With several ranks, rank r
+    takes streams r, r + world, ...; the evaluation loader (``per_epoch=0``) reads each stream once.
+    """
+
+    def __init__(self, tokens, streams, seq_len, per_epoch=0, epoch_fn=lambda: 0, rank=0, world=1):
+        x, y = stream_matrices(tokens, streams)
+        self.x, self.y = x[rank::world], y[rank::world]
+        self.seq_len, self.per_epoch, self.epoch_fn = seq_len, per_epoch, epoch_fn
+        self.chunks_in_pass = x.shape[1] // seq_len
+        if self.chunks_in_pass < 1:
+            raise ReproError(f"streams of {x.shape[1]} characters are shorter than one chunk of {seq_len}")
+
+    def __len__(self) -> int:
+        return self.per_epoch or self.chunks_in_pass
+
+    def __iter__(self):
+        start = self.epoch_fn() * self.per_epoch if self.per_epoch else 0
+        for j in range(len(self)):
+            k = (start + j) % self.chunks_in_pass
+            cols = slice(k * self.seq_len, (k + 1) * self.seq_len)
+            yield self.x[:, cols], self.y[:, cols], j == 0 or k == 0
+
+
+# ----------------------------------------------------------------------------- the data module
+class TextDataModule(L.LightningDataModule):
+    def __init__(self, cfg: TextDataConfig, seed: int = 0):
+        super().__init__()
+        cfg.validate()
+        self.cfg, self.seed = cfg, seed  # the streams are deterministic: the seed changes nothing here
+        self.text: CharText | None = None
+
+    def prepare_data(self) -> None:
+        self.load()
+
+    def load(self) -> CharText:
+        """Read, split and encode the text once per process."""
+        if self.text is None:
+            text, source = load_text()
+            vocab, train, val = split_text(text, self.cfg.val_fraction)
+            if self.cfg.train_chars:
+                train = train[: self.cfg.train_chars]
+            if self.cfg.val_chars:
+                val = val[: self.cfg.val_chars]
+            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+            self.text = CharText(vocab, encode(train, vocab), encode(val, vocab), str(source), digest)
+        return self.text
+
+    @property
+    def vocab(self) -> str:
+        return self.load().vocab
+
+    def setup(self, stage: str | None = None) -> None:
+        self.load()
+
+    def _rank_world(self) -> tuple[int, int]:
+        t = self.trainer
+        return (t.global_rank, t.world_size) if t is not None else (0, 1)
+
+    def train_dataloader(self):
+        rank, world = self._rank_world()
+        epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer is not None else (lambda: 0)
+        cfg = self.cfg
+        return StreamChunks(self.load().train, cfg.batch_size, cfg.seq_len, cfg.chunks_per_epoch, epoch_fn, rank, world)
+
+    def val_dataloader(self):
+        rank, world = self._rank_world()
+        val = self.load().val
+        return StreamChunks(val, self.cfg.eval_batch_size, _eval_seq_len(len(val), self.cfg), rank=rank, world=world)
+
+    def test_dataloader(self):
+        """No separate test text (nanoGPT has none): the final evaluation reads the validation text again."""
+        return self.val_dataloader()
+
+    def data_info(self) -> dict:
+        t = self.load()
+        return {
+            "name": "Tiny Shakespeare (char-rnn)",
+            "fingerprint": t.fingerprint,
+            "source": t.source,
+            "vocab_size": len(t.vocab),
+            "train_chars": len(t.train),
+            "val_chars": len(t.val),
+            "val_chars_scored": _scored(len(t.val), self.cfg),
+        }
+
+
+def _eval_seq_len(n_val: int, cfg: TextDataConfig) -> int:
+    """Chunk length of the evaluation: the whole stream for eval_seq_len 0, and never longer than a stream."""
+    per_stream = max(1, (n_val - 1) // cfg.eval_batch_size)
+    return min(cfg.eval_seq_len or per_stream, per_stream)
+
+
+def _scored(n_val: int, cfg: TextDataConfig) -> int:
+    """How many validation characters the evaluation predicts (the rest of each stream is dropped)."""
+    per_stream = (n_val - 1) // cfg.eval_batch_size
+    seq_len = _eval_seq_len(n_val, cfg)
+    return cfg.eval_batch_size * (per_stream // seq_len) * seq_len

@@ -1,0 +1,392 @@
+"""Character-level language models (slides 28-35) and the LightningModule that trains them.
+
+Every network maps a chunk of character ids ``x [B, T]`` and a carried ``state`` to next-character
+logits ``[B, T, V]`` and the state to carry into the next chunk of the same streams:
+- ``RecurrentLM``: embedding -> vanilla RNN (tanh) / LSTM / GRU -> linear head; the state is the hidden
+  state (and, for the LSTM, the memory cell).
+- ``ContextMLP``: slide 28's memoryless model: the next character from the last ``context`` characters
+  only (an MLP on their concatenated embeddings); its state is just those last characters.
+- ``BigramLM``: log P(next | current) from counts over the training text with add-one smoothing.
+
+Training is teacher-forced truncated backpropagation through time: the loss is the cross-entropy of
+each next character given the true previous ones; the state is carried from chunk to chunk but
+detached, so gradients flow back at most T steps. Gradients are clipped by their global norm.
+Optimization is manual (one Adam step per chunk) so that the module sees the gradient norm of every
+step, records how often clipping engaged, and records a divergence (non-finite loss or gradient)
+instead of crashing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+
+RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+KINDS = (*RECURRENT, "mlp", "bigram")
+
+
+@dataclass
+class CharModelConfig:
+    kind: str = "lstm"  # rnn | lstm | gru | mlp | bigram
+    embed: int = 128
+    layers: int = 2  # recurrent layers
+    # hidden units per kind, chosen so that rnn, lstm, gru and mlp have about the same parameter count
+    rnn_hidden: int = 1040
+    lstm_hidden: int = 512
+    gru_hidden: int = 595
+    mlp_hidden: int = 7680
+    context: int = 3  # mlp: characters of context
+    dropout: float = 0.0  # between recurrent layers and before the head
+
+    def validate(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        if min(self.embed, self.layers, self.rnn_hidden, self.lstm_hidden, self.gru_hidden, self.mlp_hidden) < 1:
+            raise ValueError("sizes must be >= 1")
+        if self.context < 1 or not 0 <= self.dropout < 1:
+            raise ValueError("need context >= 1 and 0 <= dropout < 1")
+
+
+@dataclass
+class LMOptimConfig:
+    """AdamW (nanoGPT's choice for Tiny Shakespeare: betas 0.9, 0.99), global-norm clipping, cosine decay."""
+
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    clip_norm: float = 1.0  # clip the global gradient norm to this (0: no clipping); nanoGPT's value
+    schedule: str = "cosine"  # cosine (to lr/10 at the end, as nanoGPT) | constant
+    warmup_steps: int = 0
+
+    def validate(self) -> None:
+        if self.lr <= 0 or self.weight_decay < 0 or self.clip_norm < 0 or self.warmup_steps < 0:
+            raise ValueError("need lr > 0, weight_decay >= 0, clip_norm >= 0, warmup_steps >= 0")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError("schedule must be cosine or constant")
+
+
+@dataclass
+class SampleConfig:
+    """The text generated at the end of training for the run record (slide 35's demonstration)."""
+
+    prompt: str = "ROMEO:"  # characters outside the vocabulary are dropped (a newline if none is left)
+    length: int = 200
+    temperature: float = 0.8
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.length < 0 or self.temperature < 0:
+            raise ValueError("need length >= 0 and temperature >= 0")
+
+
+# ----------------------------------------------------------------------------- networks
+class RecurrentLM(nn.Module):
+    def __init__(self, kind: str, vocab_size: int, embed: int, hidden: int, layers: int, dropout: float = 0.0):
+        super().__init__()
+        extra = {"nonlinearity": "tanh"} if kind == "rnn" else {}
+        self.embed = nn.Embedding(vocab_size, embed)
+        self.rnn = RECURRENT[kind](embed, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0,
+                                   **extra)  # fmt: skip
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, vocab_size)
+
+    def forward(self, x: torch.Tensor, state=None):
+        out, state = self.rnn(self.embed(x), state)
+        return self.head(self.drop(out)), state
+
+
+class ContextMLP(nn.Module):
+    """P(next | the last ``context`` characters). Before the start of a stream the context is filled with
+    an extra padding id, so the model never sees more than ``context`` characters of the past."""
+
+    def __init__(self, vocab_size: int, context: int, embed: int, hidden: int):
+        super().__init__()
+        self.context, self.pad = context, vocab_size
+        self.embed = nn.Embedding(vocab_size + 1, embed)
+        self.hidden = nn.Linear(context * embed, hidden)
+        self.head = nn.Linear(hidden, vocab_size)
+
+    def forward(self, x: torch.Tensor, state=None):
+        if state is None:
+            state = torch.full((x.shape[0], self.context - 1), self.pad, dtype=x.dtype, device=x.device)
+        seen = torch.cat([state, x], dim=1)  # [B, context - 1 + T]
+        windows = seen.unfold(1, self.context, 1)  # [B, T, context]: the characters up to and including x_t
+        h = torch.tanh(self.hidden(self.embed(windows).flatten(2)))
+        return self.head(h), seen[:, x.shape[1] :]
+
+
+class BigramLM(nn.Module):
+    """log P(next | current) = log (count(current, next) + 1) / (count(current) + V): add-one smoothing.
+    The table is a frozen parameter (it is counted, not trained); the logits are the log-probabilities."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.log_probs = nn.Parameter(torch.full((vocab_size, vocab_size), -math.log(vocab_size)), requires_grad=False)
+
+    @torch.no_grad()
+    def fit(self, tokens: torch.Tensor) -> None:
+        v = self.log_probs.shape[0]
+        counts = torch.ones(v, v, dtype=torch.float64)
+        counts.index_put_((tokens[:-1].cpu(), tokens[1:].cpu()), torch.ones(len(tokens) - 1, dtype=torch.float64),
+                          accumulate=True)  # fmt: skip
+        self.log_probs.copy_((counts / counts.sum(dim=1, keepdim=True)).log().to(self.log_probs))
+
+    def forward(self, x: torch.Tensor, state=None):
+        return self.log_probs[x], None
+
+
+def build_char_net(cfg: CharModelConfig, vocab_size: int) -> nn.Module:
+    if cfg.kind in RECURRENT:
+        hidden = getattr(cfg, f"{cfg.kind}_hidden")
+        return RecurrentLM(cfg.kind, vocab_size, cfg.embed, hidden, cfg.layers, cfg.dropout)
+    if cfg.kind == "mlp":
+        return ContextMLP(vocab_size, cfg.context, cfg.embed, cfg.mlp_hidden)
+    return BigramLM(vocab_size)
+
+
+def detach_state(state):
+    """Cut the graph between chunks (truncated BPTT): the values carry over, the gradients do not."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):  # the LSTM's (h, c)
+        return tuple(s.detach() for s in state)
+    return state.detach()
+
+
+def bits_per_char(nats: float) -> float:
+    """A loss in nats per character in bits per character: divide by ln 2."""
+    return nats / math.log(2)
+
+
+# ----------------------------------------------------------------------------- sampling
+def prompt_ids(prompt: str, vocab: str) -> list[int]:
+    """The prompt's character ids; characters outside the vocabulary are dropped (newline if none remain)."""
+    ids = [vocab.index(c) for c in prompt if c in vocab]
+    return ids or [vocab.index("\n") if "\n" in vocab else 0]
+
+
+@torch.no_grad()
+def generate(net: nn.Module, prompt: list[int], length: int, temperature: float, seed: int) -> list[int]:
+    """Feed the prompt, then sample ``length`` characters one at a time, each fed back as the next input.
+    Temperature 0 takes the most likely character; the draws come from a generator seeded with ``seed``,
+    so the same model, prompt and seed give the same text."""
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    logits, state = net(torch.tensor([prompt], device=device), None)
+    out: list[int] = []
+    for _ in range(length):
+        last = logits[0, -1].float().cpu()
+        if temperature == 0:
+            nxt = int(last.argmax())
+        else:
+            nxt = int(torch.multinomial(torch.softmax(last / temperature, dim=-1), 1, generator=g))
+        out.append(nxt)
+        logits, state = net(torch.tensor([[nxt]], device=device), state)
+    net.train(was_training)
+    return out
+
+
+# ----------------------------------------------------------------------------- the LightningModule
+class CharLanguageModel(L.LightningModule):
+    """Next-character cross-entropy with teacher forcing and truncated BPTT over stream chunks."""
+
+    def __init__(self, model: CharModelConfig, optim: LMOptimConfig, sample: SampleConfig, vocab: str):
+        super().__init__()
+        self.cfg, self.optim, self.sample_cfg, self.vocab = model, optim, sample, vocab
+        self.net = build_char_net(model, len(vocab))
+        self.automatic_optimization = False  # one clipped step per chunk, done by hand below
+        self.metrics = nn.ModuleDict({f"{split}_loss": MeanMetric() for split in ("train", "val", "test")})
+        self.history: list[dict[str, float]] = []  # one row per epoch; saved in checkpoints
+        self.final: dict[str, float] = {}
+        self.sample: dict = {}
+        # totals over the whole run (kept across resumes)
+        self.train_seconds = 0.0  # wall time of the epochs, validation included
+        self.step_seconds = 0.0  # time inside training steps only: the tokens/second denominator
+        self.train_tokens = 0
+        self.steps = 0
+        self.clipped_steps = 0
+        self.diverged = False
+        self._state = None  # carried across the chunks of the training streams
+        self._eval_state = None
+        self._epoch_start = 0.0
+        self._epoch_norms: list[float] = []
+        self._val: dict[str, float] = {}
+
+    def forward(self, x: torch.Tensor, state=None):
+        return self.net(x, state)
+
+    def _loss(self, x, y, state):
+        logits, state = self.net(x, state)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1)), state
+
+    @property
+    def trainable(self) -> list[nn.Parameter]:
+        return [p for p in self.net.parameters() if p.requires_grad]
+
+    # -- training -------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        if isinstance(self.net, BigramLM):  # counted from the training text; no gradient steps
+            self.net.fit(self.trainer.datamodule.load().train.to(self.device))
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+        self._state = None
+        self._epoch_norms = []
+
+    def training_step(self, batch, batch_idx):
+        x, y, reset = batch
+        if self.diverged:  # nothing more to learn; the trainer stops at the end of this epoch
+            return None
+        start = time.perf_counter()
+        loss, state = self._loss(x, y, None if reset else self._state)
+        self._state = detach_state(state)
+        if self.trainable and torch.isfinite(loss):
+            opt = self.optimizers()
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            limit = self.optim.clip_norm or math.inf
+            norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, limit))
+            if math.isfinite(norm):
+                opt.step()
+                self.lr_schedulers().step()
+                self._epoch_norms.append(norm)
+                self.clipped_steps += int(norm > limit)
+            else:
+                loss = loss.new_tensor(math.inf)
+        self.step_seconds += time.perf_counter() - start
+        if not torch.isfinite(loss):  # divergence is a result to record, not a crash
+            self.diverged = True
+            self.trainer.should_stop = True
+            return None
+        self.steps += 1
+        self.train_tokens += x.numel() * self.trainer.world_size
+        self.metrics["train_loss"].update(loss.detach(), weight=x.numel())
+        self.log("train/loss_step", loss.detach(), prog_bar=True, logger=False)
+        return None
+
+    def _evaluate(self, split: str, batch) -> None:
+        x, y, reset = batch
+        loss, state = self._loss(x, y, None if reset else self._eval_state)
+        self._eval_state = state
+        self.metrics[f"{split}_loss"].update(loss, weight=x.numel())
+
+    def _compute(self, split: str) -> float:
+        metric = self.metrics[f"{split}_loss"]
+        value = float(metric.compute()) if metric.update_count else math.nan
+        metric.reset()
+        return value
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_state = None
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        loss = self._compute("val")
+        if self.trainer.sanity_checking:
+            return
+        self._val = {"val_loss": loss, "val_bpc": bits_per_char(loss)}
+        self.log("val/loss", loss, prog_bar=True, sync_dist=False)
+
+    def on_train_epoch_end(self) -> None:
+        # Runs after this epoch's validation: one complete history row, then the checkpoint.
+        self.train_seconds += time.perf_counter() - self._epoch_start
+        norms = self._epoch_norms
+        row = {
+            "epoch": self.current_epoch + 1,
+            "train_loss": self._compute("train"),
+            **self._val,
+            "lr": self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainable else 0.0,
+            "grad_norm": sum(norms) / len(norms) if norms else math.nan,
+            "clipped_fraction": sum(n > (self.optim.clip_norm or math.inf) for n in norms) / len(norms)
+            if norms
+            else 0.0,
+            "tokens": self.train_tokens,
+            "seconds": self.train_seconds,
+        }
+        self.history.append(row)
+        for logger in self.loggers:
+            logger.log_metrics({f"epoch/{k}": v for k, v in row.items() if k != "epoch"}, step=self.global_step)
+
+    # -- the final evaluation (the validation text again) and the sample --------------------------
+    def on_test_epoch_start(self) -> None:
+        self._eval_state = None
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self.final = {"val_loss": self._compute("test")}
+        s = self.sample_cfg
+        text = ""
+        if not self.diverged:
+            ids = generate(self.net, prompt_ids(s.prompt, self.vocab), s.length, s.temperature, s.seed)
+            text = "".join(self.vocab[i] for i in ids)
+        self.sample = {"prompt": s.prompt, "temperature": s.temperature, "seed": s.seed, "text": text}
+
+    def configure_optimizers(self):
+        if not self.trainable:  # the bigram table is counted, not trained
+            return None
+        opt = torch.optim.AdamW(
+            self.trainable, lr=self.optim.lr, betas=(0.9, 0.99), weight_decay=self.optim.weight_decay
+        )
+        total = max(1, self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(self.optim, step, total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # -- resume state ---------------------------------------------------------------------------
+    _SAVED = ("history", "train_seconds", "step_seconds", "train_tokens", "steps", "clipped_steps", "diverged")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["repro"] = {"vocab": self.vocab, **{k: getattr(self, k) for k in self._SAVED}}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("repro", {})
+        for k in self._SAVED:
+            if k in state:
+                setattr(self, k, list(state[k]) if k == "history" else state[k])
+
+    # -- the run record -------------------------------------------------------------------------
+    def summary(self) -> dict[str, float]:
+        val = [row["val_loss"] for row in self.history if "val_loss" in row]
+        nan = math.nan
+        loss = nan if self.diverged else self.final.get("val_loss", nan)
+        params = sum(p.numel() for p in self.net.parameters())
+        speed = self.train_tokens / self.step_seconds if self.step_seconds else nan  # characters per second
+        return {
+            "val_loss": loss,  # nats per character, the whole (scored) validation text after training
+            "val_bpc": bits_per_char(loss),
+            "best_val_loss": min(val) if val else nan,
+            "train_loss": self.history[-1]["train_loss"] if self.history else nan,
+            "tokens_per_second": speed,
+            "kchars_per_second": speed / 1e3,
+            "params": float(params),
+            "params_k": params / 1e3,
+            "clipped_fraction": self.clipped_steps / self.steps if self.steps else 0.0,
+            "diverged": float(self.diverged),
+            "steps": float(self.steps),
+            "epochs": float(len(self.history)),
+            "wall_time": self.train_seconds,
+        }
+
+    def extras(self) -> dict:
+        return {"sample": self.sample}
+
+
+def lr_factor(cfg: LMOptimConfig, step: int, total: int) -> float:
+    """Multiplier of the base learning rate: linear warm-up, then constant or cosine down to 1/10."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    t = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))

@@ -1,0 +1,315 @@
+"""Slides 29-30: recurrent networks small enough to set their weights by hand, and to train from scratch.
+
+One hidden unit, linear, with a self-loop; no biases; h_0 = 0:
+
+    h_t = w_self h_{t-1} + sum_i w_in[i] x_t[i],        z_t = w_out h_t.
+
+- ``summing`` (slide 29): one input, every weight 1, a linear output y_t = z_t: the output is the running sum
+  of the inputs, so inputs 2, -0.5, 1, 1 give 2, 1.5, 2.5, 3.5.
+- ``comparing`` (slide 30): two inputs with weights +1 and -1, so h_t is (total of input 1) - (total of input 2)
+  so far, and a logistic output y_t = sigmoid(z_t) with a large w_out: near 1 when input 1's total is larger,
+  near 0 when input 2's is.
+
+The hand-set nets are evaluated exactly (float64, on values that are exact in binary). The same architecture
+is also trained from a random init on sequences generated from the run seed (targets: the running sum, or
+which running total is larger), to see whether gradient descent finds equivalent weights: for summing any
+w_self = 1, w_in w_out = 1 computes the same function; for comparing any w_self = 1, w_in2 / w_in1 = -1 with
+w_out w_in1 > 0 makes the same decisions (the output scale w_out w_in1 only sets how sure it is).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+import torch.nn as nn
+
+from lightning_modules.regression import OneBatch
+
+TASKS = ("summing", "comparing")
+INPUTS = {"summing": 1, "comparing": 2}
+
+# slide 29's example, and a hand-made example for slide 30 (ours: the lead changes hands at every step)
+SUMMING_INPUTS = (2.0, -0.5, 1.0, 1.0)
+SUMMING_OUTPUTS = (2.0, 1.5, 2.5, 3.5)
+COMPARING_INPUTS = ((2.0, 1.0), (-0.5, 1.0), (1.0, -1.0), (1.0, 3.0))  # (input 1, input 2) at each step
+
+
+@dataclass
+class TinyRNNConfig:
+    task: str = "summing"  # summing | comparing
+    seq_len: int = 10  # training and test sequences
+    long_seq_len: int = 100  # a second test set, 10x longer than training: does the learned rule extrapolate?
+    batch_size: int = 32
+    steps_per_epoch: int = 100  # fresh sequences every step, drawn from the run seed and the epoch
+    n_test: int = 1000
+    lr: float = 0.01  # Adam; cosine decay to final_lr_fraction * lr over the run
+    final_lr_fraction: float = 0.01
+    init_scale: float = 1.0  # each trained weight starts ~ U(-init_scale, init_scale)
+    hand_output_weight: float = 5.0  # the comparing net's large output weight (summing: 1)
+    trace_every: int = 10  # training steps between the weight snapshots the plot draws
+
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}")
+        if (
+            min(self.seq_len, self.long_seq_len, self.batch_size, self.steps_per_epoch, self.n_test, self.trace_every)
+            < 1
+        ):
+            raise ValueError("lengths, sizes and steps must be >= 1")
+        if self.lr <= 0 or not 0 < self.final_lr_fraction <= 1 or self.init_scale <= 0:
+            raise ValueError("need lr > 0, 0 < final_lr_fraction <= 1, init_scale > 0")
+
+
+class TinyRNN(nn.Module):
+    """One linear hidden unit with a self-loop, no biases (see the module docstring); float64."""
+
+    def __init__(self, w_self: float, w_in: list[float], w_out: float):
+        super().__init__()
+        self.w_self = nn.Parameter(torch.tensor(float(w_self), dtype=torch.float64))
+        self.w_in = nn.Parameter(torch.tensor([float(w) for w in w_in], dtype=torch.float64))
+        self.w_out = nn.Parameter(torch.tensor(float(w_out), dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (batch, time, inputs) -> hidden states h and output pre-activations z, each (batch, time)."""
+        h = x.new_zeros(x.shape[0])
+        hidden = []
+        for t in range(x.shape[1]):
+            h = self.w_self * h + x[:, t] @ self.w_in
+            hidden.append(h)
+        h_all = torch.stack(hidden, dim=1)
+        return h_all, self.w_out * h_all
+
+    def weights(self) -> dict[str, float]:
+        w = {"w_self": self.w_self.item(), "w_out": self.w_out.item()}
+        return w | {f"w_in{i + 1}": v for i, v in enumerate(self.w_in.tolist())}
+
+
+def hand_set(task: str, output_weight: float = 5.0) -> TinyRNN:
+    """The slide's net: self-loop 1, input weights 1 (summing) or +1, -1 (comparing), output 1 or large."""
+    if task == "summing":
+        return TinyRNN(1.0, [1.0], 1.0)
+    return TinyRNN(1.0, [1.0, -1.0], output_weight)
+
+
+def random_init(task: str, scale: float, generator: torch.Generator | None = None) -> TinyRNN:
+    w = (2 * torch.rand(2 + INPUTS[task], generator=generator, dtype=torch.float64) - 1) * scale
+    return TinyRNN(float(w[0]), w[1:-1].tolist(), float(w[-1]))
+
+
+def outputs(task: str, z: torch.Tensor) -> torch.Tensor:
+    """The output units: linear (summing) or logistic (comparing)."""
+    return z if task == "summing" else torch.sigmoid(z)
+
+
+def make_batch(task: str, n: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n sequences of N(0, 1) inputs and the targets at every step: the running sum, or 1.0 where input 1's
+    running total is larger than input 2's (else 0.0)."""
+    x = torch.randn(n, length, INPUTS[task], generator=generator, dtype=torch.float64)
+    totals = x.cumsum(dim=1)
+    if task == "summing":
+        return x, totals[..., 0]
+    return x, (totals[..., 0] > totals[..., 1]).to(torch.float64)
+
+
+def task_loss(task: str, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error of the linear output, or cross-entropy of the logistic one, averaged over every step."""
+    if task == "summing":
+        return (z - target).pow(2).mean()
+    return nn.functional.binary_cross_entropy_with_logits(z, target)
+
+
+def accuracy(z: torch.Tensor, target: torch.Tensor) -> float:
+    """Fraction of steps where the logistic output is on the right side of 1/2."""
+    return float(((z > 0) == (target > 0.5)).to(torch.float64).mean())
+
+
+def hand_table(task: str, output_weight: float = 5.0) -> dict[str, list]:
+    """The hand-set net on the slide's example: inputs, hidden states and outputs at each step, and whether
+    they are exactly what the slide says (summing: the outputs 2, 1.5, 2.5, 3.5; comparing: h is the exact
+    running difference of the totals and the output is above 1/2 exactly where input 1's total is larger)."""
+    net = hand_set(task, output_weight)
+    rows = [[v] for v in SUMMING_INPUTS] if task == "summing" else [list(r) for r in COMPARING_INPUTS]
+    x = torch.tensor([rows], dtype=torch.float64)
+    with torch.no_grad():
+        h, z = net(x)
+        y = outputs(task, z)
+    if task == "summing":
+        exact = torch.equal(y[0], torch.tensor(SUMMING_OUTPUTS, dtype=torch.float64)) and torch.equal(h, z)
+    else:
+        total1 = total2 = 0.0
+        difference, first_larger = [], []
+        for a, b in rows:
+            total1, total2 = total1 + a, total2 + b
+            difference.append(total1 - total2)
+            first_larger.append(total1 > total2)
+        exact = (
+            torch.equal(h[0], torch.tensor(difference, dtype=torch.float64))
+            and [bool(v > 0.5) for v in y[0]] == first_larger
+        )
+    return {"inputs": rows, "hidden": h[0].tolist(), "outputs": y[0].tolist(), "exact": bool(exact)}
+
+
+class SequenceStream:
+    """``steps`` fresh training batches per epoch, drawn from a stream keyed by (seed, epoch): a resumed run
+    sees the batches an uninterrupted one would."""
+
+    def __init__(self, datamodule: TinySequenceDataModule):
+        self.dm = datamodule
+
+    def __len__(self) -> int:
+        return self.dm.cfg.steps_per_epoch
+
+    def __iter__(self):
+        cfg = self.dm.cfg
+        epoch = self.dm.trainer.current_epoch if self.dm.trainer is not None else 0
+        g = torch.Generator().manual_seed(1_000_003 * (self.dm.seed + 1) + epoch)
+        for _ in range(cfg.steps_per_epoch):
+            yield make_batch(cfg.task, cfg.batch_size, cfg.seq_len, g)
+
+
+class TinySequenceDataModule(L.LightningDataModule):
+    """Generated sequences; the test loaders are (test set of seq_len, test set of long_seq_len)."""
+
+    def __init__(self, cfg: TinyRNNConfig, seed: int = 0):
+        super().__init__()
+        cfg.validate()
+        self.cfg, self.seed = cfg, seed
+        g = torch.Generator().manual_seed(seed)  # the test sets: a stream apart from the training batches
+        self.test = make_batch(cfg.task, cfg.n_test, cfg.seq_len, g)
+        self.long_test = make_batch(cfg.task, cfg.n_test, cfg.long_seq_len, g)
+
+    def prepare_data(self) -> None:  # generated, nothing to find or download
+        pass
+
+    def train_dataloader(self):
+        return SequenceStream(self)
+
+    def test_dataloader(self):
+        return [OneBatch(*self.test), OneBatch(*self.long_test)]
+
+    def data_info(self) -> dict:
+        c = self.cfg
+        target = "running sum" if c.task == "summing" else "which running total is larger"
+        return {
+            "name": f"synthetic N(0,1) sequences ({INPUTS[c.task]} input(s)), target: {target}, length {c.seq_len}",
+            "fingerprint": "drawn from the run seed",
+            "source": "generated (lightning_modules/tiny_rnns.py)",
+            "train": c.steps_per_epoch * c.batch_size,  # per epoch, fresh each epoch
+            "val": 0,
+            "test": c.n_test,
+        }
+
+
+class TinyRNNModule(L.LightningModule):
+    """Trains a randomly initialized TinyRNN on its task; tests it and the hand-set net on the same sequences."""
+
+    def __init__(self, cfg: TinyRNNConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.net = random_init(cfg.task, cfg.init_scale)  # from the global stream, seeded per run
+        self.history: list[dict[str, float]] = []
+        self.trace: list[dict[str, float]] = []  # the weights every trace_every steps, from step 0
+        self.final: dict[str, float] = {}
+        self.train_seconds = 0.0
+        self.diverged = False
+        self._epoch_losses: list[float] = []
+        self._epoch_start = 0.0
+
+    def _row(self, loss: float) -> dict[str, float]:
+        return {"epoch": self.current_epoch + 1, "step": self.global_step, "train_loss": loss, **self.net.weights()}
+
+    def on_train_start(self) -> None:
+        if not self.history:  # the weights at initialization, as "epoch 0"
+            self.history.append({**self._row(math.nan), "epoch": 0, "step": 0})
+            self.trace.append({"step": 0, **self.net.weights()})
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_losses, self._epoch_start = [], time.perf_counter()
+
+    def training_step(self, batch, batch_idx):
+        x, target = batch
+        _, z = self.net(x)
+        loss = task_loss(self.cfg.task, z, target)
+        if not torch.isfinite(loss):  # divergence is a result: record it and stop stepping
+            self.diverged = True
+            self.trainer.should_stop = True
+            return None
+        self._epoch_losses.append(loss.item())
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.global_step % self.cfg.trace_every == 0:
+            self.trace.append({"step": self.global_step, **self.net.weights()})
+
+    def on_train_epoch_end(self) -> None:
+        self.train_seconds += time.perf_counter() - self._epoch_start
+        losses = self._epoch_losses
+        self.history.append(self._row(sum(losses) / len(losses) if losses else math.nan))
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        x, target = batch
+        suffix = "" if dataloader_idx == 0 else "_long"
+        hand = hand_set(self.cfg.task, self.cfg.hand_output_weight).to(x.device)
+        for name, net in (("", self.net), ("hand_", hand)):
+            _, z = net(x)
+            self.final[f"{name}test_loss{suffix}"] = float(task_loss(self.cfg.task, z, target))
+            if self.cfg.task == "comparing":
+                self.final[f"{name}test_accuracy{suffix}"] = accuracy(z, target)
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        floor = self.cfg.final_lr_fraction
+
+        def factor(step: int) -> float:  # cosine from 1 to floor
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["repro"] = {
+            "history": self.history,
+            "trace": self.trace,
+            "train_seconds": self.train_seconds,
+            "diverged": self.diverged,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("repro", {})
+        self.history = list(state.get("history", []))
+        self.trace = list(state.get("trace", []))
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.diverged = bool(state.get("diverged", False))
+
+    def summary(self) -> dict[str, float]:
+        """Final weights, losses and accuracies; the errors against the hand-set weights in thousandths, and
+        the losses also as log10 (a table shows two decimals); the hand-set net's table on the slide's example."""
+        w = self.net.weights()
+        last = self.history[-1]["train_loss"] if self.history else math.nan
+        m = {**w, "train_loss": last, **self.final, "diverged": float(self.diverged), "wall_time": self.train_seconds}
+        for key in ("train_loss", "test_loss", "test_loss_long"):
+            m[f"log10_{key}"] = math.log10(m[key]) if m[key] > 0 else math.nan  # nan also when the loss is nan
+        m["w_self_error_e3"] = 1000 * abs(w["w_self"] - 1)
+        if self.cfg.task == "summing":  # the function depends on w_in w_out only: 1 in the hand-set net
+            m["gain"] = w["w_in1"] * w["w_out"]
+            m["gain_error_e3"] = 1000 * abs(m["gain"] - 1)
+        else:  # the decisions depend on w_in2 / w_in1 (-1 by hand) and the sign of the scale w_out w_in1 (> 0)
+            m["output_scale"] = w["w_out"] * w["w_in1"]
+            m["input_ratio"] = w["w_in2"] / w["w_in1"] if w["w_in1"] != 0 else math.nan
+            m["ratio_error_e3"] = 1000 * abs(m["input_ratio"] + 1) if m["output_scale"] > 0 else math.inf
+        table = hand_table(self.cfg.task, self.cfg.hand_output_weight)
+        m["hand_exact"] = float(table["exact"])
+        for t, (h, y) in enumerate(zip(table["hidden"], table["outputs"], strict=True), 1):
+            m[f"hand_h{t}"], m[f"hand_y{t}"] = h, y
+        return m
+
+    def extras(self) -> dict:
+        """The hand-set net's table on the slide's example (inputs, hidden states, outputs), and the weights
+        every trace_every training steps."""
+        return {"hand_table": hand_table(self.cfg.task, self.cfg.hand_output_weight), "trace": self.trace}

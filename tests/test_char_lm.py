@@ -1,0 +1,245 @@
+"""The character-level language model: stream chunking and carried state (exact), the baselines, clipping,
+sampling, the claims, and a smoke run plus `repro sample` through the CLI on a tiny generated text."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+
+from datamodules.text import StreamChunks, TextDataConfig, TextDataModule, split_text, stream_matrices
+from experiments import get
+from experiments.char_lm import sample
+from experiments.cli import main
+from experiments.spec import ReproError, Results
+from lightning_modules.char_lm import (
+    BigramLM,
+    CharLanguageModel,
+    CharModelConfig,
+    ContextMLP,
+    LMOptimConfig,
+    RecurrentLM,
+    SampleConfig,
+    bits_per_char,
+    build_char_net,
+    detach_state,
+    generate,
+)
+from tests.conftest import repro, tiny_text
+
+
+@pytest.fixture
+def text_dir(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "text_data"
+    (root / "tinyshakespeare").mkdir(parents=True)
+    (root / "tinyshakespeare" / "input.txt").write_text(tiny_text())
+    monkeypatch.setenv("REPRO_DATA_DIR", str(root))
+    return root
+
+
+# ----------------------------------------------------------------------------- data: split, streams, chunks
+def test_split_is_nanogpts_first_90_last_10_with_the_whole_texts_vocabulary():
+    vocab, train, val = split_text("abcdefghiZ", 0.1)
+    assert (train, val) == ("abcdefghi", "Z")
+    assert vocab == "Zabcdefghi"  # sorted, and Z only occurs in the validation text
+    assert split_text("hello world!", 0.25)[1:] == ("hello wor", "ld!")
+
+
+def test_streams_are_contiguous_and_targets_are_inputs_shifted_by_one_across_chunks():
+    tokens = torch.arange(103)  # token i is the number i, so positions can be read off the values
+    x, y = stream_matrices(tokens, 4)
+    assert x.shape == (4, 25)  # S = (103 - 1) // 4
+    chunks = list(StreamChunks(tokens, streams=4, seq_len=5))
+    assert len(chunks) == 5 and [reset for _, _, reset in chunks] == [True, False, False, False, False]
+    for b in range(4):
+        xs = torch.cat([cx[b] for cx, _, _ in chunks])
+        ys = torch.cat([cy[b] for _, cy, _ in chunks])
+        assert torch.equal(xs, torch.arange(25 * b, 25 * b + 25))  # stream b: one contiguous slice
+        assert torch.equal(ys, xs + 1)  # next characters, across chunk boundaries too
+    for (_, y0, _), (x1, _, _) in zip(chunks[:-1], chunks[1:], strict=True):
+        assert torch.equal(y0[:, -1], x1[:, 0])  # the last target of a chunk is the next chunk's first input
+
+
+def test_short_epochs_walk_on_through_the_streams_and_wrap_with_a_reset():
+    tokens = torch.arange(103)
+    epoch = {"e": 0}
+    loader = StreamChunks(tokens, streams=4, seq_len=5, per_epoch=3, epoch_fn=lambda: epoch["e"])
+    first = [(cx[0, 0].item(), reset) for cx, _, reset in loader]
+    epoch["e"] = 1
+    second = [(cx[0, 0].item(), reset) for cx, _, reset in loader]
+    assert first == [(0, True), (5, False), (10, False)]
+    assert second == [(15, True), (20, False), (0, True)]  # chunks 3, 4, then back to the start: reset
+    # a second rank takes every other stream
+    sharded = next(iter(StreamChunks(tokens, streams=4, seq_len=5, rank=1, world=2)))[0]
+    assert sharded[:, 0].tolist() == [25, 75]
+
+
+def test_the_data_module_splits_the_text_and_scores_whole_validation_streams(text_dir):
+    text = (text_dir / "tinyshakespeare" / "input.txt").read_text()
+    data = TextDataModule(TextDataConfig(eval_batch_size=4, eval_seq_len=0))
+    t = data.load()
+    n_train = int(len(text) * 0.9)
+    assert t.vocab == "".join(sorted(set(text))) and len(t.train) == n_train and len(t.val) == len(text) - n_train
+    assert text[n_train : n_train + 5] == "".join(t.vocab[i] for i in t.val[:5])
+    chunks = list(data.val_dataloader())  # eval_seq_len 0: each stream is read in one chunk
+    per_stream = (len(t.val) - 1) // 4
+    assert len(chunks) == 1 and chunks[0][0].shape == (4, per_stream)
+    assert data.data_info()["val_chars_scored"] == 4 * per_stream
+
+
+def test_carried_state_makes_chunks_equal_to_the_whole_sequence_at_once():
+    torch.manual_seed(0)
+    x = torch.randint(0, 11, (3, 24))
+    for net in (RecurrentLM("lstm", 11, 5, 7, 2), RecurrentLM("rnn", 11, 5, 7, 1), ContextMLP(11, 3, 4, 6)):
+        whole, _ = net(x)
+        state, parts = None, []
+        for k in range(4):
+            logits, state = net(x[:, 6 * k : 6 * k + 6], state)
+            state = detach_state(state)
+            parts.append(logits)
+        assert torch.allclose(torch.cat(parts, 1), whole, atol=1e-6)
+    h, c = detach_state((torch.ones(2, requires_grad=True) * 2, torch.ones(2, requires_grad=True) * 3))
+    assert not h.requires_grad and not c.requires_grad and h.tolist() == [2.0, 2.0]
+
+
+def test_the_context_mlp_sees_only_its_last_three_characters():
+    torch.manual_seed(0)
+    net = ContextMLP(11, 3, 4, 6)
+    a = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    b = torch.tensor([[9, 9, 9, 4, 5, 6]])  # differs only more than 3 characters before the last position
+    assert torch.equal(net(a)[0][0, -1], net(b)[0][0, -1])
+    assert not torch.equal(net(a)[0][0, -2], net(b)[0][0, -2])
+
+
+# ----------------------------------------------------------------------------- losses
+def test_bits_are_nats_over_ln2():
+    assert bits_per_char(math.log(2)) == pytest.approx(1.0)
+    assert bits_per_char(math.log(65)) == pytest.approx(math.log2(65))
+    assert bits_per_char(1.4697) == pytest.approx(2.1203, abs=1e-4)
+
+
+def test_bigram_loss_on_a_hand_made_text():
+    """Train 'abab': (a,b) twice, (b,a) once. Add-one: P(b|a) = 3/4, P(a|a) = 1/4, P(a|b) = 2/3, P(b|b) = 1/3.
+    Evaluated on 'abba' (pairs ab, bb, ba): loss = -(ln 3/4 + ln 1/3 + ln 2/3) / 3."""
+    net = BigramLM(2)
+    net.fit(torch.tensor([0, 1, 0, 1]))
+    assert net.log_probs.exp().tolist() == [pytest.approx([1 / 4, 3 / 4]), pytest.approx([2 / 3, 1 / 3])]
+    logits, _ = net(torch.tensor([[0, 1, 1]]))
+    loss = F.cross_entropy(logits.reshape(-1, 2), torch.tensor([1, 1, 0]))
+    assert float(loss) == pytest.approx(-(math.log(3 / 4) + math.log(1 / 3) + math.log(2 / 3)) / 3, rel=1e-6)
+
+
+def test_recurrent_variants_have_about_the_same_parameter_count():
+    exp = get("char-lm")
+    for profile, expected in (("quick", 111_873), ("full", 3_457_729)):
+        counts = {}
+        for v in ("rnn", "lstm", "gru", "mlp-3"):
+            cfg = exp.resolve(v, profile)
+            counts[v] = sum(p.numel() for p in build_char_net(cfg.model, 65).parameters())
+        assert counts["lstm"] == expected
+        assert all(abs(c / expected - 1) < 0.01 for c in counts.values()), counts
+
+
+# ----------------------------------------------------------------------------- training: clipping
+def _fit(clip_norm: float, text_dir: Path):
+    cfg = TextDataConfig(batch_size=4, seq_len=16, chunks_per_epoch=5, train_chars=2000, val_chars=600,
+                         eval_batch_size=2, eval_seq_len=32)  # fmt: skip
+    data = TextDataModule(cfg)
+    model = CharModelConfig(kind="gru", embed=8, layers=1, gru_hidden=16)
+    module = CharLanguageModel(model, LMOptimConfig(lr=1e-2, clip_norm=clip_norm), SampleConfig(length=5), data.vocab)
+    seen = []  # the global gradient norm the optimizer actually steps with
+
+    def record(module=module):
+        return seen.append(math.sqrt(sum(float(p.grad.norm()) ** 2 for p in module.trainable)))
+
+    configure = module.configure_optimizers
+
+    def configure_and_watch():
+        out = configure()
+        out["optimizer"].register_step_pre_hook(lambda opt, args, kwargs: record())
+        return out
+
+    module.configure_optimizers = configure_and_watch
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")  # fmt: skip
+    trainer.fit(module, datamodule=data)
+    return module, seen
+
+
+def test_gradient_clipping_engages_and_bounds_the_step_norm(text_dir):
+    module, seen = _fit(1e-3, text_dir)
+    assert module.steps == 5 and module.clipped_steps == 5
+    assert module.history[0]["grad_norm"] > 1e-2  # the norms before clipping were far above the limit
+    assert all(n <= 1e-3 * (1 + 1e-4) for n in seen) and len(seen) == 5
+    free, seen = _fit(0.0, text_dir)  # no clipping: the optimizer sees the raw gradients
+    assert free.clipped_steps == 0 and min(seen) > 1e-2
+
+
+# ----------------------------------------------------------------------------- sampling
+def test_sampling_is_deterministic_given_the_seed():
+    torch.manual_seed(0)
+    net = RecurrentLM("lstm", 11, 5, 7, 1)
+    a = generate(net, [1, 2], 50, 1.0, seed=3)
+    assert a == generate(net, [1, 2], 50, 1.0, seed=3) and len(a) == 50 and all(0 <= i < 11 for i in a)
+    assert a != generate(net, [1, 2], 50, 1.0, seed=4)
+    assert generate(net, [1, 2], 20, 0.0, seed=3) == generate(net, [1, 2], 20, 0.0, seed=4)  # greedy
+    assert net.training  # left as it was found
+
+
+# ----------------------------------------------------------------------------- claims
+def results(**per_variant) -> Results:
+    return Results({v: {"val_loss": dict(enumerate(vals))} for v, vals in per_variant.items()})
+
+
+def test_claims_decide_from_paired_seeds():
+    lstm_vs_rnn, vs_mlp, _ = get("char-lm").claims
+    good = {"rnn": [2.0, 2.1, 2.05], "lstm": [1.8, 1.85, 1.83], "gru": [1.79, 1.8, 1.81], "mlp-3": [2.3, 2.31, 2.32]}
+    assert lstm_vs_rnn.check(results(**good)).status == "supported"
+    assert vs_mlp.check(results(**good)).status == "supported"
+    worse_gru = {**good, "gru": [2.4, 2.5, 2.45]}
+    assert vs_mlp.check(results(**worse_gru)).status == "contradicted"
+    assert vs_mlp.check(results(**{k: v for k, v in good.items() if k != "gru"})).status == "inconclusive"
+    assert lstm_vs_rnn.check(results(rnn=[1.8, 1.85, 1.83], lstm=[2.0, 2.1, 2.05])).status == "contradicted"
+
+
+# ----------------------------------------------------------------------------- through the CLI
+def test_sample_command_needs_a_trained_run(data_env, text_dir, capsys):
+    assert main(["sample", "char-lm", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "no run at" in err and "repro run char-lm --profile smoke --variant lstm --seed 0" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["sample", "augmentation"]) == 2  # not a language model
+    assert "does not generate text" in capsys.readouterr().err
+
+
+def test_smoke_run_records_losses_and_samples_and_sample_command_generates(data_env, text_dir):
+    env = {**data_env, "REPRO_DATA_DIR": str(text_dir)}
+    result = repro("run", "char-lm", "--profile", "smoke", "--wandb", "off", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = Path(env["REPRO_RUNS_DIR"]) / "char-lm" / "smoke"
+    for variant in ("rnn", "lstm", "gru", "mlp-3", "bigram"):
+        rec = json.loads((runs / variant / "seed0" / "record.json").read_text())
+        m = rec["metrics"]
+        assert m["val_bpc"] == pytest.approx(m["val_loss"] / math.log(2))
+        assert 0 < m["val_loss"] < math.log(rec["provenance"]["data"]["vocab_size"]) + 0.5 and m["diverged"] == 0
+        assert m["params"] == rec["provenance"]["params"] and m["tokens_per_second"] > 0
+        assert len(rec["sample"]["text"]) == 40 and rec["sample"]["prompt"] == "ROMEO:"
+        assert m["epochs"] == (1 if variant == "bigram" else 2) and len(rec["history"]) == m["epochs"]
+    assert json.loads((runs / "bigram" / "seed0" / "record.json").read_text())["metrics"]["steps"] == 8
+    md = (Path(env["REPRO_RESULTS_DIR"]) / "char-lm-smoke.md").read_text()
+    assert "val bits/char" in md and "LSTM reaches a lower validation loss" in md
+    args = ("sample", "char-lm", "--profile", "smoke", "--prompt", "ROMEO:", "--length", "60", "--temperature", "0.8")
+    shown = repro(*args, env=env)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.startswith("ROMEO:") and len(shown.stdout) == 6 + 60 + 1  # and print's newline
+    # the same run, prompt and seeds give the same text; another sampling seed another one
+    exp = get("char-lm")
+    assert sample(exp, "smoke", None, 0, "ROMEO:", 60, 0.8, 0) + "\n" == shown.stdout
+    assert sample(exp, "smoke", "lstm", 0, "ROMEO:", 60, 0.8, 1) + "\n" != shown.stdout
+    with pytest.raises(ReproError, match="outside the model's vocabulary"):
+        sample(exp, "smoke", "gru", 0, "~~", 10, 0.8, 0)
