@@ -161,7 +161,11 @@ def write_report(exp: Experiment, profile: str | None = None, out_dir: Path | No
         header = (
             ["variant", "runs"]
             + [exp.metrics.get(m, m) for m in table.metrics]
-            + (["published (test error %)"] if refs else [])
+            + (
+                [f"published ({', '.join(sorted({exp.metrics.get(r.metric, r.metric) for r in refs}))})"]
+                if refs
+                else []
+            )
         )
         trows = []
         for name in present:
