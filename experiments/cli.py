@@ -1,4 +1,4 @@
-"""`repro list | run | report | show | sample` (also `python -m experiments`).
+"""`repro list | run | report | show | sample | programs` (also `python -m experiments`).
 
 User mistakes (unknown names, bad overrides, missing or corrupt data) print one line and exit
 with code 2; no traceback.
@@ -10,8 +10,7 @@ import argparse
 import os
 import sys
 
-from experiments.runner import RunsFailed
-from experiments.spec import ReproError
+from experiments.spec import ReproError, RunsFailed  # (not the runner: `repro programs` needs no torch)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     smp.add_argument("--length", type=int, default=500, help="characters to generate")
     smp.add_argument("--temperature", type=float, default=0.8, help="0: always the most likely character")
     smp.add_argument("--sample-seed", type=int, default=0, help="seed of the sampling draws")
+
+    prg = sub.add_parser("programs", help="print Learning-to-Execute examples as JSON lines {input, target}")
+    prg.add_argument("--task", default="program", help="program | addition | copy (default: program)")
+    prg.add_argument("--length", type=int, default=4, help="digits of the literals (default 4)")
+    prg.add_argument("--nesting", type=int, default=2, help="operations chained, 1-10 (default 2)")
+    prg.add_argument("--count", type=int, default=5, help="examples to print (default 5)")
+    prg.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
+    prg.add_argument("--split", default="train", help="train | val | test (default: train)")
     return p
 
 
@@ -194,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "sample":
             return cmd_sample(args)
+        if args.command == "programs":
+            from datamodules.programs import programs_command
+
+            return programs_command(args)
         return cmd_show(args)
     except ReproError as e:
         print(f"repro: error: {e}", file=sys.stderr)

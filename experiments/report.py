@@ -64,7 +64,8 @@ def results_of(records: list[dict]) -> Results:
 
 # ----------------------------------------------------------------------------- formatting
 def _scale(metric: str) -> float:
-    return 100.0 if metric.endswith("error") or metric == "gap" else 1.0
+    """Errors, gaps and accuracies (``*_acc``, ``*_exact``) are stored as fractions and shown in %."""
+    return 100.0 if metric.endswith(("error", "_acc", "_exact")) or metric == "gap" else 1.0
 
 
 def fmt_mean_std(values: list[float], metric: str) -> str:

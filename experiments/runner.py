@@ -31,13 +31,9 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, Checkpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from experiments.spec import Experiment, Profile, ReproError, config_to_dict
+from experiments.spec import Experiment, Profile, ReproError, RunsFailed, config_to_dict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class RunsFailed(Exception):
-    """Some runs crashed (not a user error): the CLI reports them on one line and exits with code 1."""
 
 
 # ----------------------------------------------------------------------------- plans

@@ -20,6 +20,10 @@ class ReproError(Exception):
     """A user-facing error: the CLI prints its message on one line and exits with code 2."""
 
 
+class RunsFailed(Exception):
+    """Some runs crashed (not a user error): the CLI reports them on one line and exits with code 1."""
+
+
 # ----------------------------------------------------------------------------- experiment spec
 @dataclass(frozen=True)
 class Variant:

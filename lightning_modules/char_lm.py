@@ -14,6 +14,11 @@ detached, so gradients flow back at most T steps. Gradients are clipped by their
 Optimization is manual (one Adam step per chunk) so that the module sees the gradient norm of every
 step, records how often clipping engaged, and records a divergence (non-finite loss or gradient)
 instead of crashing.
+
+The final evaluation (``test_step``, over the validation text) also measures long-range structure: the
+loss of each character grouped by its position within its line (``line_positions``), and the loss on
+two characters whose prediction needs more than the last few characters: the newline that ends a line
+(where a line ends depends on its length so far) and the colon (mostly the end of a speaker's name).
 """
 
 from __future__ import annotations
@@ -26,10 +31,27 @@ import lightning as L
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, Metric
 
 RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 KINDS = (*RECURRENT, "mlp", "bigram")
+
+# Position of a character within its line: the characters since the last newline, so 0 is a line's first
+# character and the newline that ends a line counts at the line's length. Buckets by lower edge:
+# 0, 1, 2, 3, 4-7, 8-15, 16-31, 32+ (Tiny Shakespeare's verse lines are mostly 30-50 characters long).
+LINE_POSITION_EDGES = (0, 1, 2, 3, 4, 8, 16, 32)
+LINE_POSITION_LABELS = ("0", "1", "2", "3", "4-7", "8-15", "16-31", "32+")
+LINE_POSITION_METRICS = tuple(
+    f"line_pos_loss_{label.replace('-', '_').replace('+', '_up')}" for label in LINE_POSITION_LABELS
+)  # line_pos_loss_0 ... line_pos_loss_4_7 ... line_pos_loss_32_up
+# Positions 0-2 are the line start: a context-3 window still holds the newline that began the line, so even
+# the MLP knows the position and the whole line so far; from position 3 on it sees neither.
+LINE_START = 3
+# Target characters whose mean loss is recorded: "\n" (where a line ends needs its length so far) and ":"
+# (in the validation text 74% of the 1,272 colons end a speaker's name, a line begun after a blank line, and
+# most names are longer than 3 characters; another 12% end a verse line).
+PROBE_TARGETS = {"newline_loss": "\n", "colon_loss": ":"}
+LONG_RANGE_METRICS = (*LINE_POSITION_METRICS, "line_start_loss", "line_rest_loss", *PROBE_TARGETS)
 
 
 @dataclass
@@ -164,6 +186,71 @@ def bits_per_char(nats: float) -> float:
     return nats / math.log(2)
 
 
+# ----------------------------------------------------------------------------- long-range structure
+def line_positions(x: torch.Tensor, newline: int, last: torch.Tensor | None = None):
+    """The position within its line of each target of a chunk: target ``y[:, t]`` is the character after
+    input ``x[:, t]``, so its position is the number of inputs since the last newline among ``x[:, :t+1]``
+    (0 when ``x[:, t]`` is a newline). ``last`` holds the positions of the previous chunk's last targets of
+    the same streams (None at a reset). -1 where the stream has shown no newline yet: that line began before
+    the stream, which every model reads from a zero state, so no model can know the position there.
+    Returns the positions [B, T] and the ``last`` to carry into the next chunk."""
+    b, t = x.shape
+    steps = torch.arange(t, device=x.device).expand(b, t)
+    newline_at = torch.where(x == newline, steps, -1).cummax(dim=1).values  # last newline input at or before t
+    if last is None:
+        last = torch.full((b,), -1, dtype=torch.long, device=x.device)
+    continued = torch.where(last[:, None] >= 0, last[:, None] + 1 + steps, -1)  # no newline yet in this chunk
+    positions = torch.where(newline_at >= 0, steps - newline_at, continued)
+    return positions, positions[:, -1]
+
+
+def line_position_buckets(positions: torch.Tensor) -> torch.Tensor:
+    """Bucket index of each position (see LINE_POSITION_EDGES); unknown positions (-1) get the extra
+    index len(LINE_POSITION_EDGES)."""
+    edges = torch.tensor(LINE_POSITION_EDGES[1:], device=positions.device)
+    buckets = torch.bucketize(positions, edges, right=True)  # edges[i-1] <= position < edges[i]
+    return torch.where(positions >= 0, buckets, len(LINE_POSITION_EDGES))
+
+
+class GroupMeans(Metric):
+    """Sums and counts of per-character values by group (groups < 0 are left out), summed over ranks."""
+
+    full_state_update = False
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+        self.add_state("sums", torch.zeros(groups, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("counts", torch.zeros(groups, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, values: torch.Tensor, groups: torch.Tensor) -> None:
+        keep = groups >= 0
+        chosen = groups[keep]
+        self.sums.index_add_(0, chosen, values[keep].to(self.sums.dtype))
+        self.counts += torch.bincount(chosen, minlength=self.groups).to(self.counts.dtype)
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sums, self.counts
+
+
+def pooled_mean(sums: torch.Tensor, counts: torch.Tensor, groups: slice | int) -> float:
+    """Mean over the characters of the chosen groups together (nan when they hold none)."""
+    n = float(counts[groups].sum())
+    return float(sums[groups].sum()) / n if n else math.nan
+
+
+def long_range_metrics(by_position: tuple, by_target: tuple) -> dict[str, float]:
+    """The LONG_RANGE_METRICS from the (sums, counts) of the losses by line-position bucket (the last group:
+    unknown position, left out) and by probe target."""
+    sums, counts = by_position
+    out = {name: pooled_mean(sums, counts, i) for i, name in enumerate(LINE_POSITION_METRICS)}
+    out["line_start_loss"] = pooled_mean(sums, counts, slice(0, LINE_START))
+    out["line_rest_loss"] = pooled_mean(sums, counts, slice(LINE_START, len(LINE_POSITION_EDGES)))
+    sums, counts = by_target
+    out.update({name: pooled_mean(sums, counts, i) for i, name in enumerate(PROBE_TARGETS)})
+    return out
+
+
 # ----------------------------------------------------------------------------- sampling
 def prompt_ids(prompt: str, vocab: str) -> list[int]:
     """The prompt's character ids; characters outside the vocabulary are dropped (newline if none remain)."""
@@ -204,6 +291,12 @@ class CharLanguageModel(L.LightningModule):
         self.net = build_char_net(model, len(vocab))
         self.automatic_optimization = False  # one clipped step per chunk, done by hand below
         self.metrics = nn.ModuleDict({f"{split}_loss": MeanMetric() for split in ("train", "val", "test")})
+        # the final evaluation's losses by line-position bucket (+1 group: position unknown) and by probe target
+        self.loss_by_line_position = GroupMeans(len(LINE_POSITION_EDGES) + 1)
+        self.loss_by_target = GroupMeans(len(PROBE_TARGETS))
+        self._newline = vocab.find("\n")  # -1 when the text has none: every position unknown
+        self._probe_ids = [vocab.find(c) for c in PROBE_TARGETS.values()]
+        self.long_range_counts: dict = {}  # characters behind each long-range metric, for the run record
         self.history: list[dict[str, float]] = []  # one row per epoch; saved in checkpoints
         self.final: dict[str, float] = {}
         self.sample: dict = {}
@@ -216,6 +309,7 @@ class CharLanguageModel(L.LightningModule):
         self.diverged = False
         self._state = None  # carried across the chunks of the training streams
         self._eval_state = None
+        self._line_position = None  # the positions of the last targets, carried like the state
         self._epoch_start = 0.0
         self._epoch_norms: list[float] = []
         self._val: dict[str, float] = {}
@@ -272,11 +366,13 @@ class CharLanguageModel(L.LightningModule):
         self.log("train/loss_step", loss.detach(), prog_bar=True, logger=False)
         return None
 
-    def _evaluate(self, split: str, batch) -> None:
+    def _evaluate(self, split: str, batch) -> torch.Tensor:
+        """Score one chunk of the evaluation streams, the state carried; returns the per-character losses."""
         x, y, reset = batch
-        loss, state = self._loss(x, y, None if reset else self._eval_state)
-        self._eval_state = state
-        self.metrics[f"{split}_loss"].update(loss, weight=x.numel())
+        logits, self._eval_state = self.net(x, None if reset else self._eval_state)
+        losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), reduction="none")
+        self.metrics[f"{split}_loss"].update(losses.mean(), weight=x.numel())
+        return losses.view_as(y)
 
     def _compute(self, split: str) -> float:
         metric = self.metrics[f"{split}_loss"]
@@ -320,12 +416,33 @@ class CharLanguageModel(L.LightningModule):
     # -- the final evaluation (the validation text again) and the sample --------------------------
     def on_test_epoch_start(self) -> None:
         self._eval_state = None
+        self._line_position = None
 
     def test_step(self, batch, batch_idx):
-        self._evaluate("test", batch)
+        losses = self._evaluate("test", batch)
+        x, y, reset = batch
+        positions, self._line_position = line_positions(x, self._newline, None if reset else self._line_position)
+        self.loss_by_line_position.update(losses, line_position_buckets(positions))
+        probe = torch.full_like(y, -1)  # the index of the target in PROBE_TARGETS, -1 for other characters
+        for i, char_id in enumerate(self._probe_ids):
+            probe = torch.where(y == char_id, i, probe)
+        self.loss_by_target.update(losses, probe)
 
     def on_test_epoch_end(self) -> None:
-        self.final = {"val_loss": self._compute("test")}
+        by_position = [t.cpu() for t in self.loss_by_line_position.compute()]
+        by_target = [t.cpu() for t in self.loss_by_target.compute()]
+        self.loss_by_line_position.reset()
+        self.loss_by_target.reset()
+        self.final = {"val_loss": self._compute("test"), **long_range_metrics(by_position, by_target)}
+        self.long_range_counts = {
+            "line_position_buckets": list(LINE_POSITION_LABELS),
+            "line_position_counts": [int(n) for n in by_position[1][:-1]],
+            "line_position_unknown": int(by_position[1][-1]),  # before each stream's first newline
+            **{
+                f"{name.removesuffix('_loss')}_targets": int(n)
+                for name, n in zip(PROBE_TARGETS, by_target[1], strict=True)
+            },
+        }
         s = self.sample_cfg
         text = ""
         if not self.diverged:
@@ -365,6 +482,8 @@ class CharLanguageModel(L.LightningModule):
         return {
             "val_loss": loss,  # nats per character, the whole (scored) validation text after training
             "val_bpc": bits_per_char(loss),
+            # long-range structure, the same final evaluation: losses by line position and on "\n" and ":"
+            **{k: nan if self.diverged else self.final.get(k, nan) for k in LONG_RANGE_METRICS},
             "best_val_loss": min(val) if val else nan,
             "train_loss": self.history[-1]["train_loss"] if self.history else nan,
             "tokens_per_second": speed,
@@ -379,7 +498,7 @@ class CharLanguageModel(L.LightningModule):
         }
 
     def extras(self) -> dict:
-        return {"sample": self.sample}
+        return {"sample": self.sample, "long_range_counts": self.long_range_counts}
 
 
 def lr_factor(cfg: LMOptimConfig, step: int, total: int) -> float:

@@ -1,5 +1,6 @@
 """The character-level language model: stream chunking and carried state (exact), the baselines, clipping,
-sampling, the claims, and a smoke run plus `repro sample` through the CLI on a tiny generated text."""
+sampling, the long-range measures (line positions aligned with the targets, exact), the claims, and a smoke
+run plus `repro sample` through the CLI on a tiny generated text."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from datamodules.text import StreamChunks, TextDataConfig, TextDataModule, split_text, stream_matrices
+from datamodules.text import StreamChunks, TextDataConfig, TextDataModule, encode, split_text, stream_matrices
 from experiments import get
 from experiments.char_lm import sample
 from experiments.cli import main
 from experiments.spec import ReproError, Results
 from lightning_modules.char_lm import (
+    LINE_POSITION_METRICS,
+    LONG_RANGE_METRICS,
     BigramLM,
     CharLanguageModel,
     CharModelConfig,
@@ -29,6 +32,8 @@ from lightning_modules.char_lm import (
     build_char_net,
     detach_state,
     generate,
+    line_position_buckets,
+    line_positions,
 )
 from tests.conftest import repro, tiny_text
 
@@ -145,6 +150,97 @@ def test_recurrent_variants_have_about_the_same_parameter_count():
         assert all(abs(c / expected - 1) < 0.01 for c in counts.values()), counts
 
 
+# ----------------------------------------------------------------------------- long-range measures
+HAND_TEXT = "xy\nab\n\ncd:\nefg"  # 14 characters: one stream reads the first 13, predicts the last 13
+
+
+def test_line_positions_of_a_hand_made_text():
+    vocab = "".join(sorted(set(HAND_TEXT)))
+    x, y = stream_matrices(encode(HAND_TEXT, vocab), 1)
+    assert "".join(vocab[i] for i in y[0]) == "y\nab\n\ncd:\nefg"
+    positions, last = line_positions(x, vocab.index("\n"))
+    # targets:      y   \n  a  b  \n \n  c  d  :  \n  e  f  g
+    expected = [[-1, -1, 0, 1, 2, 0, 0, 1, 2, 3, 0, 1, 2]]  # -1: the line began before the stream
+    assert positions.tolist() == expected and last.tolist() == [2]
+    # the same in chunks of 4 (the last one cut), the positions carried from chunk to chunk
+    parts, last = [], None
+    for k in range(0, 13, 4):
+        p, last = line_positions(x[:, k : k + 4], vocab.index("\n"), last)
+        parts += p[0].tolist()
+    assert [parts] == expected
+    assert line_positions(x, -1)[0].eq(-1).all()  # a text without newlines: every position unknown
+
+
+def test_line_positions_follow_the_text_across_streams_and_chunks():
+    text = "".join(f"{'w' * (i % 11)}{':' * (i % 3 == 0)}\n" for i in range(60))  # lines of 0 to 11 characters
+    vocab = "".join(sorted(set(text)))
+    tokens = encode(text, vocab)
+    streams, seq_len = 3, 7
+    found = [[] for _ in range(streams)]
+    last = None
+    for x, _, reset in StreamChunks(tokens, streams, seq_len):
+        positions, last = line_positions(x, vocab.index("\n"), None if reset else last)
+        for b in range(streams):
+            found[b] += positions[b].tolist()
+    length = (len(tokens) - 1) // streams
+    for b, got in enumerate(found):
+        start = b * length  # stream b reads text[start : start + length] and predicts the next characters
+        for j, position in enumerate(got):
+            target = start + j + 1
+            seen = text[start:target]
+            if "\n" in seen:  # characters since the last newline, read off the whole text
+                assert position == target - text.rindex("\n", 0, target) - 1
+            else:
+                assert position == -1
+        assert len(got) == (length // seq_len) * seq_len and got.count(-1) == text[start:].index("\n")
+
+
+def test_line_position_buckets():
+    positions = torch.tensor([-1, 0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 500])
+    assert line_position_buckets(positions).tolist() == [8, 0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 7, 7]
+    assert LINE_POSITION_METRICS[0] == "line_pos_loss_0" and LINE_POSITION_METRICS[-1] == "line_pos_loss_32_up"
+
+
+def test_final_evaluation_averages_the_losses_of_each_position_and_target():
+    """A counted bigram scores the hand-made text twice (two streams), in chunks of 3; every long-range
+    metric must equal the mean of the per-character losses picked out by hand."""
+    text = HAND_TEXT[:13] + HAND_TEXT  # two streams of 13 characters, both reading HAND_TEXT[:13]
+    vocab = "".join(sorted(set(text)))
+    tokens = encode(text, vocab)
+    module = CharLanguageModel(CharModelConfig(kind="bigram"), LMOptimConfig(), SampleConfig(length=3), vocab)
+    module.net.fit(tokens)
+    x, y = stream_matrices(tokens, 2)
+    losses = F.cross_entropy(module.net(x)[0].transpose(1, 2), y, reduction="none")[0]  # [13], stream 1
+    assert torch.equal(x[0], x[1]) and torch.equal(y[0, :12], y[1, :12])  # the same characters, scored alike
+    module.on_test_epoch_start()
+    for k, (cx, cy, reset) in enumerate(StreamChunks(tokens, streams=2, seq_len=3)):
+        module.test_step((cx, cy, reset), k)
+    module.on_test_epoch_end()
+    m = module.summary()
+    # positions as in test_line_positions_of_a_hand_made_text; the chunks of 3 score the first 12 targets
+    by_position = {0: [2, 5, 6, 10], 1: [3, 7, 11], 2: [4, 8], 3: [9]}
+
+    def mean(idx):
+        return float(losses[idx].mean())
+
+    for bucket, idx in by_position.items():
+        assert m[LINE_POSITION_METRICS[bucket]] == pytest.approx(mean(idx), rel=1e-6)
+    assert all(math.isnan(m[k]) for k in LINE_POSITION_METRICS[4:])  # no line is longer than 3 here
+    assert m["line_start_loss"] == pytest.approx(mean([2, 3, 4, 5, 6, 7, 8, 10, 11]), rel=1e-6)
+    assert m["line_rest_loss"] == pytest.approx(mean([9]), rel=1e-6)
+    assert m["newline_loss"] == pytest.approx(mean([1, 4, 5, 9]), rel=1e-6)
+    assert m["colon_loss"] == pytest.approx(mean([8]), rel=1e-6)
+    assert m["val_loss"] == pytest.approx(mean(list(range(12))), rel=1e-6)
+    assert module.extras()["long_range_counts"] == {
+        "line_position_buckets": ["0", "1", "2", "3", "4-7", "8-15", "16-31", "32+"],
+        "line_position_counts": [8, 6, 4, 2, 0, 0, 0, 0],  # two streams
+        "line_position_unknown": 4,
+        "newline_targets": 8,
+        "colon_targets": 2,
+    }
+    assert set(LONG_RANGE_METRICS) <= set(m)
+
+
 # ----------------------------------------------------------------------------- training: clipping
 def _fit(clip_norm: float, text_dir: Path):
     cfg = TextDataConfig(batch_size=4, seq_len=16, chunks_per_epoch=5, train_chars=2000, val_chars=600,
@@ -197,7 +293,7 @@ def results(**per_variant) -> Results:
 
 
 def test_claims_decide_from_paired_seeds():
-    lstm_vs_rnn, vs_mlp, _ = get("char-lm").claims
+    lstm_vs_rnn, vs_mlp, *_ = get("char-lm").claims
     good = {"rnn": [2.0, 2.1, 2.05], "lstm": [1.8, 1.85, 1.83], "gru": [1.79, 1.8, 1.81], "mlp-3": [2.3, 2.31, 2.32]}
     assert lstm_vs_rnn.check(results(**good)).status == "supported"
     assert vs_mlp.check(results(**good)).status == "supported"
@@ -205,6 +301,36 @@ def test_claims_decide_from_paired_seeds():
     assert vs_mlp.check(results(**worse_gru)).status == "contradicted"
     assert vs_mlp.check(results(**{k: v for k, v in good.items() if k != "gru"})).status == "inconclusive"
     assert lstm_vs_rnn.check(results(rnn=[1.8, 1.85, 1.83], lstm=[2.0, 2.1, 2.05])).status == "contradicted"
+
+
+def test_long_range_claims_decide_from_paired_seeds():
+    *_, line_ends, beyond_start = get("char-lm").claims
+
+    def metric(name, **per_variant) -> dict:
+        return {v: {name: dict(enumerate(vals))} for v, vals in per_variant.items()}
+
+    newline = metric("newline_loss", lstm=[1.0, 1.1, 1.05], **{"mlp-3": [1.5, 1.52, 1.6]})
+    assert line_ends.check(Results(newline)).status == "supported"
+    swapped = metric("newline_loss", lstm=[1.5, 1.52, 1.6], **{"mlp-3": [1.0, 1.1, 1.05]})
+    assert line_ends.check(Results(swapped)).status == "contradicted"
+    assert line_ends.check(Results({})).status == "inconclusive"
+
+    def positions(start_adv: float, rest_adv: float, gru_rest_adv: float | None = None) -> Results:
+        """mlp-3 loses 2.0 at positions 0-2 and 1.5 at 3+; the recurrent nets have the given advantages."""
+        values = {
+            "mlp-3": {"line_start_loss": {s: 2.0 for s in range(3)}, "line_rest_loss": {s: 1.5 for s in range(3)}}
+        }
+        for m in ("rnn", "lstm", "gru"):
+            rest = gru_rest_adv if m == "gru" and gru_rest_adv is not None else rest_adv
+            values[m] = {
+                "line_start_loss": {s: 2.0 - start_adv + 0.01 * s for s in range(3)},
+                "line_rest_loss": {s: 1.5 - rest - 0.01 * s for s in range(3)},
+            }
+        return Results(values)
+
+    assert beyond_start.check(positions(0.0, 0.1)).status == "supported"
+    assert beyond_start.check(positions(0.2, 0.1)).status == "contradicted"
+    assert beyond_start.check(positions(0.0, 0.1, gru_rest_adv=-0.3)).status == "contradicted"
 
 
 # ----------------------------------------------------------------------------- through the CLI
@@ -230,9 +356,14 @@ def test_smoke_run_records_losses_and_samples_and_sample_command_generates(data_
         assert m["params"] == rec["provenance"]["params"] and m["tokens_per_second"] > 0
         assert len(rec["sample"]["text"]) == 40 and rec["sample"]["prompt"] == "ROMEO:"
         assert m["epochs"] == (1 if variant == "bigram" else 2) and len(rec["history"]) == m["epochs"]
+        for k in ("line_start_loss", "line_rest_loss", "newline_loss", "colon_loss"):  # tiny lines are < 32 long
+            assert 0 < m[k] < 10, (variant, k)
+        counts = rec["long_range_counts"]
+        assert sum(counts["line_position_counts"]) + counts["line_position_unknown"] == 4 * 224  # all scored
     assert json.loads((runs / "bigram" / "seed0" / "record.json").read_text())["metrics"]["steps"] == 8
     md = (Path(env["REPRO_RESULTS_DIR"]) / "char-lm-smoke.md").read_text()
     assert "val bits/char" in md and "LSTM reaches a lower validation loss" in md
+    assert "loss on line ends (newlines)" in md and "predicts line ends better" in md
     args = ("sample", "char-lm", "--profile", "smoke", "--prompt", "ROMEO:", "--length", "60", "--temperature", "0.8")
     shown = repro(*args, env=env)
     assert shown.returncode == 0, shown.stderr[-2000:]

@@ -1,0 +1,221 @@
+"""Learning to Execute (Zaremba & Sutskever 2014): batches of freshly generated programs, and the curricula.
+
+Every training batch is generated on the fly from ``datamodules/programs.py`` (the training split of its
+hash split), so no example is seen twice except by chance. Epoch e of a run with seed s draws from
+``random.Random(s * 1_000_003 + e)``: a run is deterministic, and one resumed from a checkpoint at an
+epoch boundary sees exactly the examples an uninterrupted run would.
+
+Each example's difficulty (length, nesting) comes from the curriculum (the paper's section 4, the
+original code's ``utils/strategies.lua`` and ``main.lua``):
+
+- ``baseline``: always the target difficulty;
+- ``naive``: the current level, which starts at length 1, nesting 1 and is raised one step at a time;
+- ``mix``: length and nesting each uniform in [1, target], drawn per example;
+- ``combined``: per example, mix with probability ``mix_share`` (the original code: 1/5), else naive.
+
+After every epoch the level is raised (length + 1; at the target length, back to length 1 and nesting + 1)
+when the accuracy on validation programs of the *current* level exceeds 95%, or when the training accuracy
+is below its value five evaluations earlier. Once the level is at the target, the same trigger multiplies
+the learning rate by 0.8 instead. As in the original code, the level advances under every curriculum (under
+baseline and mix it only chooses the validation programs, and so delays the learning-rate decay).
+
+Batches are dictionaries of tensors, usable by both models of ``lightning_modules/execute.py``:
+``src``/``src_len`` (the input characters, right-padded with 0), ``tgt``/``tgt_len`` (the answer's
+characters, the end mark included) and, for the single LSTM that reads then writes, ``seq`` (input, the
+GO mark, answer) with ``labels``: the next character where it is an answer character, -100 elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import random
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from datamodules import programs
+from datamodules.programs import GO, Example, check_difficulty, draw, encode, transform_input
+
+CURRICULA = ("baseline", "naive", "mix", "combined")
+SPLITS = {"train": 0, "val": 1, "test": 2}
+
+
+@dataclass
+class ExecuteDataConfig:
+    task: str = "program"  # program | addition | copy
+    length: int = 6  # the target length: literals up to 10**length (digits, for addition and copy)
+    nesting: int = 3  # the target nesting: operations chained (1 for addition and copy)
+    curriculum: str = "combined"
+    mix_share: float = 0.2  # combined: the share of examples drawn from mix
+    reverse: bool = False  # the paper's input reversal
+    double: bool = False  # the paper's input doubling
+    batch_size: int = 100
+    steps_per_epoch: int = 100  # an epoch = this many fresh batches, then an evaluation
+    val_size: int = 1000  # validation programs per level (the current one and the target)
+    test_size: int = 2000  # test programs at the target
+    eval_batch_size: int = 500
+    advance_accuracy: float = 0.95  # raise the level when validation accuracy exceeds this
+    patience: int = 5  # ... or when training accuracy is below its value this many evaluations ago
+
+    def validate(self) -> None:
+        if self.curriculum not in CURRICULA:
+            raise ValueError(f"curriculum must be one of {', '.join(CURRICULA)}")
+        try:
+            check_difficulty(self.task, self.length, self.nesting)
+        except Exception as e:  # ReproError: one line saying what is wrong
+            raise ValueError(str(e)) from None
+        if not 0 <= self.mix_share <= 1 or not 0 < self.advance_accuracy <= 1:
+            raise ValueError("mix_share must be in [0, 1] and advance_accuracy in (0, 1]")
+        if min(self.batch_size, self.steps_per_epoch, self.val_size, self.test_size, self.eval_batch_size) < 1:
+            raise ValueError("batch and set sizes must be >= 1")
+        if self.patience < 1:
+            raise ValueError("patience must be >= 1")
+
+    @property
+    def target_nesting(self) -> int:
+        return self.nesting if self.task == "program" else 1
+
+
+class Curriculum:
+    """Which (length, nesting) each training example gets, and the level's progress (see the docstring)."""
+
+    def __init__(self, cfg: ExecuteDataConfig):
+        self.cfg = cfg
+        self.target = (cfg.length, cfg.target_nesting)
+        self.level = (1, 1)  # the naive curriculum's current (length, nesting)
+        self.train_accs: list[float] = []  # training accuracies since the last change
+
+    def difficulty(self, rng: random.Random) -> tuple[int, int]:
+        kind = self.cfg.curriculum
+        if kind == "combined":
+            kind = "mix" if rng.random() < self.cfg.mix_share else "naive"
+        if kind == "baseline":
+            return self.target
+        if kind == "naive":
+            return self.level
+        return rng.randint(1, self.target[0]), rng.randint(1, self.target[1])
+
+    def update(self, val_acc: float, train_acc: float) -> str:
+        """After an evaluation: 'harder' (level raised), 'decay' (at the target: lower the lr) or ''."""
+        p = self.cfg.patience
+        stalled = len(self.train_accs) >= p and self.train_accs[-p] > train_acc
+        action = ""
+        if val_acc > self.cfg.advance_accuracy or stalled:
+            action = "harder" if self._raise() else "decay"
+            self.train_accs = []
+        self.train_accs.append(train_acc)
+        return action
+
+    def _raise(self) -> bool:
+        (length, nesting), (target_length, target_nesting) = self.level, self.target
+        if length < target_length:
+            self.level = (length + 1, nesting)
+        elif nesting < target_nesting:
+            self.level = (1, nesting + 1)
+        else:
+            return False
+        return True
+
+    def state_dict(self) -> dict:
+        return {"level": list(self.level), "train_accs": list(self.train_accs)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.level = tuple(state["level"])
+        self.train_accs = list(state["train_accs"])
+
+
+def collate(examples: list[Example], reverse: bool = False, double: bool = False) -> dict[str, torch.Tensor]:
+    """Examples -> the padded tensors described in the module docstring."""
+    srcs = [encode(transform_input(e.input, reverse, double)) for e in examples]
+    tgts = [encode(e.target) for e in examples]
+    go = encode(GO)
+    b, s, t = len(examples), max(map(len, srcs)), max(map(len, tgts))
+    src = torch.zeros(b, s, dtype=torch.long)
+    tgt = torch.zeros(b, t, dtype=torch.long)
+    seq = torch.zeros(b, s + 1 + t, dtype=torch.long)
+    labels = torch.full((b, s + t), -100, dtype=torch.long)
+    for i, (x, y) in enumerate(zip(srcs, tgts, strict=True)):
+        src[i, : len(x)] = torch.tensor(x)
+        tgt[i, : len(y)] = torch.tensor(y)
+        seq[i, : len(x) + 1 + len(y)] = torch.tensor(x + go + y)
+        labels[i, len(x) : len(x) + len(y)] = tgt[i, : len(y)]  # position len(x) holds GO: it predicts y[0]
+    return {
+        "src": src,
+        "src_len": torch.tensor([len(x) for x in srcs]),
+        "tgt": tgt,
+        "tgt_len": torch.tensor([len(y) for y in tgts]),
+        "seq": seq,
+        "labels": labels,
+    }
+
+
+class ProgramBatches:
+    """One epoch of ``steps`` fresh training batches (an iterable the Trainer uses as its dataloader)."""
+
+    def __init__(self, cfg: ExecuteDataConfig, curriculum: Curriculum, seed: int, epoch_fn=lambda: 0):
+        self.cfg, self.curriculum, self.seed, self.epoch_fn = cfg, curriculum, seed, epoch_fn
+
+    def __len__(self) -> int:
+        return self.cfg.steps_per_epoch
+
+    def __iter__(self):
+        cfg = self.cfg
+        rng = random.Random(self.seed * 1_000_003 + self.epoch_fn())
+        for _ in range(cfg.steps_per_epoch):
+            levels = [self.curriculum.difficulty(rng) for _ in range(cfg.batch_size)]
+            batch = [draw(cfg.task, length, nesting, rng, SPLITS["train"]) for length, nesting in levels]
+            yield collate(batch, cfg.reverse, cfg.double)
+
+
+def fixed_set(cfg: ExecuteDataConfig, split: str, length: int, nesting: int, size: int) -> list[Example]:
+    """The same programs for every run and seed: seeded by the split and the difficulty only."""
+    rng = random.Random(f"{cfg.task}/{split}/{length}/{nesting}")
+    return [draw(cfg.task, length, nesting, rng, SPLITS[split]) for _ in range(size)]
+
+
+def batched(cfg: ExecuteDataConfig, examples: list[Example]) -> list[dict[str, torch.Tensor]]:
+    n = cfg.eval_batch_size
+    return [collate(examples[i : i + n], cfg.reverse, cfg.double) for i in range(0, len(examples), n)]
+
+
+class ExecuteDataModule(L.LightningDataModule):
+    def __init__(self, cfg: ExecuteDataConfig, seed: int = 0):
+        super().__init__()
+        cfg.validate()
+        self.cfg, self.seed = cfg, seed
+        self.curriculum = Curriculum(cfg)
+        self._sets: dict[tuple, list[Example]] = {}
+
+    def examples(self, split: str, level: tuple[int, int] | None = None) -> list[Example]:
+        """Validation programs of a level (default: the target), or the test programs (at the target)."""
+        length, nesting = level or self.curriculum.target
+        size = self.cfg.test_size if split == "test" else self.cfg.val_size
+        key = (split, length, nesting)
+        if key not in self._sets:
+            self._sets[key] = fixed_set(self.cfg, split, length, nesting, size)
+        return self._sets[key]
+
+    def train_dataloader(self):
+        epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer is not None else (lambda: 0)
+        return ProgramBatches(self.cfg, self.curriculum, self.seed, epoch_fn)
+
+    def test_dataloader(self):
+        # a DataLoader over the ready-made batches (a bare list would read as several dataloaders)
+        return DataLoader(batched(self.cfg, self.examples("test")), batch_size=None)
+
+    def data_info(self) -> dict:
+        c = self.cfg
+        source = inspect.getsource(programs).encode()
+        return {
+            "name": "generated programs (Zaremba & Sutskever 2014)",
+            "task": c.task,
+            "target": {"length": c.length, "nesting": c.target_nesting},
+            "curriculum": c.curriculum,
+            "input": {"reverse": c.reverse, "double": c.double},
+            "fingerprint": hashlib.sha256(source).hexdigest()[:16],  # changes with the generator
+            "val_size": c.val_size,
+            "test_size": c.test_size,
+        }

@@ -1,0 +1,387 @@
+"""Learning to Execute (slides 38-39): LSTMs that read a program and write what it prints.
+
+Two networks, both trained with teacher forcing on the answer's characters (the end mark included):
+
+- ``ProgramReader``, the paper's model: ONE stack of LSTMs reads the program one character at a time, then
+  the GO mark, then predicts the answer one character at a time, each prediction reading the previous true
+  answer character. Character embedding, 2 LSTM layers of 400 units, a linear softmax head.
+- ``EncoderDecoder`` (slide 37): an encoder LSTM stack reads the program; its final state (h and c of every
+  layer) starts a decoder LSTM stack with separate weights, which reads GO and the answer so far.
+
+Both expose ``read(batch) -> (logits of the first answer character, state)`` and ``step(char, state)`` for
+greedy decoding. Every weight starts uniform in [-0.08, 0.08]. The loss is the cross-entropy summed over
+the answer characters and divided by the batch size (the original code's scaling, which its SGD learning
+rate of 0.5 goes with); the global gradient norm is clipped at 5.
+
+Accuracy, exactly as the paper: the share of answer characters (end mark included) predicted right under
+teacher forcing. Also reported, which the paper does not: the share of whole answers right under greedy
+decoding (each step reads the model's own previous character, stopping at the end mark), what the model
+really computes.
+
+Deviations from the original code, on purpose: each program is read from a zero state (the original ran
+one long stream of programs with the state carried across them and truncated BPTT every 50 characters;
+the paper describes programs read one at a time); training lasts a fixed number of epochs so curricula
+compare at equal numbers of examples (the original also stops early once the learning rate, decayed by
+0.8 per stall at the target, falls below 1e-3: so does this module).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from datamodules.execute import Curriculum, ExecuteDataConfig, batched
+from datamodules.programs import END, GO, VOCAB, decode, encode
+
+KINDS = ("lstm", "seq2seq")
+
+
+@dataclass
+class ExecuteModelConfig:
+    kind: str = "lstm"  # lstm: one LSTM reads, then writes (the paper); seq2seq: encoder + decoder
+    hidden: int = 400
+    layers: int = 2
+    embed: int = 0  # 0: as wide as the LSTM (the original's Embedding(vocab, rnn_size))
+    init_scale: float = 0.08  # every weight uniform in [-init_scale, init_scale]
+    dropout: float = 0.0  # between LSTM layers (the original code had 0.5 on each layer's input)
+
+    def validate(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        if self.hidden < 1 or self.layers < 1 or self.embed < 0 or self.init_scale <= 0:
+            raise ValueError("hidden and layers must be >= 1, embed >= 0, init_scale > 0")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("dropout must be in [0, 1)")
+
+
+@dataclass
+class ExecuteOptimConfig:
+    optimizer: str = "sgd"  # sgd (the paper) | adam
+    lr: float = 0.5
+    clip_norm: float = 5.0  # global gradient norm clipping (0: off)
+    decay: float = 0.8  # lr *= decay whenever the curriculum is at its target and progress stalls
+    stop_lr: float = 1e-3  # the original's end of training: stop once the lr falls below this
+
+    def validate(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError("optimizer must be sgd or adam")
+        if self.lr <= 0 or self.clip_norm < 0 or not 0 < self.decay <= 1 or self.stop_lr < 0:
+            raise ValueError("lr > 0, clip_norm >= 0, decay in (0, 1], stop_lr >= 0")
+
+
+# ----------------------------------------------------------------------------- the networks
+class ProgramReader(nn.Module):
+    """One LSTM stack reads input, GO, then the answer; the head predicts the next character."""
+
+    def __init__(self, cfg: ExecuteModelConfig, vocab_size: int):
+        super().__init__()
+        embed = cfg.embed or cfg.hidden
+        self.embed = nn.Embedding(vocab_size, embed)
+        self.lstm = nn.LSTM(embed, cfg.hidden, cfg.layers, batch_first=True, dropout=cfg.dropout)
+        self.head = nn.Linear(cfg.hidden, vocab_size)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher forcing: logits [B, L, V] for every position of ``seq`` but the last, and their labels."""
+        out, _ = self.lstm(self.embed(batch["seq"][:, :-1]))  # right padding never reaches earlier outputs
+        return self.head(out), batch["labels"]
+
+    def read(self, batch: dict):
+        lengths = batch["src_len"] + 1  # the input and GO
+        packed = pack_padded_sequence(self.embed(batch["seq"]), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (h, c) = self.lstm(packed)
+        return self.head(h[-1]), (h, c)  # the top layer's last state is the output at GO
+
+    def step(self, chars: torch.Tensor, state):
+        out, state = self.lstm(self.embed(chars[:, None]), state)
+        return self.head(out[:, 0]), state
+
+
+class EncoderDecoder(nn.Module):
+    """Slide 37: the encoder's final (h, c) starts a decoder with its own embedding and weights."""
+
+    def __init__(self, cfg: ExecuteModelConfig, vocab_size: int):
+        super().__init__()
+        embed = cfg.embed or cfg.hidden
+        self.enc_embed = nn.Embedding(vocab_size, embed)
+        self.encoder = nn.LSTM(embed, cfg.hidden, cfg.layers, batch_first=True, dropout=cfg.dropout)
+        self.dec_embed = nn.Embedding(vocab_size, embed)
+        self.decoder = nn.LSTM(embed, cfg.hidden, cfg.layers, batch_first=True, dropout=cfg.dropout)
+        self.head = nn.Linear(cfg.hidden, vocab_size)
+        self.go = encode(GO)[0]
+
+    def encode_programs(self, batch: dict):
+        x = self.enc_embed(batch["src"])
+        packed = pack_padded_sequence(x, batch["src_len"].cpu(), batch_first=True, enforce_sorted=False)
+        _, state = self.encoder(packed)  # the state at each program's own last character
+        return state
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        tgt = batch["tgt"]
+        go = torch.full_like(tgt[:, :1], self.go)
+        out, _ = self.decoder(self.dec_embed(torch.cat([go, tgt[:, :-1]], 1)), self.encode_programs(batch))
+        labels = tgt.masked_fill(tgt == 0, -100)
+        return self.head(out), labels
+
+    def read(self, batch: dict):
+        go = torch.full_like(batch["tgt"][:, 0], self.go)
+        return self.step(go, self.encode_programs(batch))
+
+    def step(self, chars: torch.Tensor, state):
+        out, state = self.decoder(self.dec_embed(chars[:, None]), state)
+        return self.head(out[:, 0]), state
+
+
+def build_execute_net(cfg: ExecuteModelConfig, vocab_size: int = len(VOCAB)) -> nn.Module:
+    cfg.validate()
+    net = (ProgramReader if cfg.kind == "lstm" else EncoderDecoder)(cfg, vocab_size)
+    for p in net.parameters():
+        nn.init.uniform_(p, -cfg.init_scale, cfg.init_scale)
+    return net
+
+
+@torch.no_grad()
+def greedy_decode(net: nn.Module, batch: dict, max_len: int) -> torch.Tensor:
+    """[B, max_len] predicted answer characters, each step reading the previous prediction; 0 after all
+    answers have ended."""
+    logits, state = net.read(batch)
+    b = logits.shape[0]
+    out = torch.zeros(b, max_len, dtype=torch.long, device=logits.device)
+    ended = torch.zeros(b, dtype=torch.bool, device=logits.device)
+    end = encode(END)[0]
+    for t in range(max_len):
+        chars = logits.argmax(-1)
+        out[:, t] = chars
+        ended |= chars == end
+        if bool(ended.all()) or t == max_len - 1:
+            break
+        logits, state = net.step(chars, state)
+    return out
+
+
+def exact_answers(pred: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+    """Per example: is the greedy answer, up to and including its end mark, the target? (tgt right-padded
+    with 0; a correct answer emits the end mark exactly at the target's last position.)"""
+    width = tgt.shape[1]
+    if pred.shape[1] < width:
+        pred = F.pad(pred, (0, width - pred.shape[1]))
+    return ((pred[:, :width] == tgt) | (tgt == 0)).all(1)
+
+
+def answer_text(ids) -> str:
+    """Predicted characters up to and including the first end mark."""
+    text = decode(int(i) for i in ids if int(i) != 0)
+    return text[: text.index(END) + 1] if END in text else text
+
+
+# ----------------------------------------------------------------------------- the LightningModule
+class ProgramExecutor(L.LightningModule):
+    """Teacher-forced training on generated programs, an evaluation and a curriculum step every epoch."""
+
+    def __init__(
+        self, model: ExecuteModelConfig, optim: ExecuteOptimConfig, data: ExecuteDataConfig, curriculum: Curriculum
+    ):
+        super().__init__()
+        self.cfg, self.optim, self.data_cfg, self.curriculum = model, optim, data, curriculum
+        self.net = build_execute_net(model)
+        self.automatic_optimization = False  # clipping, lr decay and divergence handled in training_step
+        self.history: list[dict] = []
+        self.final: dict[str, float] = {}
+        self.examples: list[dict] = []
+        self.steps = 0
+        self.train_chars = 0  # characters read (inputs, GO, answers) in training steps
+        self.step_seconds = 0.0
+        self.train_seconds = 0.0
+        self.diverged = False
+        self.reached_target_epoch = 0  # the epoch after which the level first equalled the target
+        self._epoch: dict[str, float] = {}
+        self._epoch_start = 0.0
+
+    def _loss(self, batch: dict):
+        logits, labels = self.net(batch)
+        flat = labels.reshape(-1)
+        loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), flat, reduction="sum")
+        mask = flat != -100
+        correct = (logits.reshape(-1, logits.shape[-1]).argmax(-1) == flat) & mask
+        return loss_sum, int(correct.sum()), int(mask.sum())
+
+    # -- training -------------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        self._epoch = {"loss": 0.0, "correct": 0, "chars": 0, "norm": 0.0, "clipped": 0, "steps": 0}
+        self._epoch_start = time.perf_counter()
+
+    def training_step(self, batch, batch_idx):
+        if self.diverged:
+            return None
+        start = time.perf_counter()
+        loss_sum, correct, count = self._loss(batch)
+        loss = loss_sum / batch["seq"].shape[0]  # summed over each answer, averaged over the batch
+        opt = self.optimizers()
+        opt.zero_grad(set_to_none=True)
+        norm = math.inf
+        if torch.isfinite(loss):
+            self.manual_backward(loss)
+            limit = self.optim.clip_norm or math.inf
+            norm = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), limit))
+            if math.isfinite(norm):
+                opt.step()
+                self._epoch["clipped"] += int(norm > limit)
+        self.step_seconds += time.perf_counter() - start
+        if not math.isfinite(norm):  # a non-finite loss or gradient: record the divergence, stop the run
+            self.diverged = True
+            self.trainer.should_stop = True
+            return None
+        e = self._epoch
+        e["loss"] += float(loss_sum)
+        e["correct"] += correct
+        e["chars"] += count
+        e["norm"] += norm
+        e["steps"] += 1
+        self.steps += 1
+        self.train_chars += int((batch["seq"] != 0).sum())
+        self.log("train/loss_step", loss.detach(), prog_bar=True, logger=False)
+        return None
+
+    @torch.no_grad()
+    def evaluate(self, examples, greedy: bool = True) -> dict[str, float]:
+        """Teacher-forced character accuracy and loss and, optionally, greedy whole-answer accuracy."""
+        was_training = self.net.training
+        self.net.eval()
+        loss = correct = count = exact = 0
+        for batch in batched(self.data_cfg, examples):
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            s, c, n = self._loss(batch)
+            loss, correct, count = loss + float(s), correct + c, count + n
+            if greedy:
+                exact += int(exact_answers(greedy_decode(self.net, batch, batch["tgt"].shape[1]), batch["tgt"]).sum())
+        self.net.train(was_training)
+        out = {"acc": correct / count, "loss": loss / count}
+        if greedy:
+            out["exact"] = exact / len(examples)
+        return out
+
+    def on_train_epoch_end(self) -> None:
+        # Runs before the checkpoint callback: the history row and the curriculum's new level are saved.
+        self.train_seconds += time.perf_counter() - self._epoch_start
+        e = self._epoch
+        if self.diverged or not e["steps"]:
+            return
+        dm = self.trainer.datamodule
+        level = self.curriculum.level
+        current = self.evaluate(dm.examples("val", level), greedy=False)
+        target = self.evaluate(dm.examples("val"))
+        train_acc = e["correct"] / e["chars"]
+        opt = self.optimizers()
+        lr = opt.param_groups[0]["lr"]
+        action = self.curriculum.update(current["acc"], train_acc)
+        if action == "decay":
+            for group in opt.param_groups:
+                group["lr"] = lr * self.optim.decay
+            if group["lr"] < self.optim.stop_lr:
+                self.trainer.should_stop = True
+        if self.curriculum.level == self.curriculum.target and not self.reached_target_epoch:
+            self.reached_target_epoch = self.current_epoch + 1
+        row = {
+            "epoch": self.current_epoch + 1,
+            "steps": self.steps,
+            "train_loss": e["loss"] / e["chars"],
+            "train_acc": train_acc,
+            "level_length": level[0],
+            "level_nesting": level[1],
+            "level_acc": current["acc"],
+            "val_acc": target["acc"],  # teacher forcing, at the target (the validation split)
+            "val_exact": target["exact"],  # greedy whole answers, at the target
+            "val_loss": target["loss"],
+            "lr": lr,
+            "grad_norm": e["norm"] / e["steps"],
+            "clipped_fraction": e["clipped"] / e["steps"],
+            "action": action,
+            "seconds": self.train_seconds,
+        }
+        self.history.append(row)
+        self.log("val/acc", target["acc"], prog_bar=True)
+        for logger in self.loggers:
+            logger.log_metrics(
+                {f"epoch/{k}": v for k, v in row.items() if isinstance(v, (int, float))}, step=self.global_step
+            )
+
+    # -- the final test (the test split at the target) ------------------------------------------
+    def on_test_epoch_start(self) -> None:
+        self._test = {"correct": 0, "chars": 0, "exact": 0, "answers": 0, "loss": 0.0}
+        self.examples = []
+
+    def test_step(self, batch, batch_idx):
+        s, c, n = self._loss(batch)
+        pred = greedy_decode(self.net, batch, batch["tgt"].shape[1])
+        right = exact_answers(pred, batch["tgt"])
+        t = self._test
+        t["loss"] += float(s)
+        t["correct"] += c
+        t["chars"] += n
+        t["exact"] += int(right.sum())
+        t["answers"] += len(right)
+        if batch_idx == 0:  # a few programs with the model's greedy answers (the slide-39 table)
+            shown = self.trainer.datamodule.examples("test")[: min(6, len(right))]
+            for ex, p, ok in zip(shown, pred, right, strict=False):  # the batch's first rows are these
+                self.examples.append(
+                    {"input": ex.input, "target": ex.target, "greedy": answer_text(p), "right": bool(ok)}
+                )
+
+    def on_test_epoch_end(self) -> None:
+        t = self._test
+        self.final = {
+            "test_acc": t["correct"] / t["chars"],
+            "test_exact": t["exact"] / t["answers"],
+            "test_loss": t["loss"] / t["chars"],
+        }
+
+    def configure_optimizers(self):
+        if self.optim.optimizer == "adam":
+            return torch.optim.Adam(self.net.parameters(), lr=self.optim.lr)
+        return torch.optim.SGD(self.net.parameters(), lr=self.optim.lr)
+
+    # -- resume state ---------------------------------------------------------------------------
+    _SAVED = ("history", "steps", "train_chars", "step_seconds", "train_seconds", "diverged", "reached_target_epoch")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["repro"] = {"curriculum": self.curriculum.state_dict(), **{k: getattr(self, k) for k in self._SAVED}}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("repro", {})
+        if "curriculum" in state:
+            self.curriculum.load_state_dict(state["curriculum"])
+        for k in self._SAVED:
+            if k in state:
+                setattr(self, k, list(state[k]) if k == "history" else state[k])
+
+    # -- the run record -------------------------------------------------------------------------
+    def summary(self) -> dict[str, float]:
+        nan = math.nan
+        last = self.history[-1] if self.history else {}
+        final = {} if self.diverged else self.final
+        return {
+            "test_acc": final.get("test_acc", nan),  # the paper's metric, on the test split at the target
+            "test_exact": final.get("test_exact", nan),
+            "test_loss": final.get("test_loss", nan),
+            "best_val_acc": max((r["val_acc"] for r in self.history), default=nan),
+            "train_acc": last.get("train_acc", nan),
+            "level_length": float(self.curriculum.level[0]),
+            "level_nesting": float(self.curriculum.level[1]),
+            "reached_target_epoch": float(self.reached_target_epoch),
+            "final_lr": last.get("lr", nan),
+            "chars_per_second": self.train_chars / self.step_seconds if self.step_seconds else nan,
+            "params_k": sum(p.numel() for p in self.net.parameters()) / 1e3,
+            "diverged": float(self.diverged),
+            "steps": float(self.steps),
+            "epochs": float(len(self.history)),
+            "wall_time": self.train_seconds,
+        }
+
+    def extras(self) -> dict:
+        return {"examples": self.examples}

@@ -1,0 +1,234 @@
+"""Learning to Execute: the batches (exact layout), the two models (decoding equals teacher forcing), the
+whole-answer check, the curricula and their level schedule, determinism and resume state, the claims, and a
+smoke run end to end (the generator itself is tested in test_programs.py)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from datamodules.execute import (
+    Curriculum,
+    ExecuteDataConfig,
+    ExecuteDataModule,
+    ProgramBatches,
+    collate,
+)
+from datamodules.programs import END, GO, Example, decode, encode
+from experiments import get
+from experiments.spec import Results
+from lightning_modules.execute import (
+    ExecuteModelConfig,
+    answer_text,
+    build_execute_net,
+    exact_answers,
+    greedy_decode,
+)
+from tests.conftest import repro
+
+
+# ----------------------------------------------------------------------------- batches
+def test_collate_lays_out_input_go_answer_and_labels_only_the_answer():
+    batch = collate([Example("print(1+2)", "3."), Example("a=5", "-12.")])
+    x0, x1 = encode("print(1+2)"), encode("a=5")
+    assert batch["src_len"].tolist() == [10, 3] and batch["tgt_len"].tolist() == [2, 4]
+    assert batch["src"][1].tolist() == x1 + [0] * 7  # right-padded with 0
+    assert batch["seq"][0].tolist() == x0 + encode(GO) + encode("3.") + [0, 0]
+    assert batch["seq"][1].tolist() == x1 + encode(GO) + encode("-12.") + [0] * 7
+    # labels[t] is the character after seq[t] where that is an answer character: GO predicts the first
+    labels = batch["labels"][1].tolist()
+    assert labels == [-100] * 3 + encode("-12.") + [-100] * 7
+    assert batch["labels"][0].tolist() == [-100] * 10 + encode("3.") + [-100] * 2
+    assert batch["labels"].shape[1] == batch["seq"].shape[1] - 1
+
+
+def test_reversal_and_doubling_change_the_input_never_the_target():
+    batch = collate([Example("ab=1", "7.")], reverse=True, double=True)
+    assert batch["src"][0].tolist() == encode("1=ba1=ba")
+    assert batch["tgt"][0].tolist() == encode("7.")
+
+
+# ----------------------------------------------------------------------------- models
+@pytest.mark.parametrize("kind", ["lstm", "seq2seq"])
+def test_reading_then_stepping_equals_teacher_forcing(kind):
+    """read() gives the logits of the first answer character, step() the next ones: the same numbers as the
+    teacher-forced forward pass, for programs of different lengths in one padded batch."""
+    torch.manual_seed(0)
+    net = build_execute_net(ExecuteModelConfig(kind=kind, hidden=24, layers=2)).eval()
+    batch = collate([Example("print(12+345)", "357."), Example("b=4", "4."), Example("x", "-1234.")])
+    logits, labels = net(batch)
+    logits, state = logits.detach(), None
+    answer = [logits[i][labels[i] != -100] for i in range(3)]  # [answer length, V] per example
+    with torch.no_grad():
+        first, state = net.read(batch)
+        for i in range(3):
+            torch.testing.assert_close(first[i], answer[i][0], atol=1e-5, rtol=1e-5)
+        second, _ = net.step(batch["tgt"][:, 0], state)
+        for i in range(3):
+            torch.testing.assert_close(second[i], answer[i][1], atol=1e-5, rtol=1e-5)
+
+
+def test_every_weight_starts_uniform_in_the_init_range():
+    net = build_execute_net(ExecuteModelConfig(hidden=32, init_scale=0.08))
+    weights = torch.cat([p.detach().flatten() for p in net.parameters()])
+    assert weights.abs().max() <= 0.08 and weights.abs().max() > 0.079  # uniform, biases included
+    assert abs(float(weights.mean())) < 0.002
+
+
+class Scripted(torch.nn.Module):
+    """A fake network that writes a fixed answer per example whatever it reads (for greedy decoding)."""
+
+    def __init__(self, answers: list[str], vocab: int = 64):
+        super().__init__()
+        self.answers, self.vocab = [encode(a) for a in answers], vocab
+
+    def _logits(self, t):
+        out = torch.zeros(len(self.answers), self.vocab)
+        for i, a in enumerate(self.answers):
+            out[i, a[min(t, len(a) - 1)]] = 1.0
+        return out
+
+    def read(self, batch):
+        return self._logits(0), 1
+
+    def step(self, chars, t):
+        return self._logits(t), t + 1
+
+
+def test_greedy_decoding_and_whole_answer_check():
+    batch = collate([Example("a", "12."), Example("b", "12."), Example("c", "7."), Example("d", "-5.")])
+    net = Scripted(["12.", "1.", "7.9", "-50."])  # right, stops early, right then junk, too long
+    pred = greedy_decode(net, batch, batch["tgt"].shape[1])
+    assert exact_answers(pred, batch["tgt"]).tolist() == [True, False, True, False]
+    assert [answer_text(p) for p in pred] == ["12.", "1.", "7.", "-50"]
+
+
+# ----------------------------------------------------------------------------- curricula
+def _cfg(**kw) -> ExecuteDataConfig:
+    return ExecuteDataConfig(**{"task": "program", "length": 3, "nesting": 2, **kw})
+
+
+def test_each_curriculum_draws_the_levels_it_should():
+    rng = random.Random(0)
+    base, naive, mix, combined = (Curriculum(_cfg(curriculum=c)) for c in ("baseline", "naive", "mix", "combined"))
+    assert {base.difficulty(rng) for _ in range(100)} == {(3, 2)}
+    assert {naive.difficulty(rng) for _ in range(100)} == {(1, 1)}
+    assert {mix.difficulty(rng) for _ in range(600)} == {(a, b) for a in (1, 2, 3) for b in (1, 2)}
+    draws = [combined.difficulty(rng) for _ in range(5000)]
+    at_level = sum(d == (1, 1) for d in draws) / len(draws)
+    assert abs(at_level - (0.8 + 0.2 / 6)) < 0.02  # naive 4/5 of the time, plus mix's share of (1, 1)
+
+
+def test_the_level_rises_length_first_then_nesting_then_the_lr_decays():
+    c = Curriculum(_cfg(length=2, nesting=2, curriculum="naive"))
+    levels = [c.level]
+    for _ in range(3):
+        assert c.update(val_acc=0.96, train_acc=0.5) == "harder"
+        levels.append(c.level)
+    assert levels == [(1, 1), (2, 1), (1, 2), (2, 2)]
+    assert c.update(val_acc=0.99, train_acc=0.5) == "decay"  # at the target: lower the lr instead
+    assert c.level == (2, 2)
+
+
+def test_a_stall_in_training_accuracy_also_raises_the_level():
+    c = Curriculum(_cfg(patience=3))
+    assert [c.update(0.1, a) for a in (0.50, 0.60, 0.70)] == ["", "", ""]
+    assert c.update(0.1, 0.65) == ""  # 0.65 is above 0.50, three evaluations back
+    assert c.update(0.1, 0.55) == "harder"  # below 0.60, three evaluations back
+    assert c.level == (2, 1) and c.train_accs == [0.55]  # the history restarts at the new level
+
+
+def test_addition_has_one_nesting_level():
+    c = Curriculum(_cfg(task="addition", length=2, nesting=3))
+    assert c.target == (2, 1)
+    assert [c.update(1.0, 0.0) for _ in range(2)] == ["harder", "decay"]
+
+
+def test_curriculum_state_round_trips():
+    a = Curriculum(_cfg())
+    for acc in (0.2, 0.99, 0.3):
+        a.update(acc, acc)
+    b = Curriculum(_cfg())
+    b.load_state_dict(json.loads(json.dumps(a.state_dict())))
+    assert (b.level, b.train_accs) == (a.level, a.train_accs)
+
+
+# ----------------------------------------------------------------------------- data streams
+def test_training_batches_are_fresh_per_epoch_and_deterministic():
+    cfg = _cfg(batch_size=16, steps_per_epoch=3, curriculum="mix")
+
+    def epoch(seed, e):
+        return [b["seq"] for b in ProgramBatches(cfg, Curriculum(cfg), seed, lambda: e)]
+
+    assert all(torch.equal(a, b) for a, b in zip(epoch(0, 1), epoch(0, 1), strict=True))
+    assert not torch.equal(epoch(0, 1)[0], epoch(0, 2)[0])
+    assert not torch.equal(epoch(0, 1)[0], epoch(1, 1)[0])
+
+
+def test_test_programs_are_fixed_and_never_trained_on():
+    cfg = _cfg(length=1, nesting=1, curriculum="baseline", batch_size=100, steps_per_epoch=10, test_size=300)
+    dm = ExecuteDataModule(cfg, seed=3)
+    test = {e.input for e in dm.examples("test")}
+    assert {e.input for e in ExecuteDataModule(cfg, seed=9).examples("test")} == test  # same for every seed
+    val = {e.input for e in dm.examples("val")}
+    assert not test & val
+    trained = {
+        decode(row[:n].tolist())
+        for batch in ProgramBatches(cfg, dm.curriculum, 3)
+        for row, n in zip(batch["src"], batch["src_len"], strict=True)
+    }
+    assert len(trained) > 50  # nesting-1, length-1 programs: a small space, sampled many times
+    assert not trained & test and not trained & val
+
+
+# ----------------------------------------------------------------------------- claims
+def _results(acc: dict[str, list[float]]) -> Results:
+    return Results({name: {"test_acc": dict(enumerate(v))} for name, v in acc.items()})
+
+
+def test_claims_pool_targets_and_seeds():
+    exp = get("learning-to-execute")
+    beats_baseline, beats_naive, beats_mix, naive_worse = (c.check for c in exp.claims)
+    acc = {}
+    for t in ("program-1x2", "addition-3"):
+        acc.update({f"{t}-baseline": [0.5, 0.6, 0.7], f"{t}-naive": [0.4, 0.5, 0.6]})
+        acc.update({f"{t}-mix": [0.6, 0.7, 0.8], f"{t}-combined": [0.6, 0.71, 0.82]})
+    r = _results(acc)
+    assert beats_baseline(r).status == "supported" and "6 (target, seed) pairs" in beats_baseline(r).statistic
+    assert beats_naive(r).status == "supported"
+    assert beats_mix(r).status == "supported"  # +0.0, +1, +2 pts twice: the interval is above 0
+    assert naive_worse(r).status == "supported"
+    acc["addition-3-naive"] = [0.6, 0.7, 0.8]  # naive worse at one target only: still "sometimes"
+    assert naive_worse(_results(acc)).status == "supported"
+    acc["program-1x2-naive"] = [0.6, 0.7, 0.8]  # better at every target
+    assert naive_worse(_results(acc)).status == "contradicted"
+    assert beats_baseline(_results({})).status == "inconclusive"
+
+
+# ----------------------------------------------------------------------------- end to end
+def test_smoke_run_records_curves_examples_and_a_report(data_env, tmp_path):
+    out = repro("run", "learning-to-execute", "--profile", "smoke", "--wandb", "off", "--jobs", "1", timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    runs = tmp_path / "runs" / "learning-to-execute" / "smoke"
+    rec = json.loads((runs / "program-1x2-combined" / "seed0" / "record.json").read_text())
+    m = rec["metrics"]
+    assert 0 <= m["test_acc"] <= 1 and 0 <= m["test_exact"] <= 1 and m["steps"] == 12 and m["diverged"] == 0
+    assert [row["epoch"] for row in rec["history"]] == [1, 2, 3]
+    assert {"val_acc", "val_exact", "level_length", "lr", "action"} <= set(rec["history"][0])
+    assert len(rec["examples"]) == 6 and all(e["target"].endswith(END) for e in rec["examples"])
+    s2s = json.loads((runs / "program-1x2-combined-seq2seq" / "seed0" / "record.json").read_text())
+    assert s2s["metrics"]["params_k"] > m["params_k"]  # separate encoder and decoder weights
+    md = (tmp_path / "results" / "learning-to-execute-smoke.md").read_text()
+    assert "combined curriculum beats" in md and "whole answers right" in md
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--set", "data.length=0"), ("--set", "data.nesting=0"), ("--seed", "-1"), ("--set", "data.curriculum=x")],
+)
+def test_bad_input_is_one_line_and_exit_2(data_env, args):
+    out = repro("run", "learning-to-execute", "--profile", "smoke", "--wandb", "off", *args)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and out.stderr.startswith("repro: error:")
