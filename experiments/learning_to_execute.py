@@ -79,9 +79,8 @@ def _variant(target: tuple[str, int, int], curriculum: str, kind: str = "lstm") 
 
 
 TARGETS = tuple(dict.fromkeys(QUICK_TARGETS + FULL_TARGETS))
-VARIANTS = tuple(_variant(t, c) for t in TARGETS for c in CURRICULA) + (
-    _variant(QUICK_TARGETS[0], "combined", "seq2seq"),
-    _variant(("program", 6, 3), "combined", "seq2seq"),
+VARIANTS = tuple(_variant(t, c) for t in TARGETS for c in CURRICULA) + tuple(
+    _variant(t, "combined", "seq2seq") for t in TARGETS
 )
 
 
@@ -110,14 +109,14 @@ PROFILES = (
     Profile(
         "quick",
         "small targets for 2 CPU cores: programs of length 1, nesting 2, and addition of 3-digit numbers; the "
-        "paper's model narrowed to 2 x 128 and trained with Adam at lr 1e-2 (the paper's SGD at 0.5 learned "
+        "paper's model narrowed to 2 x 96 and trained with Adam at lr 1e-2 (the paper's SGD at 0.5 learned "
         "too slowly for this budget: addition of 4-digit numbers, 600 steps, test character accuracy 38.6% "
         "against 41.3% with Adam at 3e-3, seed 0); 30 epochs of 20 batches of 100 (60,000 programs); "
-        "validation on 300 programs per level, test on 1,000; the encoder-decoder on the program target",
+        "validation on 300 programs per level, test on 1,000; the encoder-decoder on the addition target",
         seeds=3,
-        variants=_names(QUICK_TARGETS, QUICK_TARGETS[0]),
+        variants=_names(QUICK_TARGETS, QUICK_TARGETS[1]),
         overrides={
-            "model.hidden": 128,
+            "model.hidden": 96,
             "optim.optimizer": "adam",
             "optim.lr": 0.01,
             "data.steps_per_epoch": 20,

@@ -238,7 +238,7 @@ class ProgramExecutor(L.LightningModule):
             self.trainer.should_stop = True
             return None
         e = self._epoch
-        e["loss"] += float(loss_sum)
+        e["loss"] += float(loss_sum.detach())
         e["correct"] += correct
         e["chars"] += count
         e["norm"] += norm
