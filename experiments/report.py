@@ -73,8 +73,9 @@ def fmt_mean_std(values: list[float], metric: str) -> str:
     if not vals:
         return "–"
     whole = _scale(metric) == 1 and all(float(v).is_integer() for v in vals)  # counts, epochs, ranks
-    digits = 0 if whole or metric in ("epochs", "wall_time") else 3 if metric == "params_m" else 2
     mean = statistics.fmean(vals)
+    big = abs(mean) >= 1000  # throughputs: decimals would be noise
+    digits = 0 if whole or big or metric in ("epochs", "wall_time") else 3 if metric == "params_m" else 2
     if len(vals) == 1:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {statistics.stdev(vals):.{digits}f}"
