@@ -184,6 +184,41 @@ def test_test_programs_are_fixed_and_never_trained_on():
     assert not trained & test and not trained & val
 
 
+def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
+    """The checkpoint carries the curriculum's level, the decayed learning rate and the history; the
+    programs of each epoch come from (seed, epoch) alone."""
+    import lightning as L
+
+    from experiments.learning_to_execute import ExecuteRunConfig, build
+
+    def make():
+        cfg = ExecuteRunConfig()
+        cfg.data = _cfg(length=2, nesting=2, curriculum="combined", batch_size=8, steps_per_epoch=3, val_size=8,
+                        test_size=8, eval_batch_size=8, advance_accuracy=0.01)  # fmt: skip
+        cfg.model.hidden = 8
+        torch.manual_seed(0)
+        return build(cfg, seed=0)
+
+    kw = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+              accelerator="cpu")  # fmt: skip
+    whole, data = make()
+    L.Trainer(max_epochs=5, **kw).fit(whole, datamodule=data)
+    first, data = make()
+    trainer = L.Trainer(max_epochs=2, **kw)
+    trainer.fit(first, datamodule=data)
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    resumed, data = make()
+    L.Trainer(max_epochs=5, **kw).fit(resumed, datamodule=data, ckpt_path=str(tmp_path / "last.ckpt"))
+    levels = [(r["level_length"], r["level_nesting"]) for r in whole.history]
+    assert levels == [(1, 1), (2, 1), (1, 2), (2, 2), (2, 2)]  # the level rose after every evaluation
+    assert [r["action"] for r in whole.history] == ["harder"] * 3 + ["decay"] * 2
+    assert whole.history[-1]["lr"] == pytest.approx(0.5 * 0.8)  # logged before this epoch's decay
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in whole.history]
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.history] == strip
+    assert resumed.curriculum.level == whole.curriculum.level == (2, 2)
+    assert all(torch.equal(p, q) for p, q in zip(whole.parameters(), resumed.parameters(), strict=True))
+
+
 # ----------------------------------------------------------------------------- claims
 def _results(acc: dict[str, list[float]]) -> Results:
     return Results({name: {"test_acc": dict(enumerate(v))} for name, v in acc.items()})

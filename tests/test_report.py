@@ -9,7 +9,7 @@ import math
 import pytest
 
 from experiments import get, stats
-from experiments.report import write_index, write_report
+from experiments.report import fmt_mean_std, write_index, write_report
 
 
 def test_t_interval_matches_a_hand_computation():
@@ -69,6 +69,14 @@ def _record(variant, seed, test_error, dataset="CIFAR-10 (JPEG q75 mirror)"):
             "versions": {"torch": "2.x"},
         },
     }
+
+
+def test_cells_show_percentages_and_plain_counts():
+    assert fmt_mean_std([0.25, 0.35], "test_acc") == "30.00 ± 7.07"  # accuracies and errors in %
+    assert fmt_mean_std([0.1], "test_error") == "10.00"
+    assert fmt_mean_std([24800.4, 22000.2], "chars_per_second") == "23400 ± 1980"  # no decimals above 1000
+    assert fmt_mean_std([3.0, 5.0], "level_length") == "4 ± 1"  # whole numbers stay whole
+    assert fmt_mean_std([float("nan")], "test_acc") == "–"
 
 
 def test_report_is_rebuilt_from_records(tmp_path, monkeypatch):
