@@ -153,17 +153,19 @@ def collate(examples: list[Example], reverse: bool = False, double: bool = False
 
 
 class ProgramBatches:
-    """One epoch of ``steps`` fresh training batches (an iterable the Trainer uses as its dataloader)."""
+    """One epoch of ``steps`` fresh training batches (an iterable the Trainer uses as its dataloader).
+    With several ranks (DDP), each rank draws its own programs: rank 0 those of a single-device run."""
 
-    def __init__(self, cfg: ExecuteDataConfig, curriculum: Curriculum, seed: int, epoch_fn=lambda: 0):
-        self.cfg, self.curriculum, self.seed, self.epoch_fn = cfg, curriculum, seed, epoch_fn
+    def __init__(self, cfg: ExecuteDataConfig, curriculum: Curriculum, seed: int, epoch_fn=lambda: 0, rank: int = 0):
+        self.cfg, self.curriculum, self.seed, self.epoch_fn, self.rank = cfg, curriculum, seed, epoch_fn, rank
 
     def __len__(self) -> int:
         return self.cfg.steps_per_epoch
 
     def __iter__(self):
         cfg = self.cfg
-        rng = random.Random(self.seed * 1_000_003 + self.epoch_fn())
+        stream = self.seed * 1_000_003 + self.epoch_fn()
+        rng = random.Random(stream if self.rank == 0 else f"{stream}/rank{self.rank}")
         for _ in range(cfg.steps_per_epoch):
             levels = [self.curriculum.difficulty(rng) for _ in range(cfg.batch_size)]
             batch = [draw(cfg.task, length, nesting, rng, SPLITS["train"]) for length, nesting in levels]
@@ -199,8 +201,9 @@ class ExecuteDataModule(L.LightningDataModule):
         return self._sets[key]
 
     def train_dataloader(self):
-        epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer is not None else (lambda: 0)
-        return ProgramBatches(self.cfg, self.curriculum, self.seed, epoch_fn)
+        t = self.trainer
+        epoch_fn = (lambda: t.current_epoch) if t is not None else (lambda: 0)
+        return ProgramBatches(self.cfg, self.curriculum, self.seed, epoch_fn, t.global_rank if t is not None else 0)
 
     def test_dataloader(self):
         # a DataLoader over the ready-made batches (a bare list would read as several dataloaders)

@@ -274,9 +274,12 @@ class ProgramExecutor(L.LightningModule):
             return
         dm = self.trainer.datamodule
         level = self.curriculum.level
-        current = self.evaluate(dm.examples("val", level), greedy=False)
+        current = self.evaluate(dm.examples("val", level), greedy=False)  # the same programs on every rank
         target = self.evaluate(dm.examples("val"))
-        train_acc = e["correct"] / e["chars"]
+        # training accuracy over every rank's programs, so that all ranks take the same curriculum step
+        totals = torch.tensor([e["correct"], e["chars"]], dtype=torch.float64, device=self.device)
+        correct, chars = self.trainer.strategy.reduce(totals, reduce_op="sum").tolist()
+        train_acc = correct / chars
         opt = self.optimizers()
         lr = opt.param_groups[0]["lr"]
         action = self.curriculum.update(current["acc"], train_acc)
