@@ -10,26 +10,13 @@
 # [seconds] (default 540) is the whole script's budget: each phase gets a deadline inside it.
 # Without a git folder, set REPRO_COMMIT=<sha> so the records name the code's commit.
 # Dry run on a CPU: ACC=cpu PREC=32-true PROFILE=smoke BENCH="--depth 8 --images 512" bash bench/...
-set -u
-start=$(date +%s)
-budget=${1:-540}
-left() { echo $((budget - ($(date +%s) - start))); }
-OUT=${OUT:-/tmp/gpu-out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 REPRO_OFFLINE=1
-export REPRO_CACHE_DIR=${REPRO_CACHE_DIR:-/tmp/repro-cache} REPRO_RUNS_DIR=${REPRO_RUNS_DIR:-/tmp/repro-runs}
 ACC=${ACC:-gpu}
 PREC=${PREC:-bf16-mixed}
 PROFILE=${PROFILE:-short}
 BENCH=${BENCH:---depth 56 --images 45000 --batch 128}
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the project from this folder, no install needed
 run=(python3 -m experiments run resnet-ablation --profile "$PROFILE" --accelerator "$ACC" --precision "$PREC" --wandb off --no-report)
 
-{
-    nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"
-    python3 -c "import torch, lightning, experiments; print('torch', torch.__version__, 'lightning', lightning.__version__)"
-    echo "commit ${REPRO_COMMIT:-$(git rev-parse HEAD 2>/dev/null)}"
-} 2>&1 | tee "$OUT/env.txt"
+source "$(dirname "$0")/gpu_common.sh" "${1:-540}"
 
 echo "== bench ($(left) s left)"
 timeout $(($(left) > 450 ? 110 : 30)) python3 bench/loop_overhead.py --accelerator "$ACC" --precision "$PREC" \

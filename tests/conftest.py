@@ -114,3 +114,21 @@ def repro(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
         text=True,
         timeout=timeout,
     )
+
+
+def train_whole_and_resumed(make, stop: int, epochs: int, tmp_path: Path):
+    """Train ``make()``'s (module, datamodule) for ``epochs`` epochs in one go, and again stopped after
+    ``stop`` epochs, checkpointed and resumed in a fresh module; returns (uninterrupted, resumed) modules."""
+    import lightning as L
+
+    kw = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+              accelerator="cpu")  # fmt: skip
+    whole, data = make()
+    L.Trainer(max_epochs=epochs, **kw).fit(whole, datamodule=data)
+    first, data = make()
+    trainer = L.Trainer(max_epochs=stop, **kw)
+    trainer.fit(first, datamodule=data)
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    resumed, data = make()
+    L.Trainer(max_epochs=epochs, **kw).fit(resumed, datamodule=data, ckpt_path=str(tmp_path / "last.ckpt"))
+    return whole, resumed

@@ -28,7 +28,7 @@ from lightning_modules.rnn_gradients import (
     rnn_loss,
     scalar_linear_jacobian,
 )
-from tests.conftest import repro
+from tests.conftest import repro, train_whole_and_resumed
 
 
 def test_scalar_linear_rnn_gives_the_slides_numbers_with_one_factor_per_step():
@@ -147,16 +147,7 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
         module = ClippedRNNRegressor(ClipModelConfig(hidden=8), ClipOptimConfig(lr=0.05, clip=1.0), seed=0)
         return module, RecallDataModule(RecallConfig(length=10, train_size=64, test_size=32, batch_size=16), seed=0)
 
-    kw = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-              accelerator="cpu")  # fmt: skip
-    whole, data = make()
-    L.Trainer(max_epochs=3, **kw).fit(whole, datamodule=data)
-    first, data = make()
-    trainer = L.Trainer(max_epochs=2, **kw)
-    trainer.fit(first, datamodule=data)
-    trainer.save_checkpoint(tmp_path / "last.ckpt")
-    resumed, data = make()
-    L.Trainer(max_epochs=3, **kw).fit(resumed, datamodule=data, ckpt_path=str(tmp_path / "last.ckpt"))
+    whole, resumed = train_whole_and_resumed(make, stop=2, epochs=3, tmp_path=tmp_path)
     assert resumed.losses == whole.losses and len(whole.losses) == 12
     assert all(torch.equal(p, q) for p, q in zip(whole.parameters(), resumed.parameters(), strict=True))
 

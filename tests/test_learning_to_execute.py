@@ -27,7 +27,7 @@ from lightning_modules.execute import (
     exact_answers,
     greedy_decode,
 )
-from tests.conftest import repro
+from tests.conftest import repro, train_whole_and_resumed
 
 
 # ----------------------------------------------------------------------------- batches
@@ -187,8 +187,6 @@ def test_test_programs_are_fixed_and_never_trained_on():
 def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
     """The checkpoint carries the curriculum's level, the decayed learning rate and the history; the
     programs of each epoch come from (seed, epoch) alone."""
-    import lightning as L
-
     from experiments.learning_to_execute import ExecuteRunConfig, build
 
     def make():
@@ -199,16 +197,7 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
         torch.manual_seed(0)
         return build(cfg, seed=0)
 
-    kw = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-              accelerator="cpu")  # fmt: skip
-    whole, data = make()
-    L.Trainer(max_epochs=5, **kw).fit(whole, datamodule=data)
-    first, data = make()
-    trainer = L.Trainer(max_epochs=2, **kw)
-    trainer.fit(first, datamodule=data)
-    trainer.save_checkpoint(tmp_path / "last.ckpt")
-    resumed, data = make()
-    L.Trainer(max_epochs=5, **kw).fit(resumed, datamodule=data, ckpt_path=str(tmp_path / "last.ckpt"))
+    whole, resumed = train_whole_and_resumed(make, stop=2, epochs=5, tmp_path=tmp_path)
     levels = [(r["level_length"], r["level_nesting"]) for r in whole.history]
     assert levels == [(1, 1), (2, 1), (1, 2), (2, 2), (2, 2)]  # the level rose after every evaluation
     assert [r["action"] for r in whole.history] == ["harder"] * 3 + ["decay"] * 2
