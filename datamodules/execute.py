@@ -44,7 +44,7 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
 @dataclass
-class ExecuteDataConfig:
+class ProgramDataConfig:
     task: str = "program"  # program | addition | copy
     length: int = 6  # the target length: literals up to 10**length (digits, for addition and copy)
     nesting: int = 3  # the target nesting: operations chained (1 for addition and copy)
@@ -82,7 +82,7 @@ class ExecuteDataConfig:
 class Curriculum:
     """Which (length, nesting) each training example gets, and the level's progress (see the docstring)."""
 
-    def __init__(self, cfg: ExecuteDataConfig):
+    def __init__(self, cfg: ProgramDataConfig):
         self.cfg = cfg
         self.target = (cfg.length, cfg.target_nesting)
         self.level = (1, 1)  # the naive curriculum's current (length, nesting)
@@ -156,7 +156,7 @@ class ProgramBatches:
     """One epoch of ``steps`` fresh training batches (an iterable the Trainer uses as its dataloader).
     With several ranks (DDP), each rank draws its own programs: rank 0 those of a single-device run."""
 
-    def __init__(self, cfg: ExecuteDataConfig, curriculum: Curriculum, seed: int, epoch_fn=lambda: 0, rank: int = 0):
+    def __init__(self, cfg: ProgramDataConfig, curriculum: Curriculum, seed: int, epoch_fn=lambda: 0, rank: int = 0):
         self.cfg, self.curriculum, self.seed, self.epoch_fn, self.rank = cfg, curriculum, seed, epoch_fn, rank
 
     def __len__(self) -> int:
@@ -172,19 +172,19 @@ class ProgramBatches:
             yield collate(batch, cfg.reverse, cfg.double)
 
 
-def fixed_set(cfg: ExecuteDataConfig, split: str, length: int, nesting: int, size: int) -> list[Example]:
+def fixed_set(cfg: ProgramDataConfig, split: str, length: int, nesting: int, size: int) -> list[Example]:
     """The same programs for every run and seed: seeded by the split and the difficulty only."""
     rng = random.Random(f"{cfg.task}/{split}/{length}/{nesting}")
     return [draw(cfg.task, length, nesting, rng, SPLITS[split]) for _ in range(size)]
 
 
-def batched(cfg: ExecuteDataConfig, examples: list[Example]) -> list[dict[str, torch.Tensor]]:
+def batched(cfg: ProgramDataConfig, examples: list[Example]) -> list[dict[str, torch.Tensor]]:
     n = cfg.eval_batch_size
     return [collate(examples[i : i + n], cfg.reverse, cfg.double) for i in range(0, len(examples), n)]
 
 
-class ExecuteDataModule(L.LightningDataModule):
-    def __init__(self, cfg: ExecuteDataConfig, seed: int = 0):
+class ProgramDataModule(L.LightningDataModule):
+    def __init__(self, cfg: ProgramDataConfig, seed: int = 0):
         super().__init__()
         cfg.validate()
         self.cfg, self.seed = cfg, seed

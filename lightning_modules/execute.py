@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from datamodules.execute import Curriculum, ExecuteDataConfig, batched
+from datamodules.execute import Curriculum, ProgramDataConfig, batched
 from datamodules.programs import END, GO, VOCAB, decode, encode
 
 KINDS = ("lstm", "seq2seq")
@@ -185,7 +185,7 @@ class ProgramExecutor(L.LightningModule):
     """Teacher-forced training on generated programs, an evaluation and a curriculum step every epoch."""
 
     def __init__(
-        self, model: ExecuteModelConfig, optim: ExecuteOptimConfig, data: ExecuteDataConfig, curriculum: Curriculum
+        self, model: ExecuteModelConfig, optim: ExecuteOptimConfig, data: ProgramDataConfig, curriculum: Curriculum
     ):
         super().__init__()
         self.cfg, self.optim, self.data_cfg, self.curriculum = model, optim, data, curriculum

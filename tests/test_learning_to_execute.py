@@ -12,9 +12,9 @@ import torch
 
 from datamodules.execute import (
     Curriculum,
-    ExecuteDataConfig,
-    ExecuteDataModule,
     ProgramBatches,
+    ProgramDataConfig,
+    ProgramDataModule,
     collate,
 )
 from datamodules.programs import END, GO, Example, decode, encode
@@ -107,8 +107,8 @@ def test_greedy_decoding_and_whole_answer_check():
 
 
 # ----------------------------------------------------------------------------- curricula
-def _cfg(**kw) -> ExecuteDataConfig:
-    return ExecuteDataConfig(**{"task": "program", "length": 3, "nesting": 2, **kw})
+def _cfg(**kw) -> ProgramDataConfig:
+    return ProgramDataConfig(**{"task": "program", "length": 3, "nesting": 2, **kw})
 
 
 def test_each_curriculum_draws_the_levels_it_should():
@@ -170,9 +170,9 @@ def test_training_batches_are_fresh_per_epoch_and_deterministic():
 
 def test_test_programs_are_fixed_and_never_trained_on():
     cfg = _cfg(length=1, nesting=1, curriculum="baseline", batch_size=100, steps_per_epoch=10, test_size=300)
-    dm = ExecuteDataModule(cfg, seed=3)
+    dm = ProgramDataModule(cfg, seed=3)
     test = {e.input for e in dm.examples("test")}
-    assert {e.input for e in ExecuteDataModule(cfg, seed=9).examples("test")} == test  # same for every seed
+    assert {e.input for e in ProgramDataModule(cfg, seed=9).examples("test")} == test  # same for every seed
     val = {e.input for e in dm.examples("val")}
     assert not test & val
     trained = {
