@@ -1,36 +1,66 @@
 #!/usr/bin/env bash
-# The GPU session of the recurrent experiments in one command (device time is short): char-lm's `full`
-# profile first (issue 5's target: the LSTM at most 1.50 nats, with wall time and characters/second; the
-# RNN, GRU and the two memoryless baselines beside it), then as much of learning-to-execute's `full` profile
-# as the budget allows (addition of 9-digit numbers first, then programs of length 4, nesting 2), several
-# runs at once on the one GPU. Run records and logs (no checkpoints) are packed into $OUT/runs.tar.gz;
-# unpack them into a runs folder and run `repro report char-lm --profile full` (and learning-to-execute).
+# The GPU session of the recurrent experiments in one command (device time is short):
+#   1. char-lm `full`, the LSTM alone on the GPU (issue 5's target: at most 1.50 nats, with a wall time and
+#      characters/second that no other run shares);
+#   2. the rest of char-lm `full` (RNN, GRU, MLP-3, bigram) beside learning-to-execute `gpu-short` (eight
+#      runs of the full recipe, each stopped after `train.max_minutes`), all at once on the one GPU, through
+#      CUDA MPS when it starts (small recurrent kernels from many processes then share the GPU at once).
+# Run records and logs (no checkpoints) are packed into $OUT/runs.tar.gz; unpack them into a runs folder
+# and run `repro report char-lm --profile full` and `repro report learning-to-execute --profile gpu-short`.
 #
 #   OUT=/tmp/out REPRO_DATA_DIR=/path/to/data bash bench/gpu_recurrent.sh [seconds]
 #
 # [seconds] (default 600) is the whole script's budget: each phase gets a deadline inside it.
 # Without a git folder, set REPRO_COMMIT=<sha> so the records name the code's commit.
-# Dry run on a CPU: ACC=cpu PREC=32-true PROFILE=smoke bash bench/gpu_recurrent.sh 300
+# Dry run on a CPU: ACC=cpu PROFILE=smoke L2E_PROFILE=smoke bash bench/gpu_recurrent.sh 300
 ACC=${ACC:-gpu}
-PREC=${PREC:-32-true}  # the LSTMs run in float32 (cuDNN); bf16 gains little for these sizes
+PREC=${PREC:-32-true}  # the LSTMs run in float32 (cuDNN, with TF32 inside); bf16 gains little at these sizes
 PROFILE=${PROFILE:-full}
+L2E_PROFILE=${L2E_PROFILE:-gpu-short}
+L2E_MINUTES=${L2E_MINUTES:-3}  # gpu-short's own cap; lowered below when less time is left
 run=(python3 -m experiments run)
-opts=(--profile "$PROFILE" --accelerator "$ACC" --precision "$PREC" --wandb off --no-report)
+opts=(--accelerator "$ACC" --precision "$PREC" --wandb off --no-report)
 
 source "$(dirname "$0")/gpu_common.sh" "${1:-600}"
 
-echo "== char-lm ($(left) s left)"
-timeout -k 10 $(($(left) * 6 / 10)) "${run[@]}" char-lm "${opts[@]}" --jobs 5 2>&1 | tee "$OUT/char-lm.log"
+echo "== char-lm lstm, alone ($(left) s left)"
+timeout -k 10 $(($(left) * 6 / 10)) "${run[@]}" char-lm --profile "$PROFILE" --variant lstm "${opts[@]}" 2>&1 |
+    tee "$OUT/char-lm-lstm.log" | grep -v "━"
 
-echo "== learning-to-execute ($(left) s left)"
-l2e=(--variant addition-9-baseline --variant addition-9-naive --variant addition-9-mix --variant addition-9-combined)
-if [ "$PROFILE" = full ]; then
-    l2e+=(--variant program-4x2-baseline --variant program-4x2-naive --variant program-4x2-mix --variant program-4x2-combined)
-else
-    l2e=()  # other profiles: their own variants
+if [ "$ACC" = gpu ] && command -v nvidia-cuda-mps-control >/dev/null; then
+    export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+    if nvidia-cuda-mps-control -d && timeout 60 python3 -c "import torch; torch.ones(8, device='cuda').sum().item()"; then
+        echo "MPS: on" | tee -a "$OUT/env.txt"
+    else
+        echo quit | timeout 10 nvidia-cuda-mps-control
+        unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+        echo "MPS: failed to start, runs share the GPU by time slices" | tee -a "$OUT/env.txt"
+    fi
 fi
-timeout -k 10 $(($(left) - 25)) "${run[@]}" learning-to-execute "${opts[@]}" --jobs 8 "${l2e[@]}" 2>&1 |
+if [ "$ACC" = gpu ]; then
+    nvidia-smi dmon -s um -d 5 >"$OUT/gpu-use.txt" 2>&1 &
+    smi=$!
+fi
+
+echo "== char-lm rnn, gru, mlp-3, bigram beside learning-to-execute $L2E_PROFILE ($(left) s left)"
+rest=(--variant rnn --variant gru --variant mlp-3 --variant bigram)
+timeout -k 10 $(($(left) - 25)) "${run[@]}" char-lm --profile "$PROFILE" "${rest[@]}" "${opts[@]}" --jobs 4 \
+    >"$OUT/char-lm.log" 2>&1 &
+charlm=$!
+l2e=(--profile "$L2E_PROFILE")
+if [ "$L2E_PROFILE" = gpu-short ]; then
+    # each run's start, its final test and the record take about a minute beside its training time
+    minutes=$(python3 -c "print(round(min($L2E_MINUTES, ($(left) - 90) / 60), 2))")
+    [ "$minutes" != "$L2E_MINUTES" ] && l2e+=(--set "train.max_minutes=$minutes")
+    echo "learning-to-execute: $minutes minutes of training per run"
+fi
+timeout -k 10 $(($(left) - 25)) "${run[@]}" learning-to-execute "${l2e[@]}" "${opts[@]}" --jobs 8 2>&1 |
     tee "$OUT/learning-to-execute.log"
+wait $charlm
+cat "$OUT/char-lm.log"
+[ -n "${smi:-}" ] && kill "$smi"
+[ -n "${CUDA_MPS_PIPE_DIRECTORY:-}" ] && echo quit | timeout 10 nvidia-cuda-mps-control
 
 echo "== packing ($(left) s left)"
 tar czf "$OUT/runs.tar.gz" -C "$REPRO_RUNS_DIR" --exclude='*.ckpt' --exclude='wandb' .

@@ -157,6 +157,17 @@ PROFILES = (
         seeds=1,
         variants=_names(FULL_TARGETS, ("program", 6, 3)),
     ),
+    Profile(
+        "gpu-short",
+        "the start of the full profile, sized for one 15-minute GPU session: its model and recipe (2 x 400 "
+        "LSTM, SGD lr 0.5, batch 100, clip 5) on two of its targets, addition of 9-digit numbers and programs "
+        "of length 4, nesting 2, the eight runs at once on one GPU, each stopped after 3 minutes of training "
+        "(`train.max_minutes`; the steps column says how far each got). It measures the full profile's speed "
+        "and how far the curricula get in that time, not the paper's end point",
+        seeds=1,
+        variants=_names((("addition", 9, 1), ("program", 4, 2))),
+        overrides={"train.max_minutes": 3.0},
+    ),
 )
 
 

@@ -28,7 +28,7 @@ import torch
 import yaml
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, Checkpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint, Timer
 from lightning.pytorch.loggers import CSVLogger
 
 from experiments.spec import Experiment, Profile, ReproError, RunsFailed, config_to_dict
@@ -341,6 +341,7 @@ def _trainer(spec: RunSpec, launch: Launch, loggers: list) -> L.Trainer:
     try:
         return L.Trainer(
             max_epochs=spec.config.train.max_epochs,
+            max_time=dt.timedelta(minutes=spec.config.train.max_minutes) if spec.config.train.max_minutes else None,
             accelerator=launch.accelerator,
             devices=devices,
             strategy=launch.strategy,
@@ -379,6 +380,7 @@ def _record(spec: RunSpec, module, datamodule, trainer: L.Trainer, resumed: bool
             "precision": str(trainer.precision),
             "devices": trainer.world_size,
             "steps": trainer.global_step,
+            "stopped_by_time": _stopped_by_time(trainer),
             "resumed": resumed,
             "last_session_seconds": round(seconds, 2),
             "params": sum(p.numel() for p in module.parameters()),
@@ -386,6 +388,11 @@ def _record(spec: RunSpec, module, datamodule, trainer: L.Trainer, resumed: bool
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "lightning": L.__version__},
         },
     }
+
+
+def _stopped_by_time(trainer: L.Trainer) -> bool:
+    """Whether ``train.max_minutes`` ended the training (Lightning's Timer callback ran out)."""
+    return any(isinstance(c, Timer) and c.time_remaining("train") <= 0 for c in trainer.callbacks)
 
 
 def _finish_wandb(loggers: list, record: dict) -> None:

@@ -298,9 +298,15 @@ class TrainConfig:
     max_epochs: int = 10
     channels_last: bool = True  # NHWC activations: faster convolutions on CPUs and tensor cores
     log_every_n_steps: int = 50
+    # a wall-clock cap on training (0: none), for a run that must fit a lent machine's time: when it is
+    # reached the run stops after the current step, evaluates and records as usual (the record's steps
+    # and `stopped_by_time` say how far it got)
+    max_minutes: float = 0.0
 
     def validate(self) -> None:
         if self.max_epochs < 1:
             raise ValueError("max_epochs must be >= 1")
+        if not self.max_minutes >= 0:
+            raise ValueError("max_minutes must be >= 0 (0: no limit)")
         if self.log_every_n_steps < 1:
             raise ValueError("log_every_n_steps must be >= 1")

@@ -241,6 +241,7 @@ def test_smoke_run_records_curves_examples_and_a_report(data_env, tmp_path):
     m = rec["metrics"]
     assert 0 <= m["test_acc"] <= 1 and 0 <= m["test_exact"] <= 1 and m["steps"] == 12 and m["diverged"] == 0
     assert [row["epoch"] for row in rec["history"]] == [1, 2, 3]
+    assert rec["provenance"]["stopped_by_time"] is False
     assert {"val_acc", "val_exact", "level_length", "lr", "action"} <= set(rec["history"][0])
     assert len(rec["examples"]) == 6 and all(e["target"].endswith(END) for e in rec["examples"])
     s2s = json.loads((runs / "program-1x2-combined-seq2seq" / "seed0" / "record.json").read_text())
@@ -249,9 +250,28 @@ def test_smoke_run_records_curves_examples_and_a_report(data_env, tmp_path):
     assert "combined curriculum beats" in md and "whole answers right" in md
 
 
+def test_a_time_cap_stops_mid_epoch_then_evaluates_and_records(data_env, tmp_path):
+    cap = ("--set", "train.max_minutes=0.0001", "--set", "train.max_epochs=50")  # 6 ms: after the first step
+    out = repro("run", "learning-to-execute", "--profile", "smoke", "--variant", "program-1x2-mix", *cap,
+                "--wandb", "off", "--no-report", timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = tmp_path / "runs" / "learning-to-execute" / "smoke" / "program-1x2-mix" / "seed0"
+    rec = json.loads((run / "record.json").read_text())
+    assert rec["provenance"]["stopped_by_time"] is True and rec["config"]["train"]["max_minutes"] == 0.0001
+    # stopped inside the first epoch of 4 steps, whose end-of-epoch evaluation still ran
+    assert 1 <= rec["metrics"]["steps"] < 4 and [row["epoch"] for row in rec["history"]] == [1]
+    assert 0 <= rec["metrics"]["test_acc"] <= 1
+
+
 @pytest.mark.parametrize(
     "args",
-    [("--set", "data.length=0"), ("--set", "data.nesting=0"), ("--seed", "-1"), ("--set", "data.curriculum=x")],
+    [
+        ("--set", "train.max_minutes=-1"),
+        ("--set", "data.length=0"),
+        ("--set", "data.nesting=0"),
+        ("--seed", "-1"),
+        ("--set", "data.curriculum=x"),
+    ],
 )
 def test_bad_input_is_one_line_and_exit_2(data_env, args):
     out = repro("run", "learning-to-execute", "--profile", "smoke", "--wandb", "off", *args)
