@@ -16,7 +16,7 @@
 ACC=${ACC:-gpu}
 PREC=${PREC:-32-true}  # the LSTMs run in float32 (cuDNN, with TF32 inside); bf16 gains little at these sizes
 PROFILE=${PROFILE:-full}
-L2E_PROFILE=${L2E_PROFILE:-gpu-short}
+L2E_PROFILE=${L2E_PROFILE:-gpu-short}  # none: char-lm only
 L2E_MINUTES=${L2E_MINUTES:-3}  # gpu-short's own cap; lowered below when less time is left
 run=(python3 -m experiments run)
 opts=(--accelerator "$ACC" --precision "$PREC" --wandb off --no-report)
@@ -55,8 +55,10 @@ if [ "$L2E_PROFILE" = gpu-short ]; then
     [ "$minutes" != "$L2E_MINUTES" ] && l2e+=(--set "train.max_minutes=$minutes")
     echo "learning-to-execute: $minutes minutes of training per run"
 fi
-timeout -k 10 $(($(left) - 25)) "${run[@]}" learning-to-execute "${l2e[@]}" "${opts[@]}" --jobs 8 2>&1 |
-    tee "$OUT/learning-to-execute.log"
+if [ "$L2E_PROFILE" != none ]; then
+    timeout -k 10 $(($(left) - 25)) "${run[@]}" learning-to-execute "${l2e[@]}" "${opts[@]}" --jobs 8 2>&1 |
+        tee "$OUT/learning-to-execute.log"
+fi
 wait $charlm
 cat "$OUT/char-lm.log"
 [ -n "${smi:-}" ] && kill "$smi"
