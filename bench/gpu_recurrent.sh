@@ -17,7 +17,7 @@ ACC=${ACC:-gpu}
 PREC=${PREC:-32-true}  # the LSTMs run in float32 (cuDNN, with TF32 inside); bf16 gains little at these sizes
 PROFILE=${PROFILE:-full}
 L2E_PROFILE=${L2E_PROFILE:-gpu-short}  # none: char-lm only
-L2E_MINUTES=${L2E_MINUTES:-3}  # gpu-short's own cap; lowered below when less time is left
+L2E_MINUTES=${L2E_MINUTES:-2}  # gpu-short's own cap; lowered below when less time is left
 run=(python3 -m experiments run)
 opts=(--accelerator "$ACC" --precision "$PREC" --wandb off --no-report)
 

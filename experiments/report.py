@@ -155,10 +155,12 @@ def write_report(exp: Experiment, profile: str | None = None, out_dir: Path | No
     lines += [_md_table(["slide", "claim", "verdict", "measured"], rows), ""]
 
     tables = exp.tables or ()
-    for i, table in enumerate(tables, 1):
+    shown = 0
+    for table in tables:
         present = [v for v in table.variants if v in by_variant]
         if not present:
             continue
+        shown += 1
         refs = [r for r in exp.references if r.variant in present and r.metric in table.metrics]
         header = (
             ["variant", "runs"]
@@ -177,7 +179,7 @@ def write_report(exp: Experiment, profile: str | None = None, out_dir: Path | No
             if refs:
                 row.append("; ".join(f"{r.value:g} ({r.source})" for r in refs if r.variant == name) or "")
             trows.append(row)
-        lines += [f"## Table {i}: {table.title}", "", _md_table(header, trows), ""]
+        lines += [f"## Table {shown}: {table.title}", "", _md_table(header, trows), ""]
         if table.caption:
             lines += [table.caption, ""]
     lines += [

@@ -139,6 +139,9 @@ def test_a_stall_in_training_accuracy_also_raises_the_level():
     assert c.update(0.1, 0.65) == ""  # 0.65 is above 0.50, three evaluations back
     assert c.update(0.1, 0.55) == "harder"  # below 0.60, three evaluations back
     assert c.level == (2, 1) and c.train_accs == [0.55]  # the history restarts at the new level
+    # a plateau is a stall too: a level memorized to 100% must not hold the curriculum forever
+    assert [c.update(0.5, 1.0) for _ in range(4)] == ["", "", "", "harder"]
+    assert c.level == (3, 1)
 
 
 def test_addition_has_one_nesting_level():
