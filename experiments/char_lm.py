@@ -157,7 +157,9 @@ PROFILES = (
         "steps, lr 2e-3, 100 warm-up steps, cosine to 1/10, clip norm 1); validation on the whole validation "
         "text as 32 streams (111,520 of its 111,539 predictions); for a GPU. The 15 passes were chosen from "
         "the validation curves of `full-60` (lowest at passes 10-16, rising after), so, like nanoGPT's best "
-        "validation loss, the validation loss here is slightly optimistic",
+        "validation loss, the validation loss here is slightly optimistic. `bench/gpu_recurrent.sh` trains the "
+        "LSTM alone on the GPU and the other four at once (through CUDA MPS), so only the LSTM's speed and time "
+        "are its own",
         seeds=1,
         overrides={"train.max_epochs": 15},
     ),

@@ -201,7 +201,7 @@ def write_report(exp: Experiment, profile: str | None = None, out_dir: Path | No
     (exp.plot or default_plot)(exp, by_variant, png, profile)
     lines += ["## Plot", "", f"![{exp.name}]({png.name})", ""]
     csv_path = out_dir / f"{stem}.csv"
-    write_atomic(csv_path, _csv(records))
+    write_atomic(csv_path, _csv(records, profile))
     lines += [
         "## Per-run data",
         "",
@@ -219,7 +219,9 @@ _KEY_COLUMNS = ("experiment", "profile", "variant", "seed")
 _INFO_COLUMNS = ("params", "hardware", "precision", "data", "data_fingerprint", "commit", "finished")
 
 
-def _csv(records: list[dict]) -> str:
+def _csv(records: list[dict], profile: str) -> str:
+    """One row per run. The profile column is the report's (the folder the records were read from), which a
+    record made under an earlier name of the same settings may not carry."""
     metrics = sorted({m for r in records for m in r["metrics"]})
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -228,7 +230,8 @@ def _csv(records: list[dict]) -> str:
         p = r["provenance"]
         info = (p["params"], p["hardware"], p["precision"], p["data"]["name"], p["data"]["fingerprint"], p["commit"],
                 p["finished"])  # fmt: skip
-        w.writerow([*(r[k] for k in _KEY_COLUMNS), *(r["metrics"].get(m, "") for m in metrics), *info])
+        keys = {**r, "profile": profile}
+        w.writerow([*(keys[k] for k in _KEY_COLUMNS), *(r["metrics"].get(m, "") for m in metrics), *info])
     return buf.getvalue()
 
 
