@@ -126,3 +126,18 @@ def test_report_is_rebuilt_from_records(tmp_path, monkeypatch):
     # the index reads verdicts back from the committed CSV
     index = write_index([get("augmentation")], out).read_text()
     assert "[augmentation.md](augmentation.md) (quick)" in index and "supported" in index
+
+
+def test_a_table_names_the_profile_it_was_read_from(tmp_path, monkeypatch):
+    # records made under an earlier name of the same settings (here "quick") and moved to the "full" folder
+    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs"))
+    for seed, e in enumerate([0.40, 0.42, 0.44]):
+        d = tmp_path / "runs" / "augmentation" / "full" / "none" / f"seed{seed}"
+        d.mkdir(parents=True)
+        (d / "record.json").write_text(json.dumps(_record("none", seed, e, "CIFAR-10 (JPEG q75 mirror)")))
+    out = tmp_path / "results"
+    md = write_report(get("augmentation"), "full", out)
+    assert md.name == "augmentation-full.md" and "`full`:" in md.read_text()
+    rows = list(csv.DictReader(open(out / "augmentation-full.csv")))
+    assert [r["profile"] for r in rows] == ["full"] * 3
+    assert "(full)" in write_index([get("augmentation")], out).read_text()
