@@ -27,21 +27,7 @@ echo "== char-lm lstm, alone ($(left) s left)"
 timeout -k 10 $(($(left) * 6 / 10)) "${run[@]}" char-lm --profile "$PROFILE" --variant lstm "${opts[@]}" 2>&1 |
     tee "$OUT/char-lm-lstm.log" | grep -v "━"
 
-if [ "$ACC" = gpu ] && command -v nvidia-cuda-mps-control >/dev/null; then
-    export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
-    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-    if nvidia-cuda-mps-control -d && timeout 60 python3 -c "import torch; torch.ones(8, device='cuda').sum().item()"; then
-        echo "MPS: on" | tee -a "$OUT/env.txt"
-    else
-        echo quit | timeout 10 nvidia-cuda-mps-control
-        unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
-        echo "MPS: failed to start, runs share the GPU by time slices" | tee -a "$OUT/env.txt"
-    fi
-fi
-if [ "$ACC" = gpu ]; then
-    nvidia-smi dmon -s um -d 5 >"$OUT/gpu-use.txt" 2>&1 &
-    smi=$!
-fi
+share_gpu
 
 echo "== char-lm rnn, gru, mlp-3, bigram beside learning-to-execute $L2E_PROFILE ($(left) s left)"
 rest=(--variant rnn --variant gru --variant mlp-3 --variant bigram)
@@ -61,9 +47,5 @@ if [ "$L2E_PROFILE" != none ]; then
 fi
 wait $charlm
 cat "$OUT/char-lm.log"
-[ -n "${smi:-}" ] && kill "$smi"
-[ -n "${CUDA_MPS_PIPE_DIRECTORY:-}" ] && echo quit | timeout 10 nvidia-cuda-mps-control
-
-echo "== packing ($(left) s left)"
-tar czf "$OUT/runs.tar.gz" -C "$REPRO_RUNS_DIR" --exclude='*.ckpt' --exclude='wandb' .
-find "$REPRO_RUNS_DIR" -name record.json | sort
+unshare_gpu
+pack_runs

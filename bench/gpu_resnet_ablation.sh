@@ -32,6 +32,4 @@ if [ "$(left)" -gt 150 ]; then
         tee "$OUT/runs-110.log"
 fi
 
-echo "== packing ($(left) s left)"
-tar czf "$OUT/runs.tar.gz" -C "$REPRO_RUNS_DIR" --exclude='*.ckpt' --exclude='wandb' .
-find "$REPRO_RUNS_DIR" -name record.json | sort
+pack_runs

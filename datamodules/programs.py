@@ -49,6 +49,8 @@ import json
 import random
 from dataclasses import dataclass
 
+import numpy as np
+
 from experiments.spec import ReproError, unknown_name
 
 TASKS = ("program", "addition", "copy")
@@ -79,6 +81,21 @@ def encode(text: str) -> list[int]:
         return [_INDEX[c] for c in text]
     except KeyError as e:
         raise ReproError(f"character {e.args[0]!r} is not in the Learning-to-Execute vocabulary") from None
+
+
+# bytes.translate table: an ASCII character to its id, anything else to 255 (caught by encode_many)
+_BYTE_IDS = bytes(_INDEX.get(chr(b), 255) for b in range(256))
+
+
+def encode_many(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Every text's ids, end to end in one int64 array, and each text's length: ``encode`` for a whole batch
+    at C speed (one string join and one ``bytes.translate``)."""
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    ids = np.frombuffer("".join(texts).encode("latin-1", "replace").translate(_BYTE_IDS), dtype=np.uint8)
+    if (ids == 255).any():  # a character outside the vocabulary: let encode name it
+        for text in texts:
+            encode(text)
+    return ids.astype(np.int64), lengths
 
 
 def decode(ids) -> str:

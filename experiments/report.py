@@ -103,7 +103,7 @@ def _provenance(records: list[dict]) -> dict[str, str]:
         lambda r: r["provenance"]["commit"][:10] + (" (uncommitted changes)" if r["provenance"]["dirty"] else "")
     )
     dates = sorted(r["provenance"]["finished"][:10] for r in records)
-    return {
+    out = {
         "Hardware": uniq(lambda r: r["provenance"]["hardware"]),
         "Precision": uniq(lambda r: r["provenance"]["precision"]),
         "Data": uniq(
@@ -114,6 +114,14 @@ def _provenance(records: list[dict]) -> dict[str, str]:
         "Commit": commits,
         "Software": uniq(lambda r: " ".join(f"{k} {v}" for k, v in r["provenance"]["versions"].items())),
     }
+    # what the profile alone does not say: `--set` values given on top of it, and runs cut short by a time cap
+    sets = uniq(lambda r: " ".join(f"{k}={v}" for k, v in sorted(r.get("sets", {}).items())) or "none")
+    if sets != "none":
+        out["Overrides (`--set`)"] = sets
+    stopped = [f"{r['variant']}/s{r['seed']}" for r in records if r["provenance"].get("stopped_by_time")]
+    if stopped:
+        out["Stopped by time"] = f"{len(stopped)} of {len(records)} runs (`train.max_minutes`): " + ", ".join(stopped)
+    return out
 
 
 # ----------------------------------------------------------------------------- the report

@@ -196,57 +196,60 @@ class ProgramExecutor(L.LightningModule):
         self.examples: list[dict] = []
         self.steps = 0
         self.train_chars = 0  # characters read (inputs, GO, answers) in training steps
-        self.step_seconds = 0.0
-        self.train_seconds = 0.0
+        self.train_seconds = 0.0  # training epochs' wall time, drawing the batches included; evaluations not
         self.diverged = False
         self.reached_target_epoch = 0  # the epoch after which the level first equalled the target
-        self._epoch: dict[str, float] = {}
+        self._epoch = torch.zeros(len(self._STATS), dtype=torch.float64)  # this epoch's sums of _STATS
+        self._epoch_steps = 0
         self._epoch_start = 0.0
 
     def _loss(self, batch: dict):
+        """Summed cross-entropy over the answer characters, and how many were predicted right, of how many:
+        all three as tensors on the model's device (reading them would make the CPU wait for the GPU)."""
         logits, labels = self.net(batch)
         flat = labels.reshape(-1)
         loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), flat, reduction="sum")
         mask = flat != -100
         correct = (logits.reshape(-1, logits.shape[-1]).argmax(-1) == flat) & mask
-        return loss_sum, int(correct.sum()), int(mask.sum())
+        return loss_sum, correct.sum(), mask.sum()
 
     # -- training -------------------------------------------------------------------------------
+    # A training step never waits for the GPU: its statistics are summed on the device and read once per
+    # epoch, so the CPU draws the next batch while the GPU still computes this one. A non-finite gradient
+    # norm is noticed every PEEK_EVERY steps and at the epoch's end: the run is then marked diverged.
+    PEEK_EVERY = 25
+    _STATS = ("loss", "correct", "chars", "norm", "clipped", "read")  # read: characters read (input, GO, answer)
+
     def on_train_epoch_start(self) -> None:
-        self._epoch = {"loss": 0.0, "correct": 0, "chars": 0, "norm": 0.0, "clipped": 0, "steps": 0}
+        self._epoch = torch.zeros(len(self._STATS), dtype=torch.float64, device=self.device)
+        self._epoch_steps = 0
         self._epoch_start = time.perf_counter()
 
     def training_step(self, batch, batch_idx):
         if self.diverged:
             return None
-        start = time.perf_counter()
         loss_sum, correct, count = self._loss(batch)
         loss = loss_sum / batch["seq"].shape[0]  # summed over each answer, averaged over the batch
         opt = self.optimizers()
         opt.zero_grad(set_to_none=True)
-        norm = math.inf
-        if torch.isfinite(loss):
-            self.manual_backward(loss)
-            limit = self.optim.clip_norm or math.inf
-            norm = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), limit))
-            if math.isfinite(norm):
-                opt.step()
-                self._epoch["clipped"] += int(norm > limit)
-        self.step_seconds += time.perf_counter() - start
-        if not math.isfinite(norm):  # a non-finite loss or gradient: record the divergence, stop the run
-            self.diverged = True
-            self.trainer.should_stop = True
-            return None
-        e = self._epoch
-        e["loss"] += float(loss_sum.detach())
-        e["correct"] += correct
-        e["chars"] += count
-        e["norm"] += norm
-        e["steps"] += 1
+        self.manual_backward(loss)
+        limit = self.optim.clip_norm or math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), limit)
+        opt.step()  # a non-finite norm spoils the weights, but the run is then over (see below)
+        read = (batch["seq"] != 0).sum()
+        self._epoch += torch.stack([t.double() for t in (loss_sum.detach(), correct, count, norm, norm > limit, read)])
+        self._epoch_steps += 1
         self.steps += 1
-        self.train_chars += int((batch["seq"] != 0).sum())
-        self.log("train/loss_step", loss.detach(), prog_bar=True, logger=False)
+        if self._epoch_steps % self.PEEK_EVERY == 0:  # the one wait for the GPU in PEEK_EVERY steps
+            self._check_finite()
+            self.log("train/loss_step", float(loss), prog_bar=True, logger=False)
         return None
+
+    def _check_finite(self) -> bool:
+        if not self.diverged and not math.isfinite(float(self._epoch[self._STATS.index("norm")])):
+            self.diverged = True  # a non-finite loss or gradient: record the divergence, stop the run
+            self.trainer.should_stop = True
+        return not self.diverged
 
     @torch.no_grad()
     def evaluate(self, examples, greedy: bool = True) -> dict[str, float]:
@@ -257,7 +260,7 @@ class ProgramExecutor(L.LightningModule):
         for batch in batched(self.data_cfg, examples):
             batch = {k: v.to(self.device) for k, v in batch.items()}
             s, c, n = self._loss(batch)
-            loss, correct, count = loss + float(s), correct + c, count + n
+            loss, correct, count = loss + float(s), correct + int(c), count + int(n)
             if greedy:
                 exact += int(exact_answers(greedy_decode(self.net, batch, batch["tgt"].shape[1]), batch["tgt"]).sum())
         self.net.train(was_training)
@@ -268,18 +271,20 @@ class ProgramExecutor(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # Runs before the checkpoint callback: the history row and the curriculum's new level are saved.
-        self.train_seconds += time.perf_counter() - self._epoch_start
-        e = self._epoch
-        if self.diverged or not e["steps"]:
+        if self.diverged or not self._epoch_steps:
             return
+        finite = self._check_finite()  # waits for the epoch's last step: the time below is the GPU's too
+        self.train_seconds += time.perf_counter() - self._epoch_start
+        if not finite:
+            return
+        # every rank's sums (DDP), so that all ranks take the same curriculum step
+        e = dict(zip(self._STATS, self.trainer.strategy.reduce(self._epoch, reduce_op="sum").tolist(), strict=True))
+        self.train_chars += int(e["read"])
         dm = self.trainer.datamodule
         level = self.curriculum.level
         current = self.evaluate(dm.examples("val", level), greedy=False)  # the same programs on every rank
         target = self.evaluate(dm.examples("val"))
-        # training accuracy over every rank's programs, so that all ranks take the same curriculum step
-        totals = torch.tensor([e["correct"], e["chars"]], dtype=torch.float64, device=self.device)
-        correct, chars = self.trainer.strategy.reduce(totals, reduce_op="sum").tolist()
-        train_acc = correct / chars
+        train_acc = e["correct"] / e["chars"]
         opt = self.optimizers()
         lr = opt.param_groups[0]["lr"]
         action = self.curriculum.update(current["acc"], train_acc)
@@ -302,8 +307,8 @@ class ProgramExecutor(L.LightningModule):
             "val_exact": target["exact"],  # greedy whole answers, at the target
             "val_loss": target["loss"],
             "lr": lr,
-            "grad_norm": e["norm"] / e["steps"],
-            "clipped_fraction": e["clipped"] / e["steps"],
+            "grad_norm": e["norm"] / self._epoch_steps,
+            "clipped_fraction": e["clipped"] / self._epoch_steps,
             "action": action,
             "seconds": self.train_seconds,
         }
@@ -325,8 +330,8 @@ class ProgramExecutor(L.LightningModule):
         right = exact_answers(pred, batch["tgt"])
         t = self._test
         t["loss"] += float(s)
-        t["correct"] += c
-        t["chars"] += n
+        t["correct"] += int(c)
+        t["chars"] += int(n)
         t["exact"] += int(right.sum())
         t["answers"] += len(right)
         if batch_idx == 0:  # a few programs with the model's greedy answers (the slide-39 table)
@@ -350,7 +355,7 @@ class ProgramExecutor(L.LightningModule):
         return torch.optim.SGD(self.net.parameters(), lr=self.optim.lr)
 
     # -- resume state ---------------------------------------------------------------------------
-    _SAVED = ("history", "steps", "train_chars", "step_seconds", "train_seconds", "diverged", "reached_target_epoch")
+    _SAVED = ("history", "steps", "train_chars", "train_seconds", "diverged", "reached_target_epoch")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["repro"] = {"curriculum": self.curriculum.state_dict(), **{k: getattr(self, k) for k in self._SAVED}}
@@ -378,7 +383,7 @@ class ProgramExecutor(L.LightningModule):
             "level_nesting": float(self.curriculum.level[1]),
             "reached_target_epoch": float(self.reached_target_epoch),
             "final_lr": last.get("lr", nan),
-            "chars_per_second": self.train_chars / self.step_seconds if self.step_seconds else nan,
+            "chars_per_second": self.train_chars / self.train_seconds if self.train_seconds else nan,
             "params_k": sum(p.numel() for p in self.net.parameters()) / 1e3,
             "diverged": float(self.diverged),
             "steps": float(self.steps),

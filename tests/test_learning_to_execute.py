@@ -5,6 +5,7 @@ smoke run end to end (the generator itself is tested in test_programs.py)."""
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import pytest
@@ -17,9 +18,9 @@ from datamodules.execute import (
     ProgramDataModule,
     collate,
 )
-from datamodules.programs import END, GO, Example, decode, encode
+from datamodules.programs import END, GO, Example, decode, encode, encode_many
 from experiments import get
-from experiments.spec import Results
+from experiments.spec import ReproError, Results
 from lightning_modules.execute import (
     ExecuteModelConfig,
     answer_text,
@@ -43,6 +44,14 @@ def test_collate_lays_out_input_go_answer_and_labels_only_the_answer():
     assert labels == [-100] * 3 + encode("-12.") + [-100] * 7
     assert batch["labels"][0].tolist() == [-100] * 10 + encode("3.") + [-100] * 2
     assert batch["labels"].shape[1] == batch["seq"].shape[1] - 1
+
+
+def test_encoding_a_batch_at_once_equals_encoding_each_text_and_names_a_stray_character():
+    texts = ["a=12;print(a)", "", "for x in range(3):b+=4\nprint(b)", GO + END]
+    ids, lengths = encode_many(texts)
+    assert lengths.tolist() == [len(t) for t in texts] and ids.tolist() == sum((encode(t) for t in texts), [])
+    with pytest.raises(ReproError, match="'é' is not in"):
+        encode_many(["print(1)", "print(é)"])
 
 
 def test_reversal_and_doubling_change_the_input_never_the_target():
@@ -264,6 +273,18 @@ def test_a_time_cap_stops_mid_epoch_then_evaluates_and_records(data_env, tmp_pat
     # stopped inside the first epoch of 4 steps, whose end-of-epoch evaluation still ran
     assert 1 <= rec["metrics"]["steps"] < 4 and [row["epoch"] for row in rec["history"]] == [1]
     assert 0 <= rec["metrics"]["test_acc"] <= 1
+
+
+def test_a_diverged_run_is_noticed_stopped_and_recorded_without_test_scores(data_env, tmp_path):
+    # lr = inf: the first update makes weights infinite, the next step's gradient norm is NaN. A training step
+    # never waits for the GPU, so the divergence shows at the first look: the end of epoch 1 (4 steps).
+    out = repro("run", "learning-to-execute", "--profile", "smoke", "--variant", "program-1x2-mix",
+                "--set", "optim.lr=inf", "--wandb", "off", "--no-report", timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = tmp_path / "runs" / "learning-to-execute" / "smoke" / "program-1x2-mix" / "seed0"
+    m = json.loads((run / "record.json").read_text())["metrics"]
+    assert m["diverged"] == 1 and m["steps"] == 4 and m["epochs"] == 0
+    assert math.isnan(m["test_acc"]) and math.isnan(m["test_exact"])
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,7 @@ def test_report_is_rebuilt_from_records(tmp_path, monkeypatch):
         "abcdef1234",
     ):
         assert needle in text
+    assert "Overrides" not in text and "Stopped by time" not in text  # neither happened
     # published figures beside the measured ones
     assert "13.63" in text and "8.75" in text
     # verdicts: augmentation helps (diffs .10,.09,.11 -> CI excludes 0); flip hurts digits (supported)
@@ -141,3 +142,17 @@ def test_a_table_names_the_profile_it_was_read_from(tmp_path, monkeypatch):
     rows = list(csv.DictReader(open(out / "augmentation-full.csv")))
     assert [r["profile"] for r in rows] == ["full"] * 3
     assert "(full)" in write_index([get("augmentation")], out).read_text()
+
+
+def test_overrides_and_time_capped_runs_are_named_in_the_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs"))
+    for seed, e in enumerate([0.40, 0.42]):
+        rec = _record("none", seed, e)
+        rec["sets"] = {"train.max_minutes": 8.0, "optim.lr": 0.05}
+        rec["provenance"]["stopped_by_time"] = seed == 1
+        d = tmp_path / "runs" / "augmentation" / "quick" / "none" / f"seed{seed}"
+        d.mkdir(parents=True)
+        (d / "record.json").write_text(json.dumps(rec))
+    text = write_report(get("augmentation"), "quick", tmp_path / "results").read_text()
+    assert "| **Overrides (`--set`)** | optim.lr=0.05 train.max_minutes=8.0 |" in text
+    assert "| **Stopped by time** | 1 of 2 runs (`train.max_minutes`): none/s1 |" in text
