@@ -279,6 +279,7 @@ class ProgramExecutor(L.LightningModule):
             return
         # every rank's sums (DDP), so that all ranks take the same curriculum step
         e = dict(zip(self._STATS, self.trainer.strategy.reduce(self._epoch, reduce_op="sum").tolist(), strict=True))
+        steps = self._epoch_steps * self.trainer.world_size  # every rank takes the same steps
         self.train_chars += int(e["read"])
         dm = self.trainer.datamodule
         level = self.curriculum.level
@@ -307,8 +308,8 @@ class ProgramExecutor(L.LightningModule):
             "val_exact": target["exact"],  # greedy whole answers, at the target
             "val_loss": target["loss"],
             "lr": lr,
-            "grad_norm": e["norm"] / self._epoch_steps,
-            "clipped_fraction": e["clipped"] / self._epoch_steps,
+            "grad_norm": e["norm"] / steps,  # the same on every rank: gradients are averaged before clipping
+            "clipped_fraction": e["clipped"] / steps,
             "action": action,
             "seconds": self.train_seconds,
         }

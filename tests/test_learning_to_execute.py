@@ -287,6 +287,21 @@ def test_a_diverged_run_is_noticed_stopped_and_recorded_without_test_scores(data
     assert math.isnan(m["test_acc"]) and math.isnan(m["test_exact"])
 
 
+def test_two_ddp_ranks_count_each_step_once_in_the_epoch_statistics(data_env, tmp_path):
+    # each rank's sums are added up across ranks: a clip threshold every gradient exceeds makes every step
+    # clipped, so the fraction is exactly 1 (2 if the two ranks' steps were counted against one rank's)
+    out = repro("run", "learning-to-execute", "--profile", "smoke", "--variant", "program-1x2-mix",
+                "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--set", "optim.clip_norm=1e-9",
+                "--wandb", "off", "--no-report", timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = tmp_path / "runs" / "learning-to-execute" / "smoke" / "program-1x2-mix" / "seed0"
+    rec = json.loads((run / "record.json").read_text())
+    assert rec["provenance"]["devices"] == 2 and len(rec["history"]) == 3
+    assert all(row["clipped_fraction"] == 1.0 and 0 < row["train_acc"] <= 1 for row in rec["history"])
+    # steps are counted per rank: 4 per epoch, 3 epochs
+    assert rec["metrics"]["steps"] == 12
+
+
 @pytest.mark.parametrize(
     "args",
     [
