@@ -15,6 +15,7 @@ PROFILE=${2:-full}
 source "$(dirname "$0")/gpu_common.sh" "${1:-590}"
 shift $(($# < 2 ? $# : 2))
 
+python3 -m experiments show learning-to-execute --profile "$PROFILE" >/dev/null || exit 2  # one-line error
 read -r runs cap < <(python3 -c "
 from experiments import get
 p = get('learning-to-execute').profile('$PROFILE')
