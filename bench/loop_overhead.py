@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from experiments import get
-from experiments.spec import apply_overrides
+from experiments.config import apply_overrides
 from lightning_modules.optim import sgd_with_schedule
 
 

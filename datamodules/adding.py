@@ -13,20 +13,22 @@ the best constant guess (1) has mean squared error 1/6 (CONSTANT_GUESS_MSE). A n
 markers cannot do better.
 
 Data comes from the run seed: fresh training batches every step (epoch e draws from its own stream, so a
-resumed run sees the same batches an uninterrupted one would) and a fixed test set from a separate stream.
+resumed run sees the same batches an uninterrupted one would; under DDP each rank draws its own share of a
+step's batch) and a fixed test set from a separate stream.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lightning as L
-import numpy as np
 import torch
+
+from datamodules.base import RecordedDataModule, mix_seed
+from datamodules.batches import ResidentBatches, StreamBatches, epoch_of
 
 CONSTANT_GUESS_MSE = 1 / 6  # Var(x1 + x2) for x1, x2 ~ U[0, 1]: the MSE of predicting the mean, 1
 
-TEST_STREAM, TRAIN_STREAM = 0, 1
+TEST_STREAM, TRAIN_STREAM = 5, 6  # stream ids apart from the other data modules'
 
 
 @dataclass
@@ -44,12 +46,6 @@ class AddingConfig:
             raise ValueError("batch_size, steps_per_epoch, test_size and eval_batch_size must be >= 1")
 
 
-def stream_seed(*ids: int) -> int:
-    """A torch seed for the stream named by ``ids`` (run seed, stream, epoch...): distinct ids give
-    independent streams (numpy's SeedSequence hashing), unlike seed + offset schemes that can collide."""
-    return int(np.random.SeedSequence(list(ids)).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
 def adding_batch(n: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` sequences: inputs (n, length, 2) of (value, marker) and targets (n,) = sum of the marked values."""
     values = torch.rand(n, length, generator=generator)
@@ -64,62 +60,33 @@ def adding_batch(n: int, length: int, generator: torch.Generator) -> tuple[torch
     return torch.stack([values, markers], dim=-1), target
 
 
-class Batches:
-    """A loader over a fixed list of (x, y) batches (a plain list would read as one loader per batch)."""
+class AddingDataModule(RecordedDataModule):
+    """Fresh training batches every step (each rank draws its own share); a fixed test set (``test_x``,
+    ``test_y``) from its own stream."""
 
-    def __init__(self, batches: list[tuple[torch.Tensor, torch.Tensor]]):
-        self.batches = batches
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __iter__(self):
-        return iter(self.batches)
-
-
-class FreshBatches:
-    """``steps`` new training batches per epoch, drawn from the stream (seed, TRAIN_STREAM, epoch)."""
-
-    def __init__(self, cfg: AddingConfig, seed: int, epoch_of):
-        self.cfg, self.seed, self.epoch_of = cfg, seed, epoch_of
-
-    def __len__(self) -> int:
-        return self.cfg.steps_per_epoch
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(stream_seed(self.seed, TRAIN_STREAM, self.epoch_of()))
-        for _ in range(self.cfg.steps_per_epoch):
-            yield adding_batch(self.cfg.batch_size, self.cfg.length, g)
-
-
-class AddingDataModule(L.LightningDataModule):
-    """Fresh training batches every step; a fixed test set (``test_x``, ``test_y``) from its own stream.
-    Single-process only: the training stream is not sharded across ranks."""
+    shards = True
 
     def __init__(self, cfg: AddingConfig, seed: int = 0):
         super().__init__()
         cfg.validate()
         self.cfg, self.seed = cfg, seed
-        g = torch.Generator().manual_seed(stream_seed(seed, TEST_STREAM))
+        g = torch.Generator().manual_seed(mix_seed(seed, TEST_STREAM))
         self.test_x, self.test_y = adding_batch(cfg.test_size, cfg.length, g)
-        self._epochs_started = 0
 
     def prepare_data(self) -> None:  # generated, nothing to find or download
         pass
 
-    def _epoch(self) -> int:
-        trainer = self.trainer
-        if trainer is not None:  # the trainer's epoch counter survives a resume from a checkpoint
-            return trainer.current_epoch
-        self._epochs_started += 1
-        return self._epochs_started - 1
-
     def train_dataloader(self):
-        return FreshBatches(self.cfg, self.seed, self._epoch)
+        rank, _ = self.rank_world()
+        c = self.cfg
+        return StreamBatches(lambda g, n: adding_batch(n, c.length, g), steps=c.steps_per_epoch,
+                             batch_size=self.per_rank(c.batch_size), seed=self.seed, stream=TRAIN_STREAM,
+                             epoch_fn=epoch_of(self), rank=rank)  # fmt: skip
 
     def test_dataloader(self):
-        n, b = self.cfg.test_size, self.cfg.eval_batch_size
-        return Batches([(self.test_x[i : i + b], self.test_y[i : i + b]) for i in range(0, n, b)])
+        rank, world = self.rank_world()
+        return ResidentBatches(self.test_x, self.test_y, batch_size=self.cfg.eval_batch_size, shuffle=False,
+                               rank=rank, world=world)  # fmt: skip
 
     def data_info(self) -> dict:
         c = self.cfg

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from experiments.spec import ReproError
+from datamodules.errors import ReproError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _CIFAR_FOLDERS = ("cifar10-jpeg", "cifar10", "cifar-10", "CIFAR-10", "CIFAR10")

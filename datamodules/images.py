@@ -7,14 +7,14 @@ trainer is training. No per-image Python work, no worker processes.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import lightning as L
 import torch
 
 from datamodules import augment as aug
+from datamodules.base import RecordedDataModule, mix_seed
+from datamodules.batches import ResidentBatches, epoch_of
 from datamodules.catalog import ImageSet, load_cifar10, load_mnist
 
 LOADERS: dict[str, Callable[[], ImageSet]] = {"cifar10": load_cifar10, "mnist": load_mnist}
@@ -48,52 +48,10 @@ class ImageDataConfig:
             raise ValueError("batch sizes must be >= 1")
 
 
-def mix_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (seed, epoch, rank, stream...), stable across platforms."""
-    return zlib.crc32(repr(parts).encode()) * 2654435761 % (2**63 - 1)
-
-
-class ResidentBatches:
-    """Iterate over (x, y) batches sliced from in-memory tensors, sharded by rank.
-
-    Shuffled batches use a permutation drawn from (seed, epoch), so the order of every epoch is
-    reproducible after a resume. For training, each rank gets the same number of full batches
-    (the remainder of the shuffled epoch is dropped, as ``drop_last`` would); for evaluation every
-    example is seen exactly once across ranks.
-    """
-
-    def __init__(self, x, y, batch_size, *, shuffle, seed=0, epoch_fn=lambda: 0, rank=0, world=1, on_epoch=None):
-        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
-        self.seed, self.epoch_fn, self.rank, self.world, self.on_epoch = seed, epoch_fn, rank, world, on_epoch
-
-    def _count(self) -> int:
-        """Examples this rank sees per epoch."""
-        n = len(self.x)
-        if not self.shuffle:
-            return len(range(self.rank, n, self.world))
-        per_rank = n // self.world
-        return per_rank // self.batch_size * self.batch_size or per_rank
-
-    def _indices(self) -> torch.Tensor:
-        if not self.shuffle:
-            return torch.arange(self.rank, len(self.x), self.world)
-        g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch_fn(), 1))
-        return torch.randperm(len(self.x), generator=g)[self.rank :: self.world][: self._count()]
-
-    def __len__(self) -> int:
-        return -(-self._count() // self.batch_size)
-
-    def __iter__(self):
-        if self.on_epoch is not None:
-            self.on_epoch(self.epoch_fn())
-        idx = self._indices().to(self.x.device)
-        for start in range(0, len(idx), self.batch_size):
-            i = idx[start : start + self.batch_size]
-            yield self.x[i], self.y[i]
-
-
-class ImageDataModule(L.LightningDataModule):
+class ImageDataModule(RecordedDataModule):
     """CIFAR-10 or MNIST: train/val split, optional subsets, batched on-device augmentation."""
+
+    shards = True
 
     def __init__(self, cfg: ImageDataConfig, seed: int = 0, channels_last: bool = False):
         super().__init__()
@@ -148,26 +106,13 @@ class ImageDataModule(L.LightningDataModule):
     def in_channels(self) -> int:
         return 1 if self.cfg.dataset == "mnist" else 3
 
-    def _rank_world(self) -> tuple[int, int]:
-        t = self.trainer
-        return (t.global_rank, t.world_size) if t is not None else (0, 1)
-
     def _loader(self, data, batch_size, shuffle):
-        rank, world = self._rank_world()
-        epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer is not None else (lambda: 0)
-        return ResidentBatches(
-            *data,
-            batch_size,
-            shuffle=shuffle,
-            seed=self.seed,
-            epoch_fn=epoch_fn,
-            rank=rank,
-            world=world,
-            on_epoch=self._start_epoch if shuffle else None,
-        )
+        rank, world = self.rank_world()
+        return ResidentBatches(*data, batch_size=batch_size, shuffle=shuffle, seed=self.seed, epoch_fn=epoch_of(self),
+                               rank=rank, world=world, on_epoch=self._start_epoch if shuffle else None)  # fmt: skip
 
     def train_dataloader(self):
-        return self._loader(self.train, self.cfg.batch_size, shuffle=True)
+        return self._loader(self.train, self.per_rank(self.cfg.batch_size), shuffle=True)
 
     def val_dataloader(self):
         return self._loader(self.val, self.cfg.eval_batch_size, shuffle=False)
@@ -194,7 +139,7 @@ class ImageDataModule(L.LightningDataModule):
         cfg = self.cfg
         if train and cfg.augment:
             if self._gen is None or self._gen.device != x.device:
-                rank, _ = self._rank_world()
+                rank, _ = self.rank_world()
                 self._gen = torch.Generator(device=x.device).manual_seed(mix_seed(self.seed, self._epoch, rank, 2))
             x = aug.augment(x, cfg.augment, self._gen, cfg.pad, cfg.rotate_degrees, cfg.noise_std)
         else:
@@ -210,3 +155,55 @@ class ImageDataModule(L.LightningDataModule):
             "val": len(self.val[0]),
             "test": len(self.test[0]),
         }
+
+
+# ----------------------------------------------------------------------------- wrong labels (early stopping)
+def corrupt_labels(y: torch.Tensor, fraction: float, num_classes: int, seed: int) -> torch.Tensor:
+    """A copy of ``y`` with exactly round(fraction * len(y)) labels, chosen at random, each replaced by a
+    uniformly drawn *different* class; deterministic in ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    y = y.clone()
+    which = torch.randperm(len(y), generator=g)[: round(fraction * len(y))].to(y.device)
+    shift = torch.randint(1, num_classes, (len(which),), generator=g).to(y.device)
+    y[which] = (y[which] + shift) % num_classes
+    return y
+
+
+class NoisyLabelDataModule(ImageDataModule):
+    """The image data module with a fixed fraction of the training labels wrong: the same images and the same
+    wrong labels for every run seed (drawn from ``split_seed``, like the subsets). The clean training error is
+    measured against the labels the net was trained on, so it shows how far the noise is memorized."""
+
+    def __init__(self, cfg: ImageDataConfig, noise: float, seed: int = 0):
+        super().__init__(cfg, seed=seed, channels_last=False)
+        self.noise = noise
+
+    def setup(self, stage: str | None = None) -> None:
+        fresh = self.info is None
+        super().setup(stage)
+        if fresh and self.noise:
+            x, y = self.train
+            y = corrupt_labels(y, self.noise, 10, self.cfg.split_seed + 1)
+            self.train = (x, y)
+            n = len(self.train_eval[0])  # the training-error images are the first n training images
+            self.train_eval = (x[:n], y[:n])
+
+
+# ----------------------------------------------------------------------------- data: batches with indices
+class IndexedImageDataModule(ImageDataModule):
+    """An ImageDataModule whose training batches are (x, y, i), i the examples' positions in the training
+    set (bagging weights are per example); validation and test batches are (x, y) as usual."""
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        self.train_index = torch.arange(len(self.train[1]), device=self.train[1].device)
+
+    def train_dataloader(self):
+        # The shared loader slices (images, positions); the labels are looked up after the transfer.
+        return self._loader((self.train[0], self.train_index), self.per_rank(self.cfg.batch_size), shuffle=True)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        x, second = super().on_after_batch_transfer(batch, dataloader_idx)
+        if self.trainer is not None and self.trainer.training:
+            return x, self.train[1][second], second
+        return x, second

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from experiments.spec import ReproError, unknown_name
+from datamodules.errors import ReproError, unknown_name
 
 TASKS = ("program", "addition", "copy")
 SPLITS = ("train", "val", "test")

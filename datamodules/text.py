@@ -32,7 +32,7 @@ import lightning as L
 import torch
 
 from datamodules.catalog import data_dir
-from experiments.spec import ReproError
+from datamodules.errors import ReproError
 
 TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 _LAYOUTS = ("tinyshakespeare/input.txt", "tiny_shakespeare/input.txt", "tinyshakespeare.txt")

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datamodules.images import ImageDataConfig, ImageDataModule
-from experiments import stats
+from experiments.claims import higher, lower
 from experiments.common import SMOKE_DATA, MLPRunConfig, build_mlp
-from experiments.report import pyplot, save_figure
-from experiments.spec import Claim, Experiment, Profile, Results, Table, Variant, Verdict
+from experiments.plots import pyplot, save_figure
+from experiments.spec import Claim, Experiment, Profile, Table, Variant
 from lightning_modules.classifier import ImageClassifier
 from lightning_modules.nets.mlp import MLPConfig
 from lightning_modules.optim import OptimConfig
@@ -87,20 +87,8 @@ class StepBudgetExperiment(Experiment):
 
 
 # ----------------------------------------------------------------------------- the run
-class CapacityClassifier(ImageClassifier):
-    """The image classifier, with the parameter count, the step count and the generalization error
-    (test minus training error) among the final metrics."""
-
-    def summary(self) -> dict[str, float]:
-        out = super().summary()
-        out["gen_error"] = out["test_error"] - out["train_error"]
-        out["params_k"] = sum(p.numel() for p in self.net.parameters()) / 1000
-        out["steps"] = float(self.trainer.global_step)
-        return out
-
-
-def build(cfg: CapacityConfig, seed: int) -> tuple[CapacityClassifier, ImageDataModule]:
-    return CapacityClassifier(build_mlp(cfg), cfg.optim, num_classes=10), ImageDataModule(cfg.data, seed=seed)
+def build(cfg: CapacityConfig, seed: int) -> tuple[ImageClassifier, ImageDataModule]:
+    return ImageClassifier(build_mlp(cfg), cfg.optim, num_classes=10), ImageDataModule(cfg.data, seed=seed)
 
 
 def mlp_params(width: int, inputs: int = 784, classes: int = 10) -> int:
@@ -157,6 +145,7 @@ PROFILES = (
             "data.eval_batch_size": 1000,
             "budget.steps": 1000,
             "train.log_every_n_steps": 50,
+            "train.threads": 1,
         },
         variants=("n-500", "n-2000", "n-5000", "n-10000", "width-8", "width-32", "width-128", "width-512"),
         cpu_jobs=2,
@@ -172,57 +161,32 @@ PROFILES = (
 
 
 # ----------------------------------------------------------------------------- claims
-def _ends(results: Results, names: tuple[str, ...], metric: str) -> tuple[str, str] | None:
-    """The first and the last of ``names`` with values of ``metric`` (smallest and largest n, or width)."""
-    present = [v for v in names if results.get(v, metric)]
-    return (present[0], present[-1]) if len(present) >= 2 else None
-
-
-def _compare(results: Results, names, metric: str, what: str, largest_minus_smallest: bool) -> Verdict:
-    ends = _ends(results, names, metric)
-    if ends is None:
-        return Verdict("inconclusive", f"needs runs of two or more of {', '.join(names)}")
-    small, large = ends
-    a, b = (large, small) if largest_minus_smallest else (small, large)
-    seeds, d = stats.paired(results.get(a, metric), results.get(b, metric))
-    return stats.expect_positive(d, seeds, f"{what}, {a} minus {b}")
-
-
-def _gap_shrinks(results: Results) -> Verdict:
-    return _compare(results, SIZE_VARIANTS, "gen_error", "test - train error", largest_minus_smallest=False)
-
-
-def _test_falls_with_n(results: Results) -> Verdict:
-    return _compare(results, SIZE_VARIANTS, "test_error", "test error", largest_minus_smallest=False)
-
-
-def _train_rises_with_n(results: Results) -> Verdict:
-    return _compare(results, SIZE_VARIANTS, "train_error", "training error", largest_minus_smallest=True)
-
-
-def _train_falls_with_width(results: Results) -> Verdict:
-    return _compare(results, WIDTH_VARIANTS, "train_error", "training error", largest_minus_smallest=False)
-
-
-def _widest_tests_worse(results: Results) -> Verdict:
-    """The right arm of slide 4's U curve: the widest net against the next narrower one."""
-    present = [v for v in WIDTH_VARIANTS if results.get(v, "test_error")]
-    if len(present) < 2:
-        return Verdict("inconclusive", "needs runs of two or more widths")
-    seeds, d = stats.paired(results.get(present[-1], "test_error"), results.get(present[-2], "test_error"))
-    return stats.expect_positive(d, seeds, f"test error, {present[-1]} minus {present[-2]}")
-
+# Each claim compares the two ends of a sweep (the smallest and the largest n, or width, of the profile).
+SMALL_N, LARGE_N = "n-500", "n-10000"
+NARROW, WIDE = "width-8", "width-512"
 
 CLAIMS = (
-    Claim("4-5", "The generalization gap (test - train error) shrinks as the training set grows", _gap_shrinks),
-    Claim("4", "Test error falls as the training set grows (fixed net)", _test_falls_with_n),
-    Claim("4", "Training error rises as the training set grows: more examples are harder to fit", _train_rises_with_n),
-    Claim("4", "Training error falls as the number of parameters grows (fixed training set)", _train_falls_with_width),
+    Claim(
+        "4-5",
+        "The generalization gap (test - train error) shrinks as the training set grows",
+        lower("gen_error", LARGE_N, than=SMALL_N),
+    ),
+    Claim("4", "Test error falls as the training set grows (fixed net)", lower("test_error", LARGE_N, than=SMALL_N)),
+    Claim(
+        "4",
+        "Training error rises as the training set grows: more examples are harder to fit",
+        higher("train_error", LARGE_N, than=SMALL_N),
+    ),
+    Claim(
+        "4",
+        "Training error falls as the number of parameters grows (fixed training set)",
+        lower("train_error", WIDE, than=NARROW),
+    ),
     Claim(
         "4",
         "Test error vs parameters, the U curve's right arm: the widest net tests worse than the next narrower "
         "one (a measurement either way: over-parameterized nets trained by SGD often do not)",
-        _widest_tests_worse,
+        higher("test_error", WIDE, than="width-128"),
     ),
 )
 

@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from experiments.spec import ReproError, RunsFailed  # (not the runner: `repro programs` needs no torch)
+from datamodules.errors import ReproError, RunsFailed  # (not the runner: `repro list` needs no torch)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,12 +56,20 @@ def _parser() -> argparse.ArgumentParser:
         help="runs at once, as separate processes (auto: one per GPU; without GPUs the profile's choice, "
         "e.g. 2 for quick)",
     )
-    run.add_argument("--no-report", action="store_true", help="do not rebuild results/<name>.md afterwards")
+    run.add_argument(
+        "--no-report", action="store_true", help="skip the preview table written under the runs folder afterwards"
+    )
 
-    rep = sub.add_parser("report", help="rebuild results/<name>.md, .png and .csv from the run records")
+    rep = sub.add_parser(
+        "report",
+        help="write results/<name>.md, .png, .csv and the records beside them, from complete runs of a profile",
+    )
     rep.add_argument("name", nargs="?")
-    rep.add_argument("--all", action="store_true", help="every experiment with runs, and results/README.md")
-    rep.add_argument("--profile", help="default: the largest profile with finished runs")
+    rep.add_argument("--all", action="store_true", help="every experiment and profile with runs, and the index")
+    rep.add_argument("--profile", help="default: every profile of the experiment with runs (smoke never)")
+    rep.add_argument(
+        "--partial", action="store_true", help="write a table even if runs are missing (it says so: 'k of n runs')"
+    )
 
     show = sub.add_parser("show", help="print the fully resolved config of a run and its parameter count")
     show.add_argument("name")
@@ -118,15 +126,16 @@ def cmd_list() -> int:
 
 
 def cmd_run(args) -> int:
-    from experiments import get, registry
-    from experiments.report import write_index, write_report
-    from experiments.runner import Launch, auto_jobs, is_rank_zero, plan, run_all
+    from experiments import get
+    from experiments.plan import Launch, auto_jobs, is_rank_zero, plan
+    from experiments.pool import watch_parent
+    from experiments.records import runs_root
+    from experiments.report import gather, write_report
+    from experiments.runner import run_all
 
     exp = get(args.name)
     profile = args.profile or exp.default_profile
     exp.profile(profile)
-    if args.num_nodes < 1:
-        raise ReproError("--num-nodes must be >= 1")
     if args.jobs != "auto" and (not args.jobs.isdigit() or int(args.jobs) < 1):
         raise ReproError(f"--jobs must be auto or a number >= 1, got {args.jobs!r}")
     if args.seeds is not None and args.seeds < 1:
@@ -134,27 +143,40 @@ def cmd_run(args) -> int:
     seeds = list(range(args.seeds)) if args.seeds is not None else args.seed
     specs = plan(exp, profile, args.variant, seeds, _parse_sets(args.sets))
     devices = str(args.devices)
+    Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision).validate()
     auto = args.jobs == "auto"
     jobs = auto_jobs(exp.profile(profile), args.accelerator, devices, args.num_nodes) if auto else int(args.jobs)
     launch = Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision, args.wandb, jobs)
+    watch_parent()  # a child of `--jobs`: stop when the parent is gone
     run_all(specs, launch)
-    if is_rank_zero() and not args.no_report:
-        md = write_report(exp, profile)
-        write_index(list(registry().values()))
-        print(f"table: {md}")
+    if is_rank_zero() and not args.no_report and not os.environ.get("REPRO_PARENT_PID"):
+        # Runs never write tracked files: a preview table under the runs folder, and the command for the real one.
+        preview = write_report(exp, profile, out_dir=runs_root() / exp.name / profile / "report")
+        evidence = gather(exp, profile)
+        state = "complete" if evidence.complete else evidence.problem("incomplete")
+        print(f"preview: {preview} ({state})")
+        if profile != "smoke":
+            print(f"citable table: repro report {exp.name} --profile {profile}")
     return 0
 
 
 def cmd_report(args) -> int:
     from experiments import get, registry
-    from experiments.report import profiles_with_runs, write_index, write_report
+    from experiments.report import citable_profiles, write_all, write_index, write_report
 
     if not args.all and not args.name:
         raise ReproError("report needs an experiment name or --all")
     exps = list(registry().values())
-    targets = [e for e in exps if profiles_with_runs(e)] if args.all else [get(args.name)]
-    for exp in targets:
-        print(f"table: {write_report(exp, args.profile)}")
+    if args.all:
+        written = write_all(exps, args.partial)
+    else:
+        exp = get(args.name)
+        profiles = [args.profile] if args.profile else citable_profiles(exp)
+        if not profiles:
+            raise ReproError(f"no finished runs of {exp.name} to report (smoke runs are never reported)")
+        written = [write_report(exp, p, args.partial) for p in profiles]
+    for md in written:
+        print(f"table: {md}")
     print(f"index: {write_index(exps)}")
     return 0
 
@@ -183,10 +205,11 @@ def cmd_sample(args) -> int:
     exp = get(args.name)
     profile = args.profile or exp.default_profile
     exp.profile(profile)
-    sampler = getattr(sys.modules[exp.build.__module__], "sample", None)  # defined by language-model experiments
-    if sampler is None:
+    if exp.sample is None:
         raise ReproError(f"{exp.name} does not generate text (only language models do, e.g. char-lm)")
-    print(sampler(exp, profile, args.variant, args.seed, args.prompt, args.length, args.temperature, args.sample_seed))
+    print(
+        exp.sample(exp, profile, args.variant, args.seed, args.prompt, args.length, args.temperature, args.sample_seed)
+    )
     return 0
 
 
@@ -218,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `repro list | head`: the reader left; say nothing more
         sys.stdout = open(os.devnull, "w")
         return 0
+    except BaseException as e:  # a run stopped by SIGTERM / SIGINT (runner.Interrupted): its own line and code
+        code = getattr(e, "exit_code", None)
+        if code is None:
+            raise
+        print(f"repro: {e}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 
 from datamodules.sequences import CONSTANT_GUESS_MSE, ComputeDataModule, RecallConfig, RecallDataModule
 from experiments import stats
-from experiments.report import pyplot, save_figure
-from experiments.spec import Claim, Experiment, Profile, Results, Table, TrainConfig, Variant, Verdict
+from experiments.claims import higher, identity, lower
+from experiments.plots import pyplot, save_figure
+from experiments.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, TrainConfig, Variant
+from experiments.stats import Verdict
 from lightning_modules.rnn_gradients import (
     AnalysisConfig,
     ClipModelConfig,
@@ -94,7 +96,7 @@ PROFILES = (
         "lr 0.1, 10 epochs (640 steps), clip at 1.0 or none. 5 seeds: divergence is yes or no per run, and "
         "with 3 seeds one surviving no-clip run is enough for the 95% interval to include 0",
         seeds=5,
-        overrides={"train.max_epochs": 10, "train.log_every_n_steps": 20},
+        overrides={"train.max_epochs": 10, "train.log_every_n_steps": 20, "train.threads": 2},
         # cpu_jobs 1: all 15 runs take about 2 minutes in one process; as child processes each would pay ~8 s of
         # imports, more than most of the runs themselves
     ),
@@ -107,37 +109,31 @@ PROFILES = (
 )
 
 
-# ----------------------------------------------------------------------------- claims
-def _all_runs(results: Results, metric: str) -> dict[int, float]:
-    return results.get("analysis", metric)
+# ----------------------------------------------------------------------------- checks and claims
+SLIDE_44 = {"scalar_explode": (1.1**50, 117.4, 1), "scalar_vanish": (0.9**50, 0.00515, 5)}  # exact, slide, digits
 
 
-def _slide_numbers(results: Results) -> Verdict:
-    up, down = _all_runs(results, "scalar_explode"), _all_runs(results, "scalar_vanish")
-    if not up or not down:
-        return Verdict("inconclusive", "needs analysis runs")
-    ok = all(round(v, 1) == 117.4 for v in up.values()) and all(round(v, 5) == 0.00515 for v in down.values())
-    a, b = next(iter(up.values())), next(iter(down.values()))
-    a49 = next(iter(_all_runs(results, "scalar_explode_t_minus_1").values()), math.nan)
-    b49 = next(iter(_all_runs(results, "scalar_vanish_t_minus_1").values()), math.nan)
-    return Verdict(
-        "supported" if ok else "contradicted",
+def _slide_numbers(results: Results) -> CheckOutcome:
+    """Exact: autograd's dh_T/dh_0 over 50 steps equals w^50 (float64 rounding only), and rounds to the slide's
+    figures. The error: the largest relative difference from w^50."""
+    runs = {m: results.get("analysis", m) for m in SLIDE_44}
+    if not all(runs.values()):
+        return CheckOutcome(None, math.nan, "needs analysis runs")
+    errors = [abs(v / exact - 1) for m, (exact, _, _) in SLIDE_44.items() for v in runs[m].values()]
+    rounded = all(round(v, d) == slide for m, (_, slide, d) in SLIDE_44.items() for v in runs[m].values())
+    a, b = (next(iter(runs[m].values())) for m in SLIDE_44)
+    a49 = next(iter(results.get("analysis", "scalar_explode_t_minus_1").values()), math.nan)
+    b49 = next(iter(results.get("analysis", "scalar_vanish_t_minus_1").values()), math.nan)
+    text = (
         f"dh_T/dh_0 by autograd through T = 50 steps of h_t = w h_(t-1) + x_t: 1.1^50 = {a:.4f}, 0.9^50 = {b:.6f} "
-        f"(the slide: 117.4 and 0.00515), in {len(up)} runs. The exponent is 50, one factor per step; with 49 "
-        f"factors (dh_50/dh_1 = w^(T-1)) one gets {a49:.1f} and {b49:.5f}",
+        f"(the slide: 117.4 and 0.00515), in {len(runs['scalar_explode'])} runs. The exponent is 50, one factor per "
+        f"step; with 49 factors (dh_50/dh_1 = w^(T-1)) one gets {a49:.1f} and {b49:.5f}"
     )
+    return CheckOutcome(rounded and max(errors) < 1e-12, max(errors), text)
 
 
-def _bptt_matches(results: Results) -> Verdict:
-    diffs = _all_runs(results, "bptt_max_abs_diff")
-    if not diffs:
-        return Verdict("inconclusive", "needs analysis runs")
-    worst = max(diffs.values())
-    return Verdict(
-        "supported" if worst <= 1e-6 else "contradicted",
-        f"largest |hand - autograd| over every parameter gradient and dL/dh_0, float64, 8 steps: {worst:.2g} "
-        f"(tolerance 1e-6) in {len(diffs)} runs",
-    )
+def _counter_slide() -> Results:
+    return Results({"analysis": {"scalar_explode": {0: 110.0}, "scalar_vanish": {0: 0.00515}}})
 
 
 def _radii(results: Results) -> list[str]:
@@ -156,7 +152,7 @@ def _med(results: Results, metric: str) -> float:
 
 
 def _jacobian_vanishes(results: Results) -> Verdict:
-    """Exact per seed: below radius 1, ||dh_T/dh_1|| at the largest T is under 1e-2."""
+    """Per seed (a random W each): below radius 1, ||dh_T/dh_1|| at the largest T is under 1e-2."""
     below = [k for k in _radii(results) if float(k[1:]) < 1]
     if not below:
         return Verdict("inconclusive", "needs analysis runs with radii below 1")
@@ -164,16 +160,19 @@ def _jacobian_vanishes(results: Results) -> Verdict:
     text = "; ".join(f"radius {k[1:]}: {_med(results, f'jac_{k}'):+.1f}" for k in below)
     orth = results.get("analysis", "jac_orth")
     text += f"; orthogonal (radius 1, not tested): {_med(results, 'jac_orth'):+.1f}" if orth else ""
-    return Verdict(
-        "contradicted" if bad else "supported",
-        f"log10 ||dh_T/dh_1|| of the tanh RNN at the largest T, median over seeds: {text}. Test, every seed and "
-        f"radius below 1: under -2; holds in {len(seeds) - len(bad)} of {len(seeds)} seeds",
-    )
+    return stats.every_seed(
+        seeds, bad, f"log10 ||dh_T/dh_1|| of the tanh RNN at the largest T, median over seeds: {text}. Test, every "
+        "radius below 1: under -2"
+    )  # fmt: skip
+
+
+def _counter_vanish() -> Results:
+    return Results({"analysis": {"jac_r0.5": {s: -1.0 for s in range(3)}, "jac_r1.5": {s: 3.0 for s in range(3)}}})
 
 
 def _jacobian_grows(results: Results) -> Verdict:
-    """Exact per seed: above radius 1 the linear RNN's norm at the largest T exceeds 1e2, and the tanh RNN's
-    rises above 10^0.5 at some T (before the saturation stops it)."""
+    """Per seed: above radius 1 the linear RNN's norm at the largest T exceeds 1e2, and the tanh RNN's rises
+    above 10^0.5 at some T (before the saturation stops it)."""
     above = [k for k in _radii(results) if float(k[1:]) > 1]
     if not above:
         return Verdict("inconclusive", "needs analysis runs with radii above 1")
@@ -185,49 +184,62 @@ def _jacobian_grows(results: Results) -> Verdict:
     text = "; ".join(
         f"radius {k[1:]}: linear {_med(results, f'jac_linear_{k}'):+.1f}, tanh max {_med(results, f'jac_max_{k}'):+.1f}"
         f" then {_med(results, f'jac_{k}'):+.1f} at the largest T"
-        for k in (*_radii(results),)
-        if float(k[1:]) >= 1
+        for k in _radii(results)
+        if float(k[1:]) >= 1 and results.get("analysis", f"jac_max_{k}")
     )
-    return Verdict(
-        "contradicted" if bad else "supported",
-        f"log10 ||dh_T/dh_1||, median over seeds: {text}. Test, every seed and radius above 1: linear over 2 at the "
-        f"largest T, tanh over 0.5 at some T; holds in {len(seeds) - len(bad)} of {len(seeds)} seeds (radius 1, "
-        f"shown for comparison, also rises a little at first: a Gaussian W is not normal, its norm exceeds its "
-        f"spectral radius)",
+    return stats.every_seed(
+        seeds,
+        bad,
+        f"log10 ||dh_T/dh_1||, median over seeds: {text}. Test, every radius above 1: linear over 2 at the largest "
+        "T, tanh over 0.5 at some T (radius 1, shown for comparison, also rises a little at first: a Gaussian W is "
+        "not normal, its norm exceeds its spectral radius)",
     )
+
+
+def _counter_grows() -> Results:
+    three = range(3)
+    return Results({"analysis": {"jac_r1.5": {s: 0.0 for s in three}, "jac_linear_r1.5": {s: 1.0 for s in three},
+                                 "jac_max_r1.5": {s: 0.1 for s in three}}})  # fmt: skip
 
 
 def _saturation_caps(results: Results) -> Verdict:
+    """Per seed: at every radius above 1 the tanh RNN's norm at the largest T is below the linear RNN's."""
     above = [k for k in _radii(results) if float(k[1:]) > 1]
     if not above:
         return Verdict("inconclusive", "needs analysis runs with radii above 1")
-    pairs = [
-        (k, s, results.get("analysis", f"jac_{k}")[s], v)
-        for k in above
-        for s, v in results.get("analysis", f"jac_linear_{k}").items()
-    ]
-    bad = [p for p in pairs if p[2] >= p[3]]
+
+    def capped(k, s):
+        return results.get("analysis", f"jac_{k}")[s] < results.get("analysis", f"jac_linear_{k}")[s]
+
+    seeds, bad = _per_seed(results, capped, above)
     text = "; ".join(
-        f"{k[1:]}: tanh {statistics.median(p[2] for p in pairs if p[0] == k):+.1f} vs linear "
-        f"{statistics.median(p[3] for p in pairs if p[0] == k):+.1f}"
+        f"{k[1:]}: tanh {_med(results, f'jac_{k}'):+.1f} vs linear {_med(results, f'jac_linear_{k}'):+.1f}"
         for k in above
     )
-    return Verdict(
-        "contradicted" if bad else "supported",
-        f"log10 ||dh_T/dh_1|| at the largest T, median over seeds, tanh RNN vs the same W without the tanh "
-        f"(= W^(T-1)): {text}; tanh below linear in {len(pairs) - len(bad)} of {len(pairs)} (radius, seed) cases",
+    return stats.every_seed(
+        seeds, bad, f"log10 ||dh_T/dh_1|| at the largest T, median over seeds, tanh RNN vs the same W without the "
+        f"tanh (= W^(T-1)): {text}"
+    )  # fmt: skip
+
+
+def _counter_saturation() -> Results:
+    return Results(
+        {"analysis": {"jac_r1.5": {s: 9.0 for s in range(3)}, "jac_linear_r1.5": {s: 8.0 for s in range(3)}}}
     )
 
 
-def _iterated_function(results: Results) -> Verdict:
-    small, top = _all_runs(results, "logistic_frac_small"), _all_runs(results, "logistic_top_at_boundary")
-    high, near = _all_runs(results, "logistic_log10_max"), _all_runs(results, "logistic_frac_boundary")
+def _iterated_function(results: Results) -> CheckOutcome:
+    """A deterministic computation (the same in every run): over half the starts near zero, a maximum over 10^3,
+    and over 90% of the largest derivatives at basin boundaries."""
+    small, top = results.get("analysis", "logistic_frac_small"), results.get("analysis", "logistic_top_at_boundary")
+    high, near = results.get("analysis", "logistic_log10_max"), results.get("analysis", "logistic_frac_boundary")
     if not small:
-        return Verdict("inconclusive", "needs analysis runs")
-    s = next(iter(small))
-    ok = small[s] > 0.5 and high[s] > 3 and top[s] > 0.9
-    return Verdict(
-        "supported" if ok else "contradicted",
+        return CheckOutcome(None, math.nan, "needs analysis runs")
+    ok = all(small[s] > 0.5 and high[s] > 3 and top[s] > 0.9 for s in small)
+    s = min(small)
+    return CheckOutcome(
+        ok,
+        math.nan,
         f"(f^30)' over 20,001 evenly spaced starts on [0, 1]: |(f^30)'| < 1e-3 at {100 * small[s]:.1f}% of them; "
         f"the largest is 10^{high[s]:.1f}; of the 1% largest, {100 * top[s]:.0f}% lie within 2 grid points of a "
         f"basin boundary (a change of the 4-cycle point that f^400 reaches, or a start that never reaches the "
@@ -236,48 +248,68 @@ def _iterated_function(results: Results) -> Verdict:
     )
 
 
-def _clip_prevents_divergence(results: Results) -> Verdict:
-    seeds, d = stats.paired(results.get("no-clip", "diverged"), results.get("clip", "diverged"))
-    v = stats.expect_positive(d, seeds, "diverged (1) or not (0), no-clip minus clip", scale=1, unit="")
-    n_no, n_clip = (sum(results.get(name, "diverged").values()) for name in ("no-clip", "clip"))
-    return Verdict(v.status, f"{v.statistic}; diverged runs: no-clip {n_no:.0f}, clip {n_clip:.0f}", v.weak)
+def _counter_iterated() -> Results:
+    one = {0: 0.1}
+    return Results({"analysis": {"logistic_frac_small": one, "logistic_top_at_boundary": {0: 0.5},
+                                 "logistic_log10_max": {0: 1.0}, "logistic_frac_boundary": one}})  # fmt: skip
 
 
-def _clip_lowers_loss(results: Results) -> Verdict:
-    a, b = results.get("no-clip", "test_mse_scored"), results.get("clip", "test_mse_scored")
-    seeds, _ = stats.paired(a, b)
-    d = [math.log10(a[s] / b[s]) for s in seeds]
-    return stats.expect_positive(
-        d,
-        seeds,
-        "log10(test MSE no-clip / clip), a diverged run scored as the constant guess (MSE 1/3)",
-        scale=1,
-        unit="",
-    )
-
-
-CLAIMS = (
-    Claim("44", "Scalar linear RNN over T = 50 steps: w = 1.1 gives 117.4, w = 0.9 gives 0.00515", _slide_numbers),
-    Claim("42", "The backprop-through-time equations give the gradients (hand-derived = autograd)", _bptt_matches),
-    Claim(
-        "44-45",
-        "||dh_T/dh_1|| vanishes when the recurrent matrix's spectral radius is below 1",
-        _jacobian_vanishes,
+CHECKS = (
+    Check(
+        "44",
+        "Scalar linear RNN over T = 50 steps: w = 1.1 gives 117.4, w = 0.9 gives 0.00515",
+        _slide_numbers,
+        _counter_slide,
+    ),  # fmt: skip
+    Check(
+        "42",
+        "The backprop-through-time equations give the gradients (hand-derived = autograd)",
+        identity(
+            "bptt_max_abs_diff",
+            "largest |hand - autograd| over every parameter gradient and dL/dh_0, float64, 8 steps",
+            tolerance=1e-6,
+            variants=("analysis",),
+        ),
     ),
-    Claim("44-45", "... and grows when it is above 1 (until the tanh saturates)", _jacobian_grows),
-    Claim("45", "The tanh's saturation caps the growth: below the linear RNN's W^(T-1)", _saturation_caps),
-    Claim(
+    Check(
         "46-47",
         "The derivative of the iterated function 3.5x(1-x) is near zero inside an attractor's basin and blows up "
         "at its boundaries",
         _iterated_function,
+        _counter_iterated,
+    ),
+)
+
+CLAIMS = (
+    Claim(
+        "44-45",
+        "||dh_T/dh_1|| vanishes when the recurrent matrix's spectral radius is below 1",
+        _jacobian_vanishes,
+        _counter_vanish,
+    ),
+    Claim("44-45", "... and grows when it is above 1 (until the tanh saturates)", _jacobian_grows, _counter_grows),
+    Claim(
+        "45",
+        "The tanh's saturation caps the growth: below the linear RNN's W^(T-1)",
+        _saturation_caps,
+        _counter_saturation,
     ),
     Claim(
         "48",
         "Gradient clipping prevents divergence of a vanilla RNN with exploding gradients",
-        _clip_prevents_divergence,
+        higher("diverged", "no-clip", than="clip", what="diverged (1) or not (0), no-clip minus clip"),
     ),
-    Claim("48", "Gradient clipping reaches a lower final loss", _clip_lowers_loss),
+    Claim(
+        "48",
+        "Gradient clipping reaches a lower final loss",
+        lower(
+            "test_mse_scored",
+            "clip",
+            than="no-clip",
+            transform="log10",
+            what="log10(test MSE no-clip / clip), a diverged run scored as the constant guess (MSE 1/3)",
+        ),
+    ),
 )
 
 METRICS = {
@@ -364,6 +396,7 @@ EXPERIMENT = Experiment(
     variants=VARIANTS,
     profiles=PROFILES,
     claims=CLAIMS,
+    checks=CHECKS,
     build=build,
     metrics=METRICS,
     tables=(

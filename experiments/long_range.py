@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 
 from datamodules.adding import CONSTANT_GUESS_MSE, AddingConfig, AddingDataModule
 from experiments import stats
-from experiments.report import pyplot, save_figure
-from experiments.spec import Claim, Experiment, Profile, Results, Table, TrainConfig, Variant, Verdict
+from experiments.claims import Compare, identity, lower
+from experiments.plots import pyplot, save_figure
+from experiments.spec import Check, Claim, Experiment, Profile, Results, Table, TrainConfig, Variant
+from experiments.stats import Verdict
 from lightning_modules.sequence_regressor import SequenceModelConfig, SequenceOptimConfig, SequenceRegressor
 
 SOLVED_FRACTION = 0.1  # solved: final test MSE below this fraction of the constant guess's 1/6
@@ -87,6 +89,7 @@ PROFILES = (
             "data.test_size": 1000,
             "train.max_epochs": 10,
             "train.log_every_n_steps": 20,
+            "train.threads": 1,
         },
         variants=("rnn-50", "lstm-50", *_names(100)),
         cpu_jobs=2,
@@ -103,84 +106,91 @@ PROFILES = (
 
 # ----------------------------------------------------------------------------- claims
 def _longest(results: Results, *cells: str) -> int | None:
-    """The longest length at which every one of ``cells`` has runs."""
+    """The longest length at which every one of ``cells`` has runs (the profile decides which lengths run)."""
     done = [n for n in LENGTHS if all(results.get(f"{c}-{n}", "test_mse") for c in cells)]
     return done[-1] if done else None
 
 
-def _lower_mse(better: str, than: str):
-    def check(results: Results) -> Verdict:
-        length = _longest(results, better, than)
-        if length is None:
-            return Verdict("inconclusive", f"needs runs of {better}-T and {than}-T")
-        seeds, d = stats.paired(
-            results.get(f"{than}-{length}", "test_mse"), results.get(f"{better}-{length}", "test_mse")
-        )
-        return stats.expect_positive(
-            d,
-            seeds,
-            f"T = {length}: test MSE {than} minus {better}, in % of 1/6",
-            scale=100 / CONSTANT_GUESS_MSE,
-            unit=" pts",
-        )
+def _mse_lower(better: str, than: str, length: int) -> Compare:
+    return lower(
+        "test_mse", f"{better}-{length}", than=f"{than}-{length}", scale=100 / CONSTANT_GUESS_MSE, unit=" pts",
+        what=f"T = {length}: test MSE {than} minus {better}, in % of 1/6",
+    )  # fmt: skip
 
-    return check
+
+@dataclass(frozen=True)
+class AtLongest:
+    """A claim about two cells, decided at the longest length both were run at."""
+
+    better: str
+    than: str
+
+    def __call__(self, results: Results) -> Verdict:
+        length = _longest(results, self.better, self.than)
+        if length is None:
+            return Verdict("inconclusive", f"needs runs of {self.better}-T and {self.than}-T")
+        return _mse_lower(self.better, self.than, length)(results)
+
+    def example(self, holds: bool) -> Results:
+        return _mse_lower(self.better, self.than, LENGTHS[1]).example(holds)
 
 
 def _solved_where_rnn_is_not(results: Results) -> Verdict:
+    """Per seed: the LSTM run solved the task and the tanh RNN run of the same seed did not."""
     length = _longest(results, "rnn", "lstm")
     if length is None:
         return Verdict("inconclusive", "needs runs of rnn-T and lstm-T")
     lstm, rnn = (results.get(f"{c}-{length}", "solved_pct") for c in ("lstm", "rnn"))
+    seeds = sorted(set(lstm) & set(rnn))
+    failed = [s for s in seeds if not (lstm[s] > 0 and rnn[s] == 0)]
     rnn_mse = statistics.fmean(results.get(f"rnn-{length}", "test_mse").values())
-    n_lstm, n_rnn = sum(v > 0 for v in lstm.values()), sum(v > 0 for v in rnn.values())
     text = (
-        f"T = {length}: LSTM solved {n_lstm}/{len(lstm)} runs, tanh RNN {n_rnn}/{len(rnn)} "
-        f"(RNN mean test MSE {rnn_mse:.4f}; constant guess {CONSTANT_GUESS_MSE:.4f})"
+        f"T = {length}: LSTM solved {sum(v > 0 for v in lstm.values())}/{len(lstm)} runs, tanh RNN "
+        f"{sum(v > 0 for v in rnn.values())}/{len(rnn)} (RNN mean test MSE {rnn_mse:.4f}; constant guess "
+        f"{CONSTANT_GUESS_MSE:.4f})"
     )
-    few = min(len(lstm), len(rnn)) < 3
-    if n_lstm == len(lstm) and n_rnn == 0 and min(len(lstm), len(rnn)) >= 2:
-        return Verdict("supported", text, weak=few)
-    if n_rnn >= n_lstm and min(len(lstm), len(rnn)) >= 2:
-        return Verdict("contradicted", text, weak=few)
-    return Verdict("inconclusive", text)
+    return stats.every_seed(seeds, failed, text)
 
 
-def _forced_carry_is_exact(results: Results) -> Verdict:
-    errors = [e for n in LENGTHS for e in results.get(f"lstm-{n}", "forced_carry_deviation").values()]
-    if not errors:
-        return Verdict("inconclusive", "needs LSTM runs")
-    ok = all(e == 0.0 for e in errors)
-    text = (
-        f"max |dc_T/dc_1 - I| over {len(errors)} trained LSTM cells with f = 1, i = 0 forced (float64, one test "
-        f"sequence each, T steps): {max(errors):.3g}"
-    )
-    return Verdict("supported" if ok else "contradicted", text)
+def _counter_solved() -> Results:
+    seeds = range(3)
+    return Results({
+        "lstm-100": {"solved_pct": {s: 100.0 for s in seeds}, "test_mse": {s: 0.001 for s in seeds}},
+        "rnn-100": {"solved_pct": {s: 100.0 for s in seeds}, "test_mse": {s: 0.001 for s in seeds}},
+    })  # fmt: skip
 
+
+CHECKS = (
+    Check(
+        "51",
+        "With the forget gate at 1 and the input gate at 0, the memory cell passes its gradient back unchanged: "
+        "dc_T/dc_1 = I exactly",
+        identity(
+            "forced_carry_deviation",
+            "max |dc_T/dc_1 - I| over the trained LSTM cells with f = 1, i = 0 forced (float64, one test sequence "
+            "each, T steps)",
+        ),
+    ),
+)
 
 CLAIMS = (
     Claim(
         "49-53",
         "An LSTM learns the long-range dependency better than a vanilla (tanh) RNN: lower test MSE at the longest "
         "length run",
-        _lower_mse("lstm", "rnn"),
+        AtLongest("lstm", "rnn"),
     ),
     Claim(
         "49-53",
         f"At that length the LSTM solves the adding problem (test MSE < {SOLVED_FRACTION:g} x 1/6) in every run "
         "while the tanh RNN solves it in none",
         _solved_where_rnn_is_not,
+        _counter_solved,
     ),
     Claim(
         "49-53",
         "(Le et al. 2015, beyond the slides) A ReLU RNN with identity init (IRNN) does better than the tanh RNN",
-        _lower_mse("irnn", "rnn"),
-    ),
-    Claim(
-        "51",
-        "With the forget gate at 1 and the input gate at 0, the memory cell passes its gradient back unchanged: "
-        "dc_T/dc_1 = I exactly",
-        _forced_carry_is_exact,
+        AtLongest("irnn", "rnn"),
     ),
 )
 
@@ -240,6 +250,7 @@ EXPERIMENT = Experiment(
     variants=VARIANTS,
     profiles=PROFILES,
     claims=CLAIMS,
+    checks=CHECKS,
     build=build,
     metrics=METRICS,
     tables=(

@@ -1,51 +1,42 @@
-"""Run records -> ``results/<name>.md`` + ``<name>.png`` + ``<name>.csv``, and the results index.
+"""Run records -> ``results/<name>.md`` + ``.png`` + ``.csv``, the records committed beside them, and the index.
 
-Everything here is computed from the run records (``record.json``) of one experiment and profile;
-published figures come from the experiment's references and are always labelled as such.
+A table is written only on purpose (``repro report``) and only from complete evidence: every (variant, seed)
+its profile names must have a finished run whose config is the one the profile resolves to today, else the
+report stops with one line naming what is missing (``--partial`` writes it anyway and says "partial: k of n
+runs"). The records it used are committed beside it (``results/runs/...``, see ``experiments/records.py``),
+so a fresh clone rebuilds every table byte for byte, and runs from several machines merge. Smoke runs check
+the plumbing and never reach ``results/``. Claims pair only runs of one configuration; runs made with other
+settings (``--set`` values, another world size or precision) are shown in rows of their own.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import math
-import os
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.runner import read_record, runs_root, write_atomic
-from experiments.spec import Experiment, ReproError, Results
+from datamodules.errors import ReproError
+from experiments.claims import percent_metric
+from experiments.plots import default_plot
+from experiments.records import (
+    Key,
+    committed_dir,
+    committed_records,
+    config_mismatch,
+    local_records,
+    profiles_with_records,
+    results_dir,
+    runs_root,
+    save_committed,
+    write_atomic,
+)
+from experiments.spec import Experiment, Results
 
-PROFILE_ORDER = ("full", "quick", "smoke")  # the report picks the largest profile that has runs
-
-
-def results_dir() -> Path:
-    return Path(os.environ.get("REPRO_RESULTS_DIR", "results"))
-
-
-def load_records(exp: Experiment, profile: str) -> list[dict]:
-    base = runs_root() / exp.name / profile
-    records = [read_record(p.parent) for p in sorted(base.glob("*/seed*/record.json"))]
-    return sorted((r for r in records if r), key=lambda r: (r["variant"], r["seed"]))
-
-
-def profiles_with_runs(exp: Experiment) -> list[str]:
-    return [p.name for p in exp.profiles if any((runs_root() / exp.name / p.name).glob("*/seed*/record.json"))]
-
-
-def choose_profile(exp: Experiment, profile: str | None) -> str:
-    if profile:
-        exp.profile(profile)
-        return profile
-    have = profiles_with_runs(exp)
-    for name in PROFILE_ORDER:
-        if name in have:
-            return name
-    if have:
-        return have[0]
-    raise ReproError(f"no finished runs of {exp.name} under {runs_root()}; run `repro run {exp.name}` first")
+NOT_CITABLE = ("smoke",)  # profiles whose runs never reach results/
 
 
 def report_stem(exp: Experiment, profile: str) -> str:
@@ -54,22 +45,102 @@ def report_stem(exp: Experiment, profile: str) -> str:
     return exp.name if profile == exp.default_profile else f"{exp.name}-{profile}"
 
 
+# ----------------------------------------------------------------------------- which records a table uses
+@dataclass
+class Evidence:
+    """The records of one (experiment, profile), and what keeps them from making a complete table."""
+
+    records: list[dict]  # usable: known variant, config as the profile resolves it; sorted by (variant, seed)
+    expected: list[Key]  # every (variant, seed) the profile names
+    missing: list[Key] = field(default_factory=list)
+    stale: list[tuple[Key, str]] = field(default_factory=list)  # records made with another config, and how
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.stale
+
+    def problem(self, label: str) -> str:
+        parts = []
+        if self.missing:
+            names = ", ".join(f"{v}/seed{s}" for v, s in self.missing[:6])
+            parts.append(
+                f"{len(self.missing)} of {len(self.expected)} runs missing ({names}{', ...' * (len(self.missing) > 6)})"
+            )
+        if self.stale:
+            (v, s), why = self.stale[0]
+            parts.append(f"{len(self.stale)} made with another config ({v}/seed{s}: {why})")
+        return f"{label}: " + "; ".join(parts)
+
+
+def gather(exp: Experiment, profile: str, committed_only: bool = False) -> Evidence:
+    """Committed records merged with finished local runs (a local run replaces the committed one of the same
+    variant and seed: rerunning a cell is how a table changes), checked against the profile."""
+    prof = exp.profile(profile)
+    merged = committed_records(exp.name, profile)
+    if not committed_only:
+        merged.update(local_records(exp.name, profile))
+    expected = [(v, s) for v in exp.variant_names(profile) for s in range(prof.seeds)]
+    known = {v.name for v in exp.variants}
+    usable, stale = [], []
+    for key, record in sorted(merged.items()):
+        if key[0] not in known:
+            stale.append((key, f"no variant {key[0]!r} in {exp.name} now"))
+            continue
+        try:
+            why = config_mismatch(record, exp.resolve(key[0], profile, record.get("sets") or {}), exp.config())
+        except ReproError as e:
+            why = str(e)
+        if why:
+            stale.append((key, why))
+        else:
+            usable.append(record)
+    have = {(r["variant"], r["seed"]) for r in usable}
+    return Evidence(usable, expected, [k for k in expected if k not in have], stale)
+
+
+def signature(record: dict) -> tuple:
+    """What, beyond the variant, sets a run's numbers apart: its --set values, world size and precision."""
+    prov = record["provenance"]
+    return (tuple(sorted((record.get("sets") or {}).items())), prov.get("devices", 1), str(prov.get("precision")))
+
+
+def deviation(record: dict) -> str:
+    sets, world, precision = signature(record)
+    parts = [f"--set {k}={v}" for k, v in sets]
+    parts += [f"{world} processes"] if world != 1 else []
+    parts += [f"precision {precision}"] if precision not in ("32-true", "None") else []
+    return ", ".join(parts)
+
+
+def main_signature(records: list[dict]) -> tuple:
+    """The configuration most runs share (ties: the one closest to the profile, fewest --set values)."""
+    counts = Counter(signature(r) for r in records)
+    return max(counts, key=lambda s: (counts[s], -len(s[0]), -s[1]))
+
+
 def results_of(records: list[dict]) -> Results:
     values: dict = defaultdict(lambda: defaultdict(dict))
     for r in records:
         for metric, v in r["metrics"].items():
-            values[r["variant"]][metric][r["seed"]] = v
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                values[r["variant"]][metric][r["seed"]] = float(v)
     return Results({k: dict(v) for k, v in values.items()})
+
+
+def evaluate(exp: Experiment, records: list[dict]):
+    """Verdicts of the claims and outcomes of the checks, from the runs of the main configuration."""
+    main = main_signature(records) if records else None
+    results = results_of([r for r in records if signature(r) == main])
+    return [(c, c.check(results)) for c in exp.claims], [(c, c.check(results)) for c in exp.checks]
 
 
 # ----------------------------------------------------------------------------- formatting
 def _scale(metric: str) -> float:
-    """Errors, gaps and accuracies (``*_acc``, ``*_exact``) are stored as fractions and shown in %."""
-    return 100.0 if metric.endswith(("error", "_acc", "_exact")) or metric == "gap" else 1.0
+    return 100.0 if percent_metric(metric) else 1.0
 
 
-def fmt_mean_std(values: list[float], metric: str) -> str:
-    vals = [v * _scale(metric) for v in values if v is not None and not math.isnan(v)]
+def fmt_mean_std(values: list, metric: str) -> str:
+    vals = [v * _scale(metric) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     if not vals:
         return "–"
     whole = _scale(metric) == 1 and all(float(v).is_integer() for v in vals)  # counts, epochs, ranks
@@ -81,7 +152,7 @@ def fmt_mean_std(values: list[float], metric: str) -> str:
     return f"{mean:.{digits}f} ± {statistics.stdev(vals):.{digits}f}"
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
+def md_table(header: list[str], rows: list[list[str]]) -> str:
     def cell(c) -> str:  # a literal | (a norm, ||w||) would end the cell
         return str(c).replace("|", "\\|")
 
@@ -90,144 +161,206 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def _provenance(records: list[dict]) -> dict[str, str]:
-    def uniq(key) -> str:
-        seen = []
-        for r in records:
-            v = key(r)
-            if v not in seen:
-                seen.append(v)
-        return "; ".join(str(v) for v in seen)
+def _uniq(records: list[dict], key) -> str:
+    seen = []
+    for r in records:
+        v = key(r)
+        if v not in seen:
+            seen.append(v)
+    return "; ".join(str(v) for v in seen)
 
-    commits = uniq(
-        lambda r: r["provenance"]["commit"][:10] + (" (uncommitted changes)" if r["provenance"]["dirty"] else "")
-    )
+
+def _provenance(records: list[dict]) -> dict[str, str]:
+    def commit(r) -> str:
+        return r["provenance"]["commit"][:10] + (" (uncommitted code changes)" if r["provenance"].get("dirty") else "")
+
     dates = sorted(r["provenance"]["finished"][:10] for r in records)
+    data = r"{0[name]} (fingerprint {0[fingerprint]})"
     out = {
-        "Hardware": uniq(lambda r: r["provenance"]["hardware"]),
-        "Precision": uniq(lambda r: r["provenance"]["precision"]),
-        "Data": uniq(
-            lambda r: f"{r['provenance']['data']['name']} (fingerprint {r['provenance']['data']['fingerprint']})"
-        ),
+        "Hardware": _uniq(records, lambda r: r["provenance"]["hardware"]),
+        "Precision": _uniq(records, lambda r: r["provenance"]["precision"]),
+        "Data": _uniq(records, lambda r: data.format(r["provenance"]["data"])),
         "Seeds": ", ".join(str(s) for s in sorted({r["seed"] for r in records})),
         "Date": dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}",
-        "Commit": commits,
-        "Software": uniq(lambda r: " ".join(f"{k} {v}" for k, v in r["provenance"]["versions"].items())),
+        "Commit": _uniq(records, commit),
+        "Software": _uniq(records, lambda r: " ".join(f"{k} {v}" for k, v in r["provenance"]["versions"].items())),
     }
-    # what the profile alone does not say: `--set` values given on top of it, and runs cut short by a time cap
-    sets = uniq(lambda r: " ".join(f"{k}={v}" for k, v in sorted(r.get("sets", {}).items())) or "none")
-    if sets != "none":
-        out["Overrides (`--set`)"] = sets
+    deviating = [f"{r['variant']}/s{r['seed']}: {deviation(r)}" for r in records if deviation(r)]
+    if deviating:
+        out["Other settings"] = f"{len(deviating)} of {len(records)} runs: " + "; ".join(deviating)
     stopped = [f"{r['variant']}/s{r['seed']}" for r in records if r["provenance"].get("stopped_by_time")]
     if stopped:
         out["Stopped by time"] = f"{len(stopped)} of {len(records)} runs (`train.max_minutes`): " + ", ".join(stopped)
+    diverged = [f"{r['variant']}/s{r['seed']}" for r in records if r["metrics"].get("diverged")]
+    if diverged:
+        out["Diverged"] = f"{len(diverged)} of {len(records)} runs (their test scores are not averaged): " + ", ".join(
+            diverged
+        )
     return out
 
 
+def _runs_cell(recs: list[dict]) -> str:
+    notes = [f"s{r['seed']} diverged" for r in recs if r["metrics"].get("diverged")]
+    notes += [f"s{r['seed']} uncommitted code" for r in recs if r["provenance"].get("dirty")]
+    return f"{len(recs)}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _verdict_rows(claims) -> list[list[str]]:
+    return [[c.slide, c.statement, f"**{v.status}**", v.statistic, v.test] for c, v in claims]
+
+
+def _check_rows(checks) -> list[list[str]]:
+    rows = []
+    for c, o in checks:
+        result = "no runs" if o.holds is None else "**holds**" if o.holds else "**fails**"
+        error = "–" if o.largest_error is None or not math.isfinite(o.largest_error) else f"{o.largest_error:.3g}"
+        rows.append([c.slide, c.statement, result, error, o.detail])
+    return rows
+
+
 # ----------------------------------------------------------------------------- the report
-def write_report(exp: Experiment, profile: str | None = None, out_dir: Path | None = None) -> Path:
-    out_dir = out_dir or results_dir()
-    profile = choose_profile(exp, profile)
-    records = load_records(exp, profile)
+def write_report(
+    exp: Experiment, profile: str, partial: bool = False, out_dir: Path | None = None, committed_only: bool = False
+) -> Path:
+    """Write one profile's table. ``out_dir`` None: the citable table in results/ (with its records committed
+    beside it); a folder: a preview there (e.g. under the runs folder), partial allowed, no records copied."""
+    exp.profile(profile)
+    preview = out_dir is not None
+    if profile in NOT_CITABLE and not preview:
+        raise ReproError(f"{profile} runs check the plumbing only and are never written to results/")
+    evidence = gather(exp, profile, committed_only)
+    records = evidence.records
+    label = f"{exp.name} --profile {profile}"
     if not records:
-        raise ReproError(f"no finished runs of {exp.name} with profile {profile} under {runs_root()}")
-    results = results_of(records)
-    prof = exp.profile(profile)
+        raise ReproError(f"no finished runs of {label} under {runs_root()} or {committed_dir(exp.name, profile)}")
+    if not evidence.complete and not (partial or preview):
+        raise ReproError(evidence.problem(f"table {exp.name}/{profile} not written") + "; run them or pass --partial")
+    out_dir = out_dir or results_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
+    stem = report_stem(exp, profile)
+    lines = render(exp, profile, evidence, stem, preview)
+    png = out_dir / f"{stem}.png"
+    by_variant: dict[str, list[dict]] = defaultdict(list)
+    for r in records:  # plots do arithmetic: a metric a diverged run has no value for (null) is a NaN there
+        metrics = {k: math.nan if v is None else v for k, v in r["metrics"].items()}
+        by_variant[r["variant"]].append({**r, "metrics": metrics})
+    (exp.plot or default_plot)(exp, dict(by_variant), png, profile)
+    write_atomic(out_dir / f"{stem}.csv", table_csv(records, profile))
+    write_atomic(out_dir / f"{stem}.md", "\n".join(lines))
+    if not preview:
+        save_committed(exp.name, profile, records)
+    return out_dir / f"{stem}.md"
+
+
+def render(exp: Experiment, profile: str, evidence: Evidence, stem: str, preview: bool) -> list[str]:
+    records, prof = evidence.records, exp.profile(profile)
     by_variant: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by_variant[r["variant"]].append(r)
-
+    source = f"`results/runs/{exp.name}/{profile}/`" if not preview else "the runs folder (a preview, not citable)"
     lines = [
         f"# {exp.title} (slide {exp.slides})",
         "",
         f"> **Lecture claim.** {exp.claim}.",
         "",
-        "_Generated by `repro report " + exp.name + "` from the run records; do not edit by hand._",
+        f"_Generated by `repro report {exp.name} --profile {profile}` from the run records in {source}; do not "
+        "edit by hand._",
         "",
     ]
-    info = {
-        "Profile": f"`{profile}`: {prof.description}",
-        **_provenance(records),
-        "Rerun": f"`repro run {exp.name} --profile {profile} --seeds {len({r['seed'] for r in records})}`",
-    }
-    lines += [_md_table(["", ""], [[f"**{k}**", v] for k, v in info.items()]), ""]
+    info = {"Profile": f"`{profile}`: {prof.description}"}
+    if not evidence.complete:
+        info["PARTIAL"] = evidence.problem(f"{len(records)} of {len(evidence.expected)} runs")
+    info.update(_provenance(records))
+    if prof.power:
+        info["Sized by"] = prof.power
+    seeds = len({r["seed"] for r in records})
+    info["Rerun"] = (
+        f"the table: `repro run {exp.name} --profile {profile} --seeds {seeds}`, then `repro report {exp.name} "
+        f"--profile {profile}`; one cell: `repro run {exp.name} --profile {profile} --variant V --seed K` (with the "
+        "run's `--set` values, if any, from the CSV)"
+    )
+    lines += [md_table(["", ""], [[f"**{k}**", v] for k, v in info.items()]), ""]
 
-    lines += ["## Verdicts", ""]
-    rows = []
-    for claim in exp.claims:
-        v = claim.check(results)
-        rows.append(
-            [claim.slide, claim.statement, f"**{v.status}**" + (" (weak: few seeds)" if v.weak else ""), v.statistic]
-        )
-    lines += [_md_table(["slide", "claim", "verdict", "measured"], rows), ""]
-
-    tables = exp.tables or ()
-    shown = 0
-    for table in tables:
-        present = [v for v in table.variants if v in by_variant]
-        if not present:
-            continue
-        shown += 1
-        refs = [r for r in exp.references if r.variant in present and r.metric in table.metrics]
-        header = (
-            ["variant", "runs"]
-            + [exp.metrics.get(m, m) for m in table.metrics]
-            + (
-                [f"published ({', '.join(sorted({exp.metrics.get(r.metric, r.metric) for r in refs}))})"]
-                if refs
-                else []
-            )
-        )
-        trows = []
-        for name in present:
-            recs = by_variant[name]
-            row = [f"`{name}`", str(len(recs))]
-            row += [fmt_mean_std([r["metrics"].get(m) for r in recs], m) for m in table.metrics]
-            if refs:
-                row.append("; ".join(f"{r.value:g} ({r.source})" for r in refs if r.variant == name) or "")
-            trows.append(row)
-        lines += [f"## Table {shown}: {table.title}", "", _md_table(header, trows), ""]
-        if table.caption:
-            lines += [table.caption, ""]
+    claims, checks = evaluate(exp, records)
+    if deviating := [r for r in records if signature(r) != main_signature(records)]:
+        lines += [f"Verdicts pair runs of one configuration only: {len(deviating)} run(s) with other settings are "
+                  "shown in rows of their own and left out of the verdicts.", ""]  # fmt: skip
+    lines += ["## Verdicts", "", md_table(["slide", "claim", "verdict", "measured", "test"], _verdict_rows(claims)), ""]
+    if checks:
+        lines += [
+            "## Checks",
+            "",
+            "Exact identities every run must show (not verdicts: they hold up to float rounding or fail).",
+            "",
+            md_table(["slide", "identity", "result", "largest error", "measured"], _check_rows(checks)),
+            "",
+        ]
+    lines += _tables(exp, profile, records)
     lines += [
-        "Mean ± standard deviation over seeds. Errors in %, gap in percentage points. Published figures are "
-        "quoted from the papers for comparison, never measured here; they use the paper's full recipe and data.",
+        "Mean ± standard deviation over seeds. Errors in %, gaps in percentage points. A published figure stands "
+        "beside a measurement only where the settings are comparable; elsewhere the cell says why not.",
         "",
     ]
-
+    if exp.sections:
+        lines += exp.sections(dict(by_variant), profile)
     lines += [
         "## Variants",
         "",
-        _md_table(
+        md_table(
             ["variant", "what changes"], [[f"`{v.name}`", v.description] for v in exp.variants if v.name in by_variant]
         ),
         "",
-    ]
-    stem = report_stem(exp, profile)
-    png = out_dir / f"{stem}.png"
-    (exp.plot or default_plot)(exp, by_variant, png, profile)
-    lines += ["## Plot", "", f"![{exp.name}]({png.name})", ""]
-    csv_path = out_dir / f"{stem}.csv"
-    write_atomic(csv_path, _csv(records, profile))
-    lines += [
+        "## Plot",
+        "",
+        f"![{exp.name}]({stem}.png)",
+        "",
         "## Per-run data",
         "",
-        f"Every run's final metrics and provenance: [{csv_path.name}]({csv_path.name}). "
+        f"Every run's final metrics and provenance: [{stem}.csv]({stem}.csv); every run's whole record (config, "
+        f"`--set` values, per-epoch history, provenance): `results/runs/{exp.name}/{profile}/<variant>/seed<k>.json`. "
         f"Compare the runs in Weights & Biases: project `lecture7-repro`, group `{exp.name}/{profile}`.",
         "",
     ]
-    md = out_dir / f"{stem}.md"
-    write_atomic(md, "\n".join(lines))
-    return md
+    return lines
+
+
+def _tables(exp: Experiment, profile: str, records: list[dict]) -> list[str]:
+    main = main_signature(records)
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)  # (variant, deviation) -> runs
+    for r in records:
+        groups[(r["variant"], "" if signature(r) == main else deviation(r))].append(r)
+    lines, shown = [], 0
+    for table in exp.tables:
+        rows_of = [k for v in table.variants for k in sorted(groups) if k[0] == v]
+        if not rows_of:
+            continue
+        shown += 1
+        present = {v for v, _ in rows_of}
+        refs = [r for r in exp.references if r.variant in present and r.metric in table.metrics]
+        header = ["variant", "runs"] + [exp.metrics.get(m, m) for m in table.metrics]
+        header += ["published"] if refs else []
+        rows = []
+        for variant, dev in rows_of:
+            recs = groups[(variant, dev)]
+            row = [f"`{variant}`" + (f" ({dev})" if dev else ""), _runs_cell(recs)]
+            ok = [r for r in recs if not r["metrics"].get("diverged")] or recs
+            row += [fmt_mean_std([r["metrics"].get(m) for r in ok], m) for m in table.metrics]
+            if refs:
+                row.append("; ".join(ref.cell(profile) for ref in refs if ref.variant == variant))
+            rows.append(row)
+        lines += [f"## Table {shown}: {table.title}", "", md_table(header, rows), ""]
+        if table.caption:
+            lines += [table.caption, ""]
+    return lines
 
 
 # Per-run CSV columns: these identify and describe the run; every other column is a final metric.
 _KEY_COLUMNS = ("experiment", "profile", "variant", "seed")
-_INFO_COLUMNS = ("params", "hardware", "precision", "data", "data_fingerprint", "commit", "finished")
+_INFO_COLUMNS = ("sets", "dirty", "devices", "precision", "threads", "params", "hardware", "data", "data_fingerprint",
+                 "commit", "finished")  # fmt: skip
 
 
-def _csv(records: list[dict], profile: str) -> str:
+def table_csv(records: list[dict], profile: str) -> str:
     """One row per run. The profile column is the report's (the folder the records were read from), which a
     record made under an earlier name of the same settings may not carry."""
     metrics = sorted({m for r in records for m in r["metrics"]})
@@ -236,131 +369,84 @@ def _csv(records: list[dict], profile: str) -> str:
     w.writerow([*_KEY_COLUMNS, *metrics, *_INFO_COLUMNS])
     for r in records:
         p = r["provenance"]
-        info = (p["params"], p["hardware"], p["precision"], p["data"]["name"], p["data"]["fingerprint"], p["commit"],
-                p["finished"])  # fmt: skip
+        sets = " ".join(f"{k}={v}" for k, v in sorted((r.get("sets") or {}).items()))
+        threads = (r.get("config") or {}).get("train", {}).get("threads", p.get("threads", ""))
+        info = (sets, int(bool(p.get("dirty"))), p.get("devices", 1), p["precision"], threads, p["params"],
+                p["hardware"], p["data"]["name"], p["data"]["fingerprint"], p["commit"], p["finished"])  # fmt: skip
         keys = {**r, "profile": profile}
-        w.writerow([*(keys[k] for k in _KEY_COLUMNS), *(r["metrics"].get(m, "") for m in metrics), *info])
+        values = [r["metrics"].get(m) for m in metrics]
+        w.writerow([*(keys[k] for k in _KEY_COLUMNS), *("" if v is None else v for v in values), *info])
     return buf.getvalue()
 
 
-# ----------------------------------------------------------------------------- plots
-def pyplot():
-    """matplotlib.pyplot with a file-only backend (plots are written by headless runs too)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+# ----------------------------------------------------------------------------- many tables
+def citable_profiles(exp: Experiment) -> list[str]:
+    """Profiles of ``exp`` with records (committed or local), smoke excluded, in the experiment's order."""
+    have = set(profiles_with_records(exp.name))
+    return [p.name for p in exp.profiles if p.name in have and p.name not in NOT_CITABLE]
 
 
-def save_figure(fig, path: Path) -> None:
-    """Write the figure through a temporary file, so an interrupted report never leaves half a PNG."""
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    pyplot().close(fig)
-    tmp.replace(path)
+def write_all(experiments: list[Experiment], partial: bool = False) -> list[Path]:
+    """Every citable table, after checking that all are complete (nothing is written when one is not)."""
+    todo = [(e, p) for e in experiments for p in citable_profiles(e)]
+    if not partial:
+        for exp, profile in todo:
+            evidence = gather(exp, profile)
+            if not evidence.complete:
+                raise ReproError(evidence.problem(f"table {exp.name}/{profile} not written") + "; run them or pass "
+                                 "--partial (no table was written)")  # fmt: skip
+    return [write_report(exp, profile, partial) for exp, profile in todo]
 
 
-def default_plot(exp: Experiment, by_variant: dict[str, list[dict]], path: Path, profile: str) -> None:
-    """One row per table: validation error per epoch (mean over seeds), and the change in test error of
-    each treatment against its baseline, seed by seed (paired, as the verdicts are)."""
-    plt = pyplot()
-
-    tables = [t for t in exp.tables if any(v in by_variant for v in t.variants)]
-    rows = [(t.title, [v for v in t.variants if v in by_variant], t.pairs) for t in tables] or [
-        (exp.title, list(by_variant), ())
-    ]
-    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 4 * len(rows)), squeeze=False)
-    for (title, names, pairs), (curves, change) in zip(rows, axes, strict=True):
-        for name in names:
-            recs = by_variant[name]
-            epochs = min(len(r["history"]) for r in recs)
-            if epochs and "val_error" in recs[0]["history"][0]:
-                curve = [statistics.fmean(r["history"][e]["val_error"] * 100 for r in recs) for e in range(epochs)]
-                curves.plot(range(1, epochs + 1), curve, label=name, marker="o" if epochs <= 30 else None, ms=3)
-        curves.set(
-            xlabel="epoch", ylabel="validation error (%)", title=f"{title[:55]}\nvalidation error, mean over seeds"
-        )
-        curves.legend(fontsize=8)
-        curves.grid(alpha=0.3)
-        present = [(a, b) for a, b in pairs if a in by_variant and b in by_variant]
-        if present:
-            for i, (base, treat) in enumerate(present):
-                a = {r["seed"]: r["metrics"]["test_error"] for r in by_variant[base]}
-                b = {r["seed"]: r["metrics"]["test_error"] for r in by_variant[treat]}
-                diffs = [(b[s] - a[s]) * 100 for s in sorted(set(a) & set(b))]
-                if diffs:
-                    change.scatter([i] * len(diffs), diffs, color="black", s=14, zorder=3)
-                    change.errorbar(
-                        [i],
-                        [statistics.fmean(diffs)],
-                        yerr=[statistics.stdev(diffs) if len(diffs) > 1 else 0],
-                        fmt="_",
-                        color="tab:red",
-                        ms=22,
-                        capsize=5,
-                        zorder=2,
-                    )
-            change.axhline(0, color="gray", lw=1)
-            change.set_xticks(range(len(present)), [f"{b}\nvs {a}" for a, b in present], fontsize=8)
-            change.set(
-                ylabel="change in test error (pts)", title="test error minus baseline's, per seed (below 0: helps)"
-            )
-        else:
-            errors = [[r["metrics"]["test_error"] * 100 for r in by_variant[v]] for v in names]
-            for i, e in enumerate(errors):
-                change.scatter([i] * len(e), e, color="black", s=14)
-            change.set_xticks(range(len(names)), names, rotation=20, ha="right")
-            change.set(ylabel="test error (%)", title=f"final test error ({profile} profile)")
-        change.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
-# ----------------------------------------------------------------------------- the index
 def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> Path:
+    """results/README.md: every experiment with its claim, its tables and their verdicts, from the committed
+    records (what the tables were written from)."""
     out_dir = out_dir or results_dir()
-    """results/README.md: every experiment with its claim, verdicts (from its committed CSV) and a link."""
-    rows = []
+    rows, decided, total = [], 0, 0
     for exp in experiments:
         found = False
         for prof in exp.profiles:
             stem = report_stem(exp, prof.name)
-            csv_path, md = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
-            if csv_path.is_file() and md.is_file():
-                results, profile = _results_from_csv(csv_path)
-                verdicts = "; ".join(c.check(results).label for c in exp.claims)
-                rows.append([f"`{exp.name}`", exp.slides, exp.claim, verdicts, f"[{md.name}]({md.name}) ({profile})"])
-                found = True
+            records = committed_records(exp.name, prof.name)
+            if not (out_dir / f"{stem}.md").is_file() or not records:
+                continue
+            claims, checks = evaluate(exp, list(records.values()))
+            counts = Counter(v.status for _, v in claims)
+            verdicts = ", ".join(f"{counts[s]} {s}" for s in ("supported", "contradicted", "inconclusive") if counts[s])
+            if checks:
+                held = sum(bool(o.holds) for _, o in checks)
+                verdicts += f"; checks: {held} of {len(checks)} hold"
+            hardware = _uniq(list(records.values()), lambda r: r["provenance"]["hardware"].split(",")[0])
+            rows.append(
+                [f"`{exp.name}`", exp.slides, exp.claim, verdicts, f"[{stem}.md]({stem}.md)", prof.name, hardware]
+            )
+            if prof.name == exp.default_profile:
+                decided += counts["supported"] + counts["contradicted"]
+                total += len(claims)
+            found = True
         if not found:
-            rows.append([f"`{exp.name}`", exp.slides, exp.claim, "not run yet", "–"])
+            rows.append([f"`{exp.name}`", exp.slides, exp.claim, "not run yet", "–", "–", "–"])
+    share = f"{decided} of {total} ({100 * decided / total:.0f}%)" if total else "none"
     text = "\n".join(
         [
             "# Results",
             "",
-            "One table per experiment, each written by `repro report <name>` from real runs; `repro report --all` "
-            "rebuilds them and this index. Verdicts are listed in the order of each experiment's claims.",
+            "One table per experiment and profile, each written by `repro report <name> --profile <profile>` from "
+            "the run records committed beside it in `runs/`; `repro report --all` rebuilds them all, and this index, "
+            "from those records alone.",
             "",
-            _md_table(["experiment", "slides", "lecture claim", "verdicts", "table"], rows),
+            f"Verdicts decided (supported or contradicted, 3 or more seeds) in the default tables: {share}.",
             "",
-            f"_Index rebuilt {dt.date.today().isoformat()}._",
+            md_table(["experiment", "slides", "lecture claim", "verdicts", "table", "profile", "hardware"], rows),
+            "",
+            "**Citing a table.** Name the file, its profile and the commits in its header (e.g. "
+            "`results/augmentation.md`, quick profile, commit `abc1234`). Every cell traces to its runs: the CSV "
+            "beside each table lists one row per run, and `runs/<experiment>/<profile>/<variant>/seed<k>.json` holds "
+            "that run's whole record. To rerun one cell, check out the commit and run the command in the table's "
+            "Rerun row.",
             "",
         ]
     )
     path = out_dir / "README.md"
     write_atomic(path, text)
     return path
-
-
-def _results_from_csv(path: Path) -> tuple[Results, str]:
-    values: dict = defaultdict(lambda: defaultdict(dict))
-    skip = {*_KEY_COLUMNS, *_INFO_COLUMNS}
-    profile = ""
-    with open(path) as f:
-        for row in csv.DictReader(f):
-            profile = row["profile"]
-            for k, v in row.items():
-                if k not in skip and v != "":
-                    values[row["variant"]][k][int(row["seed"])] = float(v)
-    return Results({k: dict(v) for k, v in values.items()}), profile

@@ -1,30 +1,22 @@
-"""The vocabulary of the suite: experiments, variants, profiles, claims, and typed run configs.
+"""The vocabulary of the suite: experiments, variants, profiles, claims, checks, tables and references.
 
-A run config is a tree of plain dataclasses. Variants and profiles are dictionaries of dotted-key
-overrides (``{"data.augment": ("flip",)}``) applied to the experiment's default config, and so is
-the user's ``--set key=value``: every value is checked against the field's declared type.
+An experiment file declares these as plain frozen dataclasses and reads like its slide: what is varied
+(variants), at what scale (profiles), what the lecture says (claims, each with the test that decides it,
+and checks of exact identities), how the results are shown (tables, a plot) and which published figures
+stand beside them (references, with the setting in which they are comparable).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import types
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class ReproError(Exception):
-    """A user-facing error: the CLI prints its message on one line and exits with code 2."""
-
-
-class RunsFailed(Exception):
-    """Some runs crashed (not a user error): the CLI reports them on one line and exits with code 1."""
+from datamodules.errors import ReproError, RunsFailed, unknown_name  # noqa: F401 (the names every layer raises)
+from experiments.config import TrainConfig, apply_overrides, config_from_dict, config_to_dict  # noqa: F401
+from experiments.stats import Verdict  # noqa: F401
 
 
-# ----------------------------------------------------------------------------- experiment spec
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -42,30 +34,65 @@ class Profile:
     # runs at once by default on a machine without GPUs: 2 single-threaded runs use 2 cores better than one
     # two-threaded run (1.22x measured), but only runs of a minute or more repay a process start each
     cpu_jobs: int = 1
+    # why the profile is sized as it is: the effect the lecture implies, the per-seed spread measured, the seeds
+    # and steps that need (printed with the table)
+    power: str = ""
 
 
-@dataclass(frozen=True)
-class Verdict:
-    status: str  # "supported" | "contradicted" | "inconclusive"
-    statistic: str  # what was measured, in words and numbers
-    weak: bool = False  # decided by the sign over fewer than three seeds, not by a confidence interval
+@dataclass
+class Results:
+    """Per-seed final metrics of one experiment and profile: ``values[variant][metric] -> {seed: x}``."""
 
-    @property
-    def label(self) -> str:
-        return f"{self.status} (weak: few seeds)" if self.weak else self.status
+    values: dict[str, dict[str, dict[int, float]]]
 
-    def __post_init__(self) -> None:
-        if self.status not in ("supported", "contradicted", "inconclusive"):
-            raise ValueError(f"bad verdict status {self.status!r}")
+    def get(self, variant: str, metric: str) -> dict[int, float]:
+        return self.values.get(variant, {}).get(metric, {})
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One sentence of the lecture and the test that decides it from per-seed run metrics."""
+    """One sentence of the lecture and the test that decides it from per-seed run metrics.
+
+    The test can come out either way: ``counter_example()`` is a constructed ``Results`` that it must call
+    "contradicted" (tests/test_claims.py). Tests built by ``experiments/claims.py`` construct their own;
+    a hand-written test passes one as ``counter``."""
 
     slide: str
     statement: str
     check: Callable[[Results], Verdict]
+    counter: Callable[[], Results] | None = None
+
+    def counter_example(self) -> Results:
+        if self.counter is not None:
+            return self.counter()
+        example = getattr(self.check, "example", None)
+        if example is None:
+            raise TypeError(f"claim {self.statement!r} has no counter-example")
+        return example(False)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    holds: bool | None  # None: no run recorded what the check needs
+    largest_error: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """An exact identity every run must show (Jensen per example, the slide's 117.4): listed apart from the
+    verdicts, as holds / fails with its largest error. ``counter`` (or the check's own ``example``) builds a
+    case in which it fails."""
+
+    slide: str
+    statement: str
+    check: Callable[[Results], CheckOutcome]
+    counter: Callable[[], Results] | None = None
+
+    def counter_example(self) -> Results:
+        if self.counter is not None:
+            return self.counter()
+        return self.check.example(False)
 
 
 @dataclass(frozen=True)
@@ -82,12 +109,27 @@ class Table:
 
 @dataclass(frozen=True)
 class Reference:
-    """A published figure shown beside a measured one (never written in as a measurement)."""
+    """A published figure, shown beside a measured one only where the run's setting is comparable.
+
+    ``setting`` says how the published number was made (model, data, schedule, protocol). In the profiles of
+    ``comparable_in`` the figure is shown (with ``caveat``, e.g. a JPEG copy of the data); in any other
+    profile the cell says "not comparable" and why (``why_not[profile]``, else the setting itself)."""
 
     variant: str
     metric: str
-    value: float
+    value: float  # in the table's unit (% for errors and accuracies)
     source: str
+    setting: str = ""
+    comparable_in: tuple[str, ...] = ()
+    caveat: str = ""
+    why_not: Mapping[str, str] = field(default_factory=dict)
+
+    def cell(self, profile: str) -> str:
+        if profile in self.comparable_in:
+            note = f"; {self.caveat}" if self.caveat else ""
+            return f"{self.value:g} ({self.source}{note})"
+        why = self.why_not.get(profile) or f"published setting: {self.setting or 'see the source'}"
+        return f"not comparable: {why} ({self.source})"
 
 
 @dataclass(frozen=True)
@@ -101,11 +143,16 @@ class Experiment:
     profiles: tuple[Profile, ...]
     claims: tuple[Claim, ...]
     build: Callable[[Any, int], tuple[Any, Any]]  # (config, seed) -> (LightningModule, DataModule)
+    checks: tuple[Check, ...] = ()
     tables: tuple[Table, ...] = ()
     references: tuple[Reference, ...] = ()
     metrics: Mapping[str, str] = field(default_factory=dict)  # metric -> column header
-    # (experiment, records by variant, png path, profile) -> writes the plot; None: report.default_plot
+    # (experiment, records by variant, png path, profile) -> writes the plot; None: the default plot
     plot: Callable[[Any, dict, Any, str], None] | None = None
+    # (records by variant, profile) -> markdown lines of sections of its own (e.g. example predictions)
+    sections: Callable[[dict, str], list[str]] | None = None
+    # text generation from a trained run (language models): see `repro sample`
+    sample: Callable[..., str] | None = None
     default_profile: str = "quick"
 
     def variant(self, name: str) -> Variant:
@@ -131,182 +178,3 @@ class Experiment:
         apply_overrides(cfg, self.variant(variant).overrides)
         apply_overrides(cfg, sets or {}, from_text=True)
         return cfg
-
-
-@dataclass
-class Results:
-    """Per-seed final metrics of one experiment and profile: ``values[variant][metric] -> {seed: x}``."""
-
-    values: dict[str, dict[str, dict[int, float]]]
-
-    def get(self, variant: str, metric: str) -> dict[int, float]:
-        return self.values.get(variant, {}).get(metric, {})
-
-
-def unknown_name(kind: str, name: str, choices: list[str], where: str = "") -> str:
-    """'unknown variant 'flipp' of augmentation (did you mean 'flip'?)': the one-line error for a bad name."""
-    close = difflib.get_close_matches(name, choices, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else f" (choose from: {', '.join(choices)})"
-    return f"unknown {kind} {name!r}{' ' + where if where else ''}{hint}"
-
-
-# ----------------------------------------------------------------------------- typed configs
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """Nested dataclass -> plain dict (tuples become lists), for YAML, JSON and W&B."""
-
-    def plain(x: Any) -> Any:
-        if dataclasses.is_dataclass(x):
-            return {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
-        if isinstance(x, (tuple, list)):
-            return [plain(v) for v in x]
-        return x
-
-    return plain(cfg)
-
-
-def flat_keys(cfg: Any, prefix: str = "") -> list[str]:
-    keys = []
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(value):
-            keys += flat_keys(value, f"{prefix}{f.name}.")
-        else:
-            keys.append(prefix + f.name)
-    return keys
-
-
-def apply_overrides(cfg: Any, overrides: Mapping[str, Any], from_text: bool = False) -> None:
-    """Set dotted keys on a nested dataclass in place, checking each value against its field type.
-
-    ``from_text`` parses strings as the command line gives them ("0.1", "true", "flip,translate").
-    """
-    for key, value in overrides.items():
-        *path, leaf = key.split(".")
-        node = cfg
-        for part in path:
-            child = getattr(node, part, None) if dataclasses.is_dataclass(node) else None
-            if child is None or not dataclasses.is_dataclass(child):
-                raise ReproError(unknown_name("config key", key, flat_keys(cfg)))
-            node = child
-        fields = {f.name: f for f in dataclasses.fields(node)}
-        if leaf not in fields or dataclasses.is_dataclass(getattr(node, leaf)):
-            raise ReproError(unknown_name("config key", key, flat_keys(cfg)))
-        hint = typing.get_type_hints(type(node))[leaf]
-        try:
-            checked = _parse(value, hint) if from_text else _check(value, hint)
-        except (TypeError, ValueError) as e:
-            raise ReproError(f"bad value for {key}: {value!r} ({e})") from None
-        setattr(node, leaf, checked)
-        validate = getattr(node, "validate", None)
-        if validate is not None:
-            try:
-                validate()
-            except ValueError as e:
-                raise ReproError(f"bad value for {key}: {value!r} ({e})") from None
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", str(hint).replace("typing.", ""))
-
-
-def _parse(text: Any, hint: Any) -> Any:
-    """Parse command-line text into a value of type ``hint``."""
-    if not isinstance(text, str):
-        return _check(text, hint)
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if type(None) in args and text.lower() in ("none", "null", ""):
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _parse(text, arg)
-            except (TypeError, ValueError) as e:
-                errors.append(str(e))
-        raise ValueError("; ".join(errors))
-    if origin is tuple:
-        items = [s.strip() for s in text.split(",") if s.strip()] if text.strip() not in ("", "()") else []
-        item_type = args[0] if args else str
-        return tuple(_parse(s, item_type) for s in items)
-    if hint is bool:
-        if text.lower() in ("true", "1", "yes", "on"):
-            return True
-        if text.lower() in ("false", "0", "no", "off"):
-            return False
-        raise ValueError("expected true or false")
-    if hint is int:
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError("expected an integer") from None
-    if hint is float:
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError("expected a number") from None
-    if hint is str:
-        return text
-    raise TypeError(f"cannot parse {_type_name(hint)}")
-
-
-def _check(value: Any, hint: Any) -> Any:
-    """Check (and lightly coerce: int -> float, list -> tuple) a Python value against ``hint``."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _check(value, arg)
-            except (TypeError, ValueError):
-                pass
-        raise TypeError(f"expected {_type_name(hint)}")
-    if origin is tuple:
-        if not isinstance(value, (tuple, list)):
-            raise TypeError("expected a tuple")
-        item_type = args[0] if args else object
-        return tuple(_check(v, item_type) if item_type is not object else v for v in value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and isinstance(value, bool):
-        raise TypeError("expected int")
-    if isinstance(hint, type) and not isinstance(value, hint):
-        raise TypeError(f"expected {hint.__name__}")
-    return value
-
-
-def config_from_dict(cfg: Any, data: Mapping[str, Any], prefix: str = "") -> Any:
-    """Load a plain dict (as saved in config.yaml) back onto a default config, type-checked."""
-    flat: dict[str, Any] = {}
-
-    def walk(d: Mapping[str, Any], pre: str) -> None:
-        for k, v in d.items():
-            if isinstance(v, Mapping):
-                walk(v, f"{pre}{k}.")
-            else:
-                flat[pre + k] = v
-
-    walk(data, prefix)
-    apply_overrides(cfg, flat)
-    return cfg
-
-
-@dataclass
-class TrainConfig:
-    """How long and how a run trains; the Trainer's hardware options come from the command line."""
-
-    max_epochs: int = 10
-    channels_last: bool = True  # NHWC activations: faster convolutions on CPUs and tensor cores
-    log_every_n_steps: int = 50
-    # a wall-clock cap on training (0: none), for a run that must fit a lent machine's time: when it is
-    # reached the run stops after the current step, evaluates and records as usual (the record's steps
-    # and `stopped_by_time` say how far it got)
-    max_minutes: float = 0.0
-
-    def validate(self) -> None:
-        if self.max_epochs < 1:
-            raise ValueError("max_epochs must be >= 1")
-        if not self.max_minutes >= 0:
-            raise ValueError("max_minutes must be >= 0 (0: no limit)")
-        if self.log_every_n_steps < 1:
-            raise ValueError("log_every_n_steps must be >= 1")

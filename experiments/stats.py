@@ -1,17 +1,45 @@
-"""Verdicts from per-seed metrics: paired differences, 95% t-intervals, and the sign over seeds.
+"""Verdicts from per-seed metrics: paired differences, t-intervals, and one-sided tests against a margin.
 
-Runs of two variants with the same seed share the initialisation stream and the data split, so
-the comparison is paired by seed. With three or more seeds the verdict needs the 95% interval of
-the mean difference to exclude zero; with fewer it falls back to the sign over all seeds (and says
-so), as a weaker test.
+Runs of two variants with the same seed share the initialisation stream and the data split, so every
+comparison is paired by seed. Two kinds of test, both fixed in the experiment file before the runs:
+
+- **A difference** ("flips lower test error"): the mean paired difference d (signed so that the claim says
+  d > 0) with its two-sided 95% t-interval. Supported when the interval lies above 0, contradicted when it
+  lies below 0, inconclusive otherwise.
+- **No effect within a margin** ("flips do not help digits", "the larger batch fits at least as well"):
+  the claim says d < m for a margin m > 0 written in the experiment file. Supported when the one-sided 95%
+  upper bound of the mean is below m, contradicted when the one-sided 95% lower bound is above m (evidence
+  of an effect larger than the margin). This is one of the two one-sided tests of an equivalence test (TOST);
+  an equivalence claim ("the same within m") runs both: supported when the 90% interval lies inside (-m, m),
+  contradicted when the mean is beyond +-m with 95% confidence.
+
+Fewer than ``MIN_SEEDS`` paired values decide nothing: the verdict is inconclusive and says which way the
+values point.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 
-from experiments.spec import Verdict
+MIN_SEEDS = 3  # paired values needed before a verdict can be supported or contradicted
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # "supported" | "contradicted" | "inconclusive"
+    statistic: str  # what was measured, in words and numbers
+    test: str = ""  # how it was decided: "95% CI of the paired difference, 3 seeds", "margin 0.5 pts", ...
+
+    def __post_init__(self) -> None:
+        if self.status not in ("supported", "contradicted", "inconclusive"):
+            raise ValueError(f"bad verdict status {self.status!r}")
+
+    @property
+    def decided(self) -> bool:
+        return self.status != "inconclusive"
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> tuple[list[int], list[float]]:
@@ -20,56 +48,154 @@ def paired(a: dict[int, float], b: dict[int, float]) -> tuple[list[int], list[fl
     return seeds, [a[s] - b[s] for s in seeds]
 
 
-def interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
+def _t(p: float, df: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(p, df))
+
+
+def interval(diffs: list[float], level: float = LEVEL) -> tuple[float, float, float]:
     """Mean and two-sided t confidence interval of the mean (nan bounds below two values)."""
     n = len(diffs)
     mean = statistics.fmean(diffs)
     if n < 2:
         return mean, math.nan, math.nan
-    from scipy.stats import t
-
-    half = t.ppf(0.5 + level / 2, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
+    half = _t(0.5 + level / 2, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
     return mean, mean - half, mean + half
 
 
-def describe(diffs: list[float], seeds: list[int], scale: float = 100.0, unit: str = " pts") -> str:
+def one_sided(diffs: list[float], level: float = LEVEL) -> tuple[float, float]:
+    """One-sided ``level`` lower and upper confidence bounds of the mean (each alone holds with ``level``)."""
+    n = len(diffs)
+    mean = statistics.fmean(diffs)
+    if n < 2:
+        return math.nan, math.nan
+    half = _t(level, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def signs(diffs: list[float]) -> str:
+    return "".join("+" if d > 0 else "-" if d < 0 else "0" for d in diffs)
+
+
+def describe(diffs: list[float], keys: list, scale: float = 100.0, unit: str = " pts") -> str:
+    """'mean difference +1.23 pts (95% CI +0.40 to +2.06); per seed +++ over seeds 0,1,2'."""
     mean, lo, hi = interval(diffs)
     text = f"mean difference {mean * scale:+.2f}{unit}"
     if len(diffs) >= 2:
         text += f" (95% CI {lo * scale:+.2f} to {hi * scale:+.2f})"
-    signs = "".join("+" if d > 0 else "-" if d < 0 else "0" for d in diffs)
-    return f"{text}; per seed {signs} over seeds {','.join(map(str, seeds))}"
+    return f"{text}; per seed {signs(diffs)} over {'seeds' if _plain(keys) else 'pairs'} {','.join(map(str, keys))}"
 
 
-def positive(diffs: list[float]) -> bool | None:
-    """True: evidence that the mean difference is > 0; False: evidence that it is < 0; None: neither."""
-    if len(diffs) < 2:  # one seed decides nothing
-        return None
-    if len(diffs) >= 3:
-        _, lo, hi = interval(diffs)
-        return True if lo > 0 else False if hi < 0 else None
-    return True if all(d > 0 for d in diffs) else False if all(d < 0 for d in diffs) else None
+def _plain(keys: list) -> bool:
+    return all(isinstance(k, int) for k in keys)
 
 
-def expect_positive(diffs: list[float], seeds: list[int], what: str, scale: float = 100.0, unit: str = " pts"):
-    """The claim says the difference is positive."""
-    status = {True: "supported", False: "contradicted", None: "inconclusive"}[positive(diffs)]
-    return _verdict(status, diffs, seeds, what, scale, unit)
-
-
-def expect_not_positive(diffs: list[float], seeds: list[int], what: str, scale: float = 100.0, unit: str = " pts"):
-    """The claim says the difference is not positive (no gain): contradicted only by evidence of a gain."""
-    status = {True: "contradicted", False: "supported", None: "inconclusive"}[positive(diffs)]
-    return _verdict(status, diffs, seeds, what, scale, unit)
-
-
-def _verdict(status: str, diffs: list[float], seeds: list[int], what: str, scale: float, unit: str) -> Verdict:
+def _too_few(diffs: list[float], keys: list, what: str, scale: float, unit: str) -> Verdict | None:
     if not diffs:
-        return Verdict("inconclusive", f"no paired runs for {what}")
-    few = len(diffs) < 3
-    test = f"sign over {len(diffs)} seed{'s' * (len(diffs) > 1)} (few seeds: a weak test)" if few else "95% CI"
-    return Verdict(
-        status,
-        f"{what}: {describe(diffs, seeds, scale, unit)}; decided by {test}",
-        weak=few and status != "inconclusive",
+        return Verdict("inconclusive", f"no paired runs for {what}", "needs runs")
+    if len(diffs) < MIN_SEEDS:
+        mean = statistics.fmean(diffs)
+        way = "positive" if mean > 0 else "negative" if mean < 0 else "zero"
+        return Verdict(
+            "inconclusive",
+            f"{what}: {describe(diffs, keys, scale, unit)}; points {way}",
+            f"{len(diffs)} of the {MIN_SEEDS} paired values a verdict needs",
+        )
+    return None
+
+
+def difference(diffs: list[float], keys: list, what: str, scale: float = 100.0, unit: str = " pts") -> Verdict:
+    """The claim says the mean of ``diffs`` is positive: decided by its two-sided 95% t-interval."""
+    early = _too_few(diffs, keys, what, scale, unit)
+    if early:
+        return early
+    _, lo, hi = interval(diffs)  # no spread (every run diverged, say): the interval is the point itself
+    status = "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
+    return Verdict(status, f"{what}: {describe(diffs, keys, scale, unit)}", f"95% CI of the mean, {len(diffs)} pairs")
+
+
+def below_margin(
+    diffs: list[float], keys: list, what: str, margin: float, scale: float = 100.0, unit: str = " pts"
+) -> Verdict:
+    """The claim says the mean of ``diffs`` is below ``margin`` (no effect larger than the margin in the
+    direction the claim denies): one-sided 95% bounds against the margin."""
+    if margin <= 0:
+        raise ValueError("a margin must be > 0")
+    early = _too_few(diffs, keys, what, scale, unit)
+    test = f"one-sided 95% bound vs margin {margin * scale:+.2f}{unit}, {len(diffs)} pairs"
+    if early:
+        return Verdict(early.status, early.statistic, f"margin {margin * scale:+.2f}{unit}; {early.test}")
+    lo, hi = one_sided(diffs)
+    status = "supported" if hi < margin else "contradicted" if lo > margin else "inconclusive"
+    text = f"{what}: {describe(diffs, keys, scale, unit)}; one-sided 95% bounds {lo * scale:+.2f} / {hi * scale:+.2f}"
+    return Verdict(status, text, test)
+
+
+def equivalent(
+    diffs: list[float], keys: list, what: str, margin: float, scale: float = 100.0, unit: str = " pts"
+) -> Verdict:
+    """The claim says the mean of ``diffs`` is within (-margin, margin): two one-sided tests (TOST) at 5% each,
+    i.e. the 90% interval inside the band supports it; a mean beyond the band with 95% confidence contradicts it."""
+    if margin <= 0:
+        raise ValueError("a margin must be > 0")
+    early = _too_few(diffs, keys, what, scale, unit)
+    test = f"equivalence (TOST, 5% each side) within +-{margin * scale:.2f}{unit}, {len(diffs)} pairs"
+    if early:
+        return Verdict(early.status, early.statistic, f"margin +-{margin * scale:.2f}{unit}; {early.test}")
+    lo, hi = one_sided(diffs)
+    status = "supported" if -margin < lo and hi < margin else "contradicted" if lo > margin or hi < -margin else None
+    text = f"{what}: {describe(diffs, keys, scale, unit)}; 90% interval {lo * scale:+.2f} to {hi * scale:+.2f}"
+    return Verdict(status or "inconclusive", text, test)
+
+
+def every_seed(seeds: list, failed: list, text: str) -> Verdict:
+    """A property each run must show: supported when it holds in every one of at least ``MIN_SEEDS`` seeds,
+    contradicted when it fails in any of at least that many, else inconclusive."""
+    note = f"{text}; holds in {len(seeds) - len(failed)} of {len(seeds)} seeds"
+    note += f" (fails in {', '.join(map(str, failed))})" if failed else ""
+    if len(seeds) < MIN_SEEDS:
+        return Verdict("inconclusive", note, f"{len(seeds)} of the {MIN_SEEDS} seeds needed")
+    return Verdict("contradicted" if failed else "supported", note, f"every seed, {len(seeds)} seeds")
+
+
+def _with_runs(verdicts: list[Verdict]) -> list[Verdict]:
+    """The parts that had runs to decide from (a profile may run only some of a claim's variants)."""
+    return [v for v in verdicts if v.test != "needs runs"] or verdicts
+
+
+def combine_all(verdicts: list[Verdict], joiner: str = " | ") -> Verdict:
+    """Every part must hold: contradicted when any part is, supported when all are."""
+    verdicts = _with_runs(verdicts)
+    statuses = [v.status for v in verdicts]
+    status = (
+        "contradicted"
+        if "contradicted" in statuses
+        else "supported"
+        if statuses and all(s == "supported" for s in statuses)
+        else "inconclusive"
     )
+    return Verdict(status, joiner.join(v.statistic for v in verdicts), "every part: " + _tests(verdicts))
+
+
+def combine_any(verdicts: list[Verdict], joiner: str = " | ") -> Verdict:
+    """Some part must hold (a "might" or "can" claim): supported when any part is, contradicted only when
+    every part is contradicted."""
+    verdicts = _with_runs(verdicts)
+    statuses = [v.status for v in verdicts]
+    status = (
+        "supported"
+        if "supported" in statuses
+        else "contradicted"
+        if statuses and all(s == "contradicted" for s in statuses)
+        else "inconclusive"
+    )
+    return Verdict(status, joiner.join(v.statistic for v in verdicts), "any part: " + _tests(verdicts))
+
+
+def _tests(verdicts: list[Verdict]) -> str:
+    seen = []
+    for v in verdicts:
+        if v.test and v.test not in seen:
+            seen.append(v.test)
+    return "; ".join(seen)

@@ -23,15 +23,14 @@ from dataclasses import dataclass, field
 import torch
 
 from datamodules.images import ImageDataModule
-from experiments import stats
+from datamodules.polynomial import PolyConfig, PolynomialDataModule
+from experiments.claims import Compare, higher, lower
 from experiments.common import SMOKE_DATA, MLPRunConfig, build_mlp
-from experiments.report import pyplot, save_figure
-from experiments.spec import Claim, Experiment, Profile, Results, Table, Variant, Verdict
+from experiments.plots import pyplot, save_figure
+from experiments.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, Variant
+from lightning_modules import measures
 from lightning_modules.classifier import ImageClassifier
-from lightning_modules.regression import PolyConfig, PolynomialDataModule, PolynomialRegression
-
-NEAR_ZERO = (1e-3, 1e-2)  # |w| thresholds for "near zero"
-HIST_EDGES = [k / 10 for k in range(-70, 11)]  # log10 |w| bins from 1e-7 to 10 (smaller values: first bin)
+from lightning_modules.regression import PolynomialRegression
 
 
 @dataclass
@@ -47,29 +46,12 @@ class WeightDecayConfig(MLPRunConfig):
             raise ValueError("kind must be mlp or poly")
 
 
-class SparsityClassifier(ImageClassifier):
-    """An ImageClassifier whose summary also says how many weight-matrix entries ended near zero."""
-
-    def _weights(self) -> torch.Tensor:
-        """Every entry of every weight matrix (not the biases: the L1 penalty skips them too)."""
-        return torch.cat([p.detach().flatten() for p in self.net.parameters() if p.dim() > 1]).abs()
-
-    def summary(self) -> dict[str, float]:
-        w = self._weights()
-        near = {f"pct_below_{t:.0e}".replace("e-0", "e-"): 100 * float((w < t).double().mean()) for t in NEAR_ZERO}
-        return {**super().summary(), **near, "weight_norm": float(w.norm()), "weight_mean_abs": float(w.mean())}
-
-    def extras(self) -> dict:
-        """Histogram of log10 |w| over the weight matrices, for the plot."""
-        logs = self._weights().clamp_min(10 ** HIST_EDGES[0]).log10()
-        counts = torch.histogram(logs.double(), torch.tensor(HIST_EDGES, dtype=torch.float64)).hist
-        return {"weight_histogram": {"log10_edges": HIST_EDGES, "counts": [int(c) for c in counts]}}
-
-
 def build(cfg: WeightDecayConfig, seed: int):
     if cfg.kind == "poly":
         return PolynomialRegression(cfg.poly), PolynomialDataModule(cfg.poly, seed=seed)
-    return SparsityClassifier(build_mlp(cfg), cfg.optim, num_classes=10), ImageDataModule(cfg.data, seed=seed)
+    module = ImageClassifier(build_mlp(cfg), cfg.optim, 10, measures=(measures.sparsity,),
+                             extra_measures=(measures.weight_histogram,))  # fmt: skip
+    return module, ImageDataModule(cfg.data, seed=seed)
 
 
 # ----------------------------------------------------------------------------- variants
@@ -138,6 +120,7 @@ PROFILES = (
             "data.eval_batch_size": 1000,
             "train.max_epochs": 12,
             "train.log_every_n_steps": 20,
+            "train.threads": 2,
         },
         # cpu_jobs 1: the 40 polynomial fits take well under a second each in one process, but seconds each as
         # child processes (imports); the MLP runs are short too
@@ -152,41 +135,15 @@ PROFILES = (
 
 
 # ----------------------------------------------------------------------------- claims
-def _log_ratio(results: Results, metric: str, a: str, b: str):
-    """Per-seed log10(metric(a) / metric(b)). The test RMSE of an overfit polynomial is heavy-tailed
-    across draws; its logarithm is much closer to the normal law that the t-interval assumes."""
-    seeds, _ = stats.paired(results.get(a, metric), results.get(b, metric))
-    ra, rb = results.get(a, metric), results.get(b, metric)
-    return seeds, [math.log10(ra[s] / rb[s]) for s in seeds]
-
-
-def _diff(results: Results, metric: str, a: str, b: str):
-    return stats.paired(results.get(a, metric), results.get(b, metric))
-
-
-def _test_worse(a: str, b: str):
-    def check(results: Results) -> Verdict:
-        seeds, d = _log_ratio(results, "test_rmse", a, b)
-        return stats.expect_positive(d, seeds, f"log10(test RMSE {a} / {b})", scale=1, unit="")
-
-    return check
-
-
-def _train_better(a: str, b: str):
-    def check(results: Results) -> Verdict:
-        seeds, d = _diff(results, "train_rmse", b, a)
-        return stats.expect_positive(d, seeds, f"train RMSE {b} minus {a}", scale=1, unit="")
-
-    return check
-
-
-def _coefficients_shrink(results: Results) -> Verdict:
-    """Exact for ridge regression: ||w(lambda)||_2 never grows with lambda. Checked in every seed."""
+def _coefficients_shrink(results: Results) -> CheckOutcome:
+    """Exact for ridge regression: ||w(lambda)||_2 decreases strictly as lambda grows, in every seed. The error:
+    the largest relative growth from one lambda to the next (0 when it holds)."""
     present = [v for v in SWEEP if results.get(v, "w_norm")]
     seeds = sorted(set.intersection(*(set(results.get(v, "w_norm")) for v in present))) if present else []
     if len(present) < 2 or not seeds:
-        return Verdict("inconclusive", "needs degree-9 runs at two or more lambdas")
+        return CheckOutcome(None, math.nan, "needs degree-9 runs at two or more lambdas")
     norms = {s: [results.get(v, "w_norm")[s] for v in present] for s in seeds}
+    growth = max(b / a - 1 for n in norms.values() for a, b in zip(n, n[1:], strict=False))
     bad = [s for s, n in norms.items() if any(b >= a for a, b in zip(n, n[1:], strict=False))]
     first, last = present[0], present[-1]
     ratio = statistics.median(norms[s][0] / norms[s][-1] for s in seeds)
@@ -194,21 +151,35 @@ def _coefficients_shrink(results: Results) -> Verdict:
         f"‖w‖₂ over {', '.join(present)}: strictly decreasing in {len(seeds) - len(bad)} of {len(seeds)} seeds"
         f"{f' (not in seeds {bad})' if bad else ''}; median ‖w‖₂ {first} / {last} = {ratio:.3g}"
     )
-    return Verdict("contradicted" if bad else "supported", text)
+    return CheckOutcome(not bad, max(growth, 0.0), text)
 
 
-def _l1_sparser(threshold: str, other: str):
-    def check(results: Results) -> Verdict:
-        metric = f"pct_below_{threshold}"
-        seeds, d = _diff(results, metric, "mlp-l1", other)
-        return stats.expect_positive(d, seeds, f"% of weights below {threshold} in magnitude, mlp-l1 minus {other}", 1)
+def _counter_shrink() -> Results:
+    return Results({"degree-9": {"w_norm": {0: 1.0}}, MODERATE: {"w_norm": {0: 2.0}}})
 
-    return check
 
+def _test_worse(a: str, b: str) -> Compare:
+    """The test RMSE of an overfit polynomial is heavy-tailed across draws; its logarithm is much closer to the
+    normal law that the t-interval assumes, so the ratio is compared."""
+    return higher("test_rmse", a, than=b, transform="log10", what=f"log10(test RMSE {a} / {b})")
+
+
+CHECKS = (
+    Check(
+        "8-10",
+        "The coefficients shrink as lambda grows (‖w‖₂ along the sweep, every seed)",
+        _coefficients_shrink,
+        _counter_shrink,
+    ),
+)
 
 CLAIMS = (
     Claim("3", "Degree 1 underfits: higher test error than degree 3", _test_worse("degree-1", "degree-3")),
-    Claim("3", "Degree 9 fits the training points better than degree 3", _train_better("degree-9", "degree-3")),
+    Claim(
+        "3",
+        "Degree 9 fits the training points better than degree 3",
+        lower("train_rmse", "degree-9", than="degree-3"),
+    ),
     Claim("3", "... but overfits: higher test error than degree 3", _test_worse("degree-9", "degree-3")),
     Claim(
         "8-10",
@@ -219,11 +190,16 @@ CLAIMS = (
         "8-10",
         "Too large a penalty (lambda = 1) underfits: higher test error than lambda = 1e-4",
         _test_worse("degree-9-l2-1", MODERATE),
-    ),  # fmt: skip
-    Claim("8-10", "The coefficients shrink as lambda grows (‖w‖₂ along the sweep, every seed)", _coefficients_shrink),
-    Claim("11-12", "L1 leaves more weights near zero (magnitude < 1e-3) than L2", _l1_sparser("1e-3", "mlp-l2")),
+    ),
     Claim(
-        "11-12", "L1 leaves more weights near zero (magnitude < 1e-3) than no penalty", _l1_sparser("1e-3", "mlp-none")
+        "11-12",
+        "L1 leaves more weights near zero (magnitude < 1e-3) than L2",
+        higher("pct_below_1e-3", "mlp-l1", than="mlp-l2", unit=" pts"),
+    ),
+    Claim(
+        "11-12",
+        "L1 leaves more weights near zero (magnitude < 1e-3) than no penalty",
+        higher("pct_below_1e-3", "mlp-l1", than="mlp-none", unit=" pts"),
     ),
 )
 
@@ -249,7 +225,8 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     seed. Bottom right: the MLPs' histograms of log10 |w| over their weight matrices (summed over seeds)."""
     plt = pyplot()
 
-    from lightning_modules.regression import poly_features, true_function
+    from datamodules.polynomial import true_function
+    from lightning_modules.regression import poly_features
 
     fig, ((fits, errors), (sizes, hists)) = plt.subplots(2, 2, figsize=(12, 9))
     grid = torch.linspace(0, 1, 400, dtype=torch.float64)
@@ -308,7 +285,7 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
         pct = statistics.fmean(r["metrics"]["pct_below_1e-3"] for r in recs)
         hists.stairs([100 * c / total for c in counts], edges, color=colors[name], lw=1.5,
                      label=f"{name}: {pct:.1f}% below 1e-3")  # fmt: skip
-    for t in NEAR_ZERO:
+    for t in measures.NEAR_ZERO:
         hists.axvline(math.log10(t), color="k", ls=":", lw=1)
     hists.set(xlabel="log10 |w| (values below 1e-7 in the first bin)", ylabel="% of weight-matrix entries",
               title="MLP weights after training: L1 vs L2 vs none")  # fmt: skip
@@ -328,6 +305,7 @@ EXPERIMENT = Experiment(
     variants=VARIANTS,
     profiles=PROFILES,
     claims=CLAIMS,
+    checks=CHECKS,
     build=build,
     metrics=METRICS,
     tables=(

@@ -1,29 +1,43 @@
 """Image classification: one LightningModule for every image experiment (augmentation, ResNet
 ablation, ensembles...). The network is passed in; this class owns the loss, the metrics, the
 optimizer, and the per-epoch history that ends up in the run record.
+
+What an experiment measures on the trained net beyond the errors (the rank of a bottleneck, how many
+weights are near zero...) is passed in as ``measures``: functions of the net returning final metrics
+(``lightning_modules/measures.py``), and ``extra_measures`` for the record's extras (histograms).
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable, Sequence
 
-import lightning as L
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from lightning_modules.base import RecordedModule
 from lightning_modules.optim import OptimConfig, sgd_with_schedule
 
+Measure = Callable[[nn.Module], dict]
 
-class ImageClassifier(L.LightningModule):
+
+class ImageClassifier(RecordedModule):
     """Cross-entropy classifier. Metrics are torchmetrics objects: their state is a (sum, count)
     that is reduced across DDP ranks when computed, so errors are exact however the data is sharded."""
 
-    def __init__(self, net: nn.Module, optim: OptimConfig, num_classes: int):
+    def __init__(
+        self,
+        net: nn.Module,
+        optim: OptimConfig,
+        num_classes: int,
+        measures: Sequence[Measure] = (),
+        extra_measures: Sequence[Measure] = (),
+    ):
         super().__init__()
         self.net, self.optim = net, optim
+        self.measures, self.extra_measures = tuple(measures), tuple(extra_measures)
         self.metrics = nn.ModuleDict(
             {
                 f"{split}_{kind}": (
@@ -35,10 +49,7 @@ class ImageClassifier(L.LightningModule):
                 for kind in ("loss", "acc")
             }
         )
-        self.history: list[dict[str, float]] = []  # one row per epoch; saved in checkpoints
         self.final: dict[str, float] = {}  # test-time metrics
-        self.train_seconds = 0.0  # accumulated over resumes
-        self._epoch_start = 0.0
         self._val: dict[str, float] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,9 +71,6 @@ class ImageClassifier(L.LightningModule):
         return out
 
     # -- training -------------------------------------------------------------------------------
-    def on_train_epoch_start(self) -> None:
-        self._epoch_start = time.perf_counter()
-
     def training_step(self, batch, batch_idx):
         loss = self._update("train", batch)
         self.log("train/loss_step", loss, prog_bar=True, logger=False)
@@ -71,6 +79,7 @@ class ImageClassifier(L.LightningModule):
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(outputs, batch, batch_idx)  # the divergence watch
         after_step = getattr(self.net, "after_step", None)  # e.g. the MLP's max-norm projection
         if after_step is not None:
             after_step()
@@ -88,17 +97,7 @@ class ImageClassifier(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # Runs after this epoch's validation: one complete history row, then the checkpoint.
-        row = {
-            "epoch": self.current_epoch + 1,
-            **self._compute("train"),
-            **self._val,
-            "lr": self.trainer.optimizers[0].param_groups[0]["lr"],
-        }
-        self.train_seconds += time.perf_counter() - self._epoch_start
-        row["seconds"] = self.train_seconds
-        self.history.append(row)
-        for logger in self.loggers:
-            logger.log_metrics({f"epoch/{k}": v for k, v in row.items() if k != "epoch"}, step=self.global_step)
+        self.end_epoch({**self._compute("train"), **self._val, "lr": self.trainer.optimizers[0].param_groups[0]["lr"]})
 
     # -- testing: dataloader 0 = test set, 1 = clean training images ----------------------------
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
@@ -110,26 +109,28 @@ class ImageClassifier(L.LightningModule):
     def configure_optimizers(self):
         return sgd_with_schedule(self.parameters(), self.optim, self.trainer.estimated_stepping_batches)
 
-    # -- resume state ---------------------------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["repro"] = {"history": self.history, "train_seconds": self.train_seconds}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("repro", {})
-        self.history = list(state.get("history", []))
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-
     # -- the run record's final metrics ---------------------------------------------------------
     def summary(self) -> dict[str, float]:
         val = [row["val_error"] for row in self.history if "val_error" in row]
         train = self.final["train_eval_error"]
-        return {
+        out = {
             "test_error": self.final["test_error"],
             "test_loss": self.final["test_loss"],
             "best_val_error": min(val) if val else float("nan"),
             "final_val_error": val[-1] if val else float("nan"),
             "train_error": train,  # clean training images, eval mode: the fit, not the augmented task
+            "train_loss": self.final["train_eval_loss"],
             "gap": (val[-1] if val else float("nan")) - train,  # generalization gap: val minus train error
+            "gen_error": self.final["test_error"] - train,  # slide 4's generalization error: test minus train
+            "params_k": sum(p.numel() for p in self.net.parameters()) / 1000,
+            "steps": float(self.trainer.global_step),
+            "steps_per_epoch": float(self.trainer.num_training_batches),
             "epochs": float(len(self.history)),
             "wall_time": self.train_seconds,
         }
+        for measure in self.measures:
+            out.update(measure(self.net))
+        return out
+
+    def extras(self) -> dict:
+        return {k: v for measure in self.extra_measures for k, v in measure(self.net).items()}

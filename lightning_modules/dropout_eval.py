@@ -62,9 +62,16 @@ class MonteCarloDropoutClassifier(ImageClassifier):
     numerical check of the adaptive-weight-decay identity on a small regression seeded by the run seed."""
 
     def __init__(
-        self, net: nn.Module, optim: OptimConfig, num_classes: int, mc_samples: int, mc_images: int, seed: int
+        self,
+        net: nn.Module,
+        optim: OptimConfig,
+        num_classes: int,
+        mc_samples: int,
+        mc_images: int,
+        seed: int,
+        measures: tuple = (),
     ):
-        super().__init__(net, optim, num_classes)
+        super().__init__(net, optim, num_classes, measures)
         self.mc_samples = mc_samples if has_dropout(net) else 0  # without dropout every mask is the same net
         self.mc_images, self.seed = mc_images, seed
         self.mc: dict = {}
@@ -115,7 +122,7 @@ class MonteCarloDropoutClassifier(ImageClassifier):
         return out
 
     def extras(self) -> dict:
-        return {"mc": self.mc} if self.mc else {}
+        return {**super().extras(), **({"mc": self.mc} if self.mc else {})}
 
 
 # ----------------------------------------------------------------------------- dropout as adaptive weight decay

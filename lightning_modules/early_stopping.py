@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
+from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_modules.classifier import ImageClassifier
 from lightning_modules.optim import OptimConfig
@@ -75,6 +76,16 @@ def stopping_metrics(history: list[dict], patiences: Sequence[int]) -> dict[str,
         "test_loss_at_best_val_loss": test_loss[at_best_val_loss - 1],
         "test_loss_end": test_loss[-1],
     }
+    if "val_a_error" in history[0]:
+        # Does the validation error rise after its minimum? Reading the minimum and the rise off the same curve
+        # would be >= 0 by construction (the minimum is chosen on that noise); so the epoch is chosen on one half
+        # of the validation set and the rise is measured on the other.
+        half_a = [row["val_a_error"] for row in history]
+        half_b = [row["val_b_error"] for row in history]
+        at_best_a = best_epoch(half_a)
+        out["best_val_a_epoch"] = float(at_best_a)
+        out["val_b_at_best_a_error"] = half_b[at_best_a - 1]
+        out["val_b_end_error"] = half_b[-1]
     for p in patiences:
         stop, kept = patience_stop(val, p)
         out[f"stop_epoch_p{p}"] = float(stop)
@@ -92,11 +103,27 @@ class TestTrackedClassifier(ImageClassifier):
     def __init__(self, net: nn.Module, optim: OptimConfig, num_classes: int, patiences: Sequence[int]):
         super().__init__(net, optim, num_classes)
         self.patiences = tuple(patiences)
+        # the validation set in two fixed halves (even and odd positions of every batch)
+        self.halves = nn.ModuleDict(
+            {h: MulticlassAccuracy(num_classes, average="micro", validate_args=False) for h in ("a", "b")}
+        )
+
+    def validation_step(self, batch, batch_idx):
+        super().validation_step(batch, batch_idx)
+        x, y = batch
+        with torch.no_grad():
+            logits = self(x)
+        self.halves["a"].update(logits[0::2], y[0::2])
+        self.halves["b"].update(logits[1::2], y[1::2])
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
+        halves = {f"val_{h}_error": 1.0 - float(m.compute()) for h, m in self.halves.items()}
+        for m in self.halves.values():
+            m.reset()
         if self.trainer.sanity_checking:
             return
+        self._val.update(halves)
         dm = self.trainer.datamodule
         with torch.no_grad():  # the model is in eval mode here, as for validation
             for x, y in dm.test_dataloader()[0]:  # sharded by rank; the metrics reduce across ranks

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from datamodules.images import ImageDataModule, mix_seed
+from datamodules.base import mix_seed
 from lightning_modules.classifier import ImageClassifier
 from lightning_modules.optim import OptimConfig, sgd_with_schedule
 
@@ -82,30 +82,18 @@ def prefix_ensemble_scores(member_log_probs: torch.Tensor, y: torch.Tensor) -> d
     }
 
 
+def disagreeing_pairs(predictions: torch.Tensor) -> torch.Tensor:
+    """(N, B) predicted classes of N members -> (B,) how many of the N(N-1)/2 member pairs disagree on each
+    example: all pairs minus the agreeing ones, sum over classes of k_c (k_c - 1) / 2 for k_c members on c."""
+    n = predictions.shape[0]
+    counts = F.one_hot(predictions, int(predictions.max()) + 1).sum(0).double()  # (B, C): members per class
+    return n * (n - 1) / 2 - (counts * (counts - 1) / 2).sum(-1)
+
+
 def jensen_violations(ensemble_loss: torch.Tensor, mean_member_loss: torch.Tensor) -> int:
     """How many entries have the ensemble's loss above the mean member loss by more than float rounding."""
     slack = JENSEN_TOLERANCE * (1 + mean_member_loss.abs())
     return int((ensemble_loss > mean_member_loss + slack).sum())
-
-
-# ----------------------------------------------------------------------------- data: batches with indices
-class IndexedImageDataModule(ImageDataModule):
-    """An ImageDataModule whose training batches are (x, y, i), i the examples' positions in the training
-    set (bagging weights are per example); validation and test batches are (x, y) as usual."""
-
-    def setup(self, stage: str | None = None) -> None:
-        super().setup(stage)
-        self.train_index = torch.arange(len(self.train[1]), device=self.train[1].device)
-
-    def train_dataloader(self):
-        # The shared loader slices (images, positions); the labels are looked up after the transfer.
-        return self._loader((self.train[0], self.train_index), self.cfg.batch_size, shuffle=True)
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        x, second = super().on_after_batch_transfer(batch, dataloader_idx)
-        if self.trainer is not None and self.trainer.training:
-            return x, self.train[1][second], second
-        return x, second
 
 
 # ----------------------------------------------------------------------------- the module
@@ -212,6 +200,7 @@ class EnsembleClassifier(ImageClassifier):
         batch_sums["member_error_each"] = (log_probs.argmax(-1) != y).double().sum(1)  # (N,) member by member
         batch_sums["member_nll_each"] = -log_probs.double().gather(2, y.view(1, -1, 1).expand(len(log_probs), -1, 1))
         batch_sums["member_nll_each"] = batch_sums["member_nll_each"].squeeze(2).sum(1)
+        batch_sums["disagreeing_pairs"] = disagreeing_pairs(log_probs.argmax(-1)).sum()
         for k, v in batch_sums.items():
             v = v.double().to(self.device)
             self.sums[k] = self.sums[k] + v if k in self.sums else v
@@ -229,6 +218,8 @@ class EnsembleClassifier(ImageClassifier):
         self.final["nll_violations"] = float(sums["nll_violations"])
         self.final["brier_violations"] = float(sums["brier_violations"])
         self.final["jensen_checks"] = examples * self.n_members
+        pairs = self.n_members * (self.n_members - 1) / 2
+        self.final["disagreement"] = float(sums["disagreeing_pairs"]) / (examples * pairs) if pairs else 0.0
 
     # -- the run record -------------------------------------------------------------------------
     def summary(self) -> dict[str, float]:
@@ -246,6 +237,7 @@ class EnsembleClassifier(ImageClassifier):
             "jensen_violations": self.final["nll_violations"],
             "brier_violations": self.final["brier_violations"],
             "jensen_checks": self.final["jensen_checks"],
+            "disagreement": self.final["disagreement"],
         }
 
     def extras(self) -> dict:

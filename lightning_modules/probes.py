@@ -84,13 +84,11 @@ class GradientProbedClassifier(ImageClassifier):
         if epoch % self.probe_every == 0 or epoch == self.trainer.max_epochs:
             self._probe(epoch)
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["repro"]["probes"] = self.probes
+    def resume_state(self) -> dict:
+        return {**super().extras(), "probes": self.probes}
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.probes = list(checkpoint.get("repro", {}).get("probes", []))
+    def load_resume_state(self, state: dict) -> None:
+        self.probes = list(state.get("probes", []))
 
     def summary(self) -> dict[str, float]:
         first, last = self.probes[0]["activation"], self.probes[-1]["activation"]
@@ -107,4 +105,4 @@ class GradientProbedClassifier(ImageClassifier):
 
     def extras(self) -> dict:
         """Saved in the run record beside the history."""
-        return {"probes": self.probes}
+        return {**super().extras(), "probes": self.probes}

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from dataclasses import dataclass
 
-import lightning as L
 import torch
 import torch.nn as nn
 
 from datamodules.sequences import CONSTANT_GUESS_MSE
+from lightning_modules.base import RecordedModule
 
 LOGISTIC_R = 3.5
 
@@ -211,7 +210,7 @@ def radius_key(radius: float | None) -> str:
     return "orth" if radius is None else f"r{radius:g}"
 
 
-class GradientAnalysis(L.LightningModule):
+class GradientAnalysis(RecordedModule):
     """Computes parts 1-4 (module docstring) in its one training step, from the run seed."""
 
     def __init__(self, cfg: AnalysisConfig, seed: int):
@@ -221,13 +220,10 @@ class GradientAnalysis(L.LightningModule):
         self.automatic_optimization = False
         self.results: dict[str, float] = {}
         self.curves: dict = {}
-        self.history: list[dict] = []
-        self.seconds = 0.0
 
     def training_step(self, batch, batch_idx):
         if self.results:  # computed already (the computation is one step; later epochs have nothing to do)
             return
-        start = time.perf_counter()
         c, g = self.cfg, torch.Generator().manual_seed(self.seed)
         res, curves = self.results, self.curves
         # 1. the slide's numbers: T factors of w, and T - 1 for comparison
@@ -275,8 +271,9 @@ class GradientAnalysis(L.LightningModule):
             "phase": phase[::stride].tolist(),
             "steps": c.logistic_steps,
         }
-        self.seconds += time.perf_counter() - start
-        self.history.append({"epoch": self.current_epoch + 1, "seconds": self.seconds})
+
+    def on_train_epoch_end(self) -> None:
+        self.end_epoch({})
 
     @staticmethod
     def _near_boundary(phase: torch.Tensor, cells: int) -> torch.Tensor:
@@ -293,17 +290,14 @@ class GradientAnalysis(L.LightningModule):
     def configure_optimizers(self):
         return None
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["repro"] = {"results": self.results, "curves": self.curves, "history": self.history,
-                               "seconds": self.seconds}  # fmt: skip
+    def resume_state(self) -> dict:
+        return {"results": self.results, "curves": self.curves}
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("repro", {})
+    def load_resume_state(self, state: dict) -> None:
         self.results, self.curves = dict(state.get("results", {})), dict(state.get("curves", {}))
-        self.history, self.seconds = list(state.get("history", [])), float(state.get("seconds", 0.0))
 
     def summary(self) -> dict[str, float]:
-        return {**self.results, "wall_time": self.seconds}
+        return {**self.results, "wall_time": self.train_seconds}
 
     def extras(self) -> dict:
         return {"curves": self.curves}
@@ -345,13 +339,7 @@ class RecallRNN(nn.Module):
         return self.readout(out[:, -1])
 
 
-def grad_norm_and_clip(params: list[torch.Tensor], clip: float) -> float:
-    """The total gradient norm before clipping; rescales the gradients to norm ``clip`` when it is larger
-    (clip 0: no clipping). A non-finite norm is returned as is (the caller records divergence)."""
-    return float(torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else math.inf))
-
-
-class ClippedRNNRegressor(L.LightningModule):
+class ClippedRNNRegressor(RecordedModule):
     """Plain SGD on mean squared error, one gradient-norm reading per step; records divergence, never raises."""
 
     def __init__(self, model: ClipModelConfig, optim: ClipOptimConfig, seed: int):
@@ -359,85 +347,65 @@ class ClippedRNNRegressor(L.LightningModule):
         optim.validate()
         self.optim_cfg = optim
         self.net = RecallRNN(model, seed)
+        # manual: a step whose loss or gradient norm is not finite (or whose loss exploded) is recorded and
+        # skipped, and training stops
         self.automatic_optimization = False
         self.grad_norms: list[float] = []  # before clipping, one per step
         self.losses: list[float] = []  # training batch loss, one per step
-        self.diverged_step: int | None = None  # the step whose loss or gradient norm was not finite
-        self.history: list[dict] = []
         self.final: dict[str, float] = {}
-        self.seconds = 0.0
-        self._epoch_start = 0.0
 
     def forward(self, x):
         return self.net(x)
 
     def on_train_epoch_start(self) -> None:
-        self._epoch_start = time.perf_counter()
+        super().on_train_epoch_start()
         self._first_step = len(self.losses)
 
     def training_step(self, batch, batch_idx):
-        if self.diverged_step is not None:
+        if self.diverged:
             return
         x, y = batch
         opt = self.optimizers()
         loss = nn.functional.mse_loss(self(x), y)
-        step = len(self.losses)
-        if not torch.isfinite(loss):
-            self._diverge(step, float(loss.detach()), math.nan)
+        if not self.check_loss(loss, force=True):
+            self.losses.append(float(loss.detach()))
+            self.grad_norms.append(math.nan)
             return
         opt.zero_grad()
         self.manual_backward(loss)
-        norm = grad_norm_and_clip(list(self.parameters()), self.optim_cfg.clip)
-        if not math.isfinite(norm):
-            self._diverge(step, float(loss.detach()), norm)
-            return
-        opt.step()
+        norm = float(self.clip_gradient_norm(opt, self.optim_cfg.clip))
         self.losses.append(float(loss.detach()))
         self.grad_norms.append(norm)
-
-    def _diverge(self, step: int, loss: float, norm: float) -> None:
-        """Record the divergence and stop training at the end of this epoch."""
-        self.diverged_step = step
-        self.losses.append(loss)
-        self.grad_norms.append(norm)
-        self.trainer.should_stop = True
+        if self.check_loss(norm, limit=math.inf):
+            opt.step()
 
     def on_train_epoch_end(self) -> None:
-        self.seconds += time.perf_counter() - self._epoch_start
         epoch = [v for v in self.losses[self._first_step :] if math.isfinite(v)]
-        self.history.append({
-            "epoch": self.current_epoch + 1,
-            "train_loss": statistics.fmean(epoch) if epoch else math.nan,
-            "diverged": float(self.diverged_step is not None),
-        })  # fmt: skip
+        self.end_epoch({"train_loss": statistics.fmean(epoch) if epoch else math.nan, "diverged": float(self.diverged)})
 
     def test_step(self, batch, batch_idx):
         x, y = batch
         with torch.no_grad():
             mse = float(nn.functional.mse_loss(self(x), y))
-        self.final["test_mse"] = mse if math.isfinite(mse) and self.diverged_step is None else math.nan
+        self.final["test_mse"] = mse if math.isfinite(mse) and not self.diverged else math.nan
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.optim_cfg.lr, momentum=0.0)
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["repro"] = {"grad_norms": self.grad_norms, "losses": self.losses, "history": self.history,
-                               "diverged_step": self.diverged_step, "seconds": self.seconds}  # fmt: skip
+    def resume_state(self) -> dict:
+        return {"grad_norms": self.grad_norms, "losses": self.losses}
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("repro", {})
+    def load_resume_state(self, state: dict) -> None:
         self.grad_norms, self.losses = list(state.get("grad_norms", [])), list(state.get("losses", []))
-        self.diverged_step = state.get("diverged_step")
-        self.history, self.seconds = list(state.get("history", [])), float(state.get("seconds", 0.0))
 
     def summary(self) -> dict[str, float]:
         finite = [g for g in self.grad_norms if math.isfinite(g)]
-        diverged = self.diverged_step is not None
+        diverged = self.diverged
         test = self.final.get("test_mse", math.nan)
         clip = self.optim_cfg.clip
         return {
             "diverged": float(diverged),
-            "diverged_step": float(self.diverged_step) if diverged else math.nan,
+            "diverged_step": self.diverged_at - 1 if diverged else math.nan,
             "test_mse": test,  # nan for a diverged run
             # a diverged run scored as the constant guess (a lenient score for a net whose weights are NaN)
             "test_mse_scored": CONSTANT_GUESS_MSE if diverged else test,
@@ -448,7 +416,7 @@ class ClippedRNNRegressor(L.LightningModule):
             "log10_median_grad_norm": math.log10(statistics.median(finite)) if finite else math.nan,
             "clipped_pct": 100 * sum(g > clip for g in finite) / len(finite) if clip > 0 and finite else 0.0,
             "steps": float(len(self.losses)),
-            "wall_time": self.seconds,
+            "wall_time": self.train_seconds,
         }
 
     def extras(self) -> dict:

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass
 
-import lightning as L
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from datamodules.adding import CONSTANT_GUESS_MSE
+from lightning_modules.base import RecordedModule
 
 CELLS = ("rnn", "irnn", "lstm")
 FORCE = 1000.0  # a gate pre-activation this large makes sigmoid exactly 1 (or 0 for -FORCE) in float64
@@ -145,7 +144,7 @@ def lstm_as_cell(lstm: nn.LSTM, dtype=torch.float64) -> nn.LSTMCell:
 
 
 # ----------------------------------------------------------------------------- the LightningModule
-class SequenceRegressor(L.LightningModule):
+class SequenceRegressor(RecordedModule):
     """Trains a RecurrentRegressor on MSE; evaluates the test MSE after every epoch (and before step 1)."""
 
     def __init__(self, model: SequenceModelConfig, optim: SequenceOptimConfig, solved_below: float):
@@ -153,11 +152,10 @@ class SequenceRegressor(L.LightningModule):
         optim.validate()
         self.net = RecurrentRegressor(model)
         self.optim, self.solved_below = optim, solved_below
-        self.automatic_optimization = False  # to skip non-finite steps and stop, instead of crashing
-        self.history: list[dict[str, float]] = []
+        # manual: a step whose loss or gradient is not finite is skipped, then training stops, so the parameters
+        # stay those of the last finite step
+        self.automatic_optimization = False
         self.final: dict[str, float] = {}
-        self.diverged_at = math.nan  # the step whose loss or gradient was non-finite, if any
-        self.train_seconds = 0.0
         self._epoch_losses: list[float] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,9 +165,9 @@ class SequenceRegressor(L.LightningModule):
     def test_mse(self) -> float:
         """MSE on the data module's fixed test set (the network's eval mode; nothing in it depends on it)."""
         dm = self.trainer.datamodule
-        total = 0.0
-        for x, y in dm.test_dataloader():
-            x, y = x.to(self.device), y.to(self.device)
+        total, b = 0.0, dm.cfg.eval_batch_size
+        for i in range(0, len(dm.test_y), b):  # the whole test set on every rank: it is small
+            x, y = dm.test_x[i : i + b].to(self.device), dm.test_y[i : i + b].to(self.device)
             total += float(F.mse_loss(self.net(x), y, reduction="sum"))
         return total / len(dm.test_y)
 
@@ -178,43 +176,27 @@ class SequenceRegressor(L.LightningModule):
             self.history.append({"epoch": 0, "step": 0, "test_mse": self.test_mse(), "seconds": 0.0})
 
     def on_train_epoch_start(self) -> None:
-        self._epoch_start = time.perf_counter()
+        super().on_train_epoch_start()
         self._epoch_losses = []
 
     def training_step(self, batch, batch_idx):
         opt = self.optimizers()
         x, y = batch
         loss = F.mse_loss(self.net(x), y)
-        if not torch.isfinite(loss):
-            return self._diverge()
+        if not self.check_loss(loss, force=True):
+            return None
         opt.zero_grad()
         self.manual_backward(loss)
-        params = list(self.parameters())
-        norm = torch.nn.utils.clip_grad_norm_(params, self.optim.clip if self.optim.clip > 0 else math.inf)
-        if not torch.isfinite(norm):
-            return self._diverge()
+        if not self.check_loss(self.clip_gradient_norm(opt, self.optim.clip), force=True, limit=math.inf):
+            return None
         opt.step()
         self._epoch_losses.append(float(loss))
         self.log("train/mse_step", loss, prog_bar=True, logger=False)
 
-    def _diverge(self) -> None:
-        """Record the step, skip its update and stop training (a result, not an exception)."""
-        if math.isnan(self.diverged_at):
-            self.diverged_at = float(self.global_step + 1)
-        self.trainer.should_stop = True
-
     def on_train_epoch_end(self) -> None:
-        self.train_seconds += time.perf_counter() - self._epoch_start
-        row = {
-            "epoch": self.current_epoch + 1,
-            "step": self.global_step,
-            "train_mse": sum(self._epoch_losses) / len(self._epoch_losses) if self._epoch_losses else math.nan,
-            "test_mse": self.test_mse(),
-            "seconds": self.train_seconds,
-        }
-        self.history.append(row)
-        for logger in self.loggers:
-            logger.log_metrics({f"epoch/{k}": v for k, v in row.items() if k != "epoch"}, step=self.global_step)
+        losses = self._epoch_losses
+        self.end_epoch({"step": self.global_step, "train_mse": sum(losses) / len(losses) if losses else math.nan,
+                        "test_mse": self.test_mse()})  # fmt: skip
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x, y = batch
@@ -223,25 +205,13 @@ class SequenceRegressor(L.LightningModule):
         self._test_sums[1] += len(y)
 
     def on_test_epoch_end(self) -> None:
-        total, n = self._test_sums
+        sums = torch.tensor(self._test_sums, dtype=torch.float64, device=self.device)
+        total, n = self.trainer.strategy.reduce(sums, reduce_op="sum").tolist()  # over the ranks' shards
         self.final = {"test_mse": total / n}
         self._test_sums = [0.0, 0]
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.optim.lr)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["repro"] = {
-            "history": self.history,
-            "train_seconds": self.train_seconds,
-            "diverged_at": self.diverged_at,
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("repro", {})
-        self.history = list(state.get("history", []))
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.diverged_at = float(state.get("diverged_at", math.nan))
 
     def carry_check(self) -> dict[str, float]:
         """LSTM only: the slide-51 exercise on this trained cell, in float64 over one test sequence.
@@ -268,7 +238,6 @@ class SequenceRegressor(L.LightningModule):
             "min_test_mse": min((mse for _, mse in curve if not math.isnan(mse)), default=math.nan),
             # as a percentage of the constant guess's 1/6 (what the tables show: 2 decimals stay readable)
             "mse_pct_of_guess": 100 * test / CONSTANT_GUESS_MSE,
-            "diverged": float(not math.isnan(self.diverged_at)),
             "steps": float(self.global_step),
             **self.carry_check(),
             "wall_time": self.train_seconds,

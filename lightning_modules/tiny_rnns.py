@@ -20,48 +20,17 @@ w_out w_in1 > 0 makes the same decisions (the output scale w_out w_in1 only sets
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass
 
-import lightning as L
 import torch
 import torch.nn as nn
 
-from lightning_modules.regression import OneBatch
-
-TASKS = ("summing", "comparing")
-INPUTS = {"summing": 1, "comparing": 2}
+from datamodules.sequences import INPUTS, TinyRNNConfig
+from lightning_modules.base import RecordedModule
 
 # slide 29's example, and a hand-made example for slide 30 (ours: the lead changes hands at every step)
 SUMMING_INPUTS = (2.0, -0.5, 1.0, 1.0)
 SUMMING_OUTPUTS = (2.0, 1.5, 2.5, 3.5)
 COMPARING_INPUTS = ((2.0, 1.0), (-0.5, 1.0), (1.0, -1.0), (1.0, 3.0))  # (input 1, input 2) at each step
-
-
-@dataclass
-class TinyRNNConfig:
-    task: str = "summing"  # summing | comparing
-    seq_len: int = 10  # training and test sequences
-    long_seq_len: int = 100  # a second test set, 10x longer than training: does the learned rule extrapolate?
-    batch_size: int = 32
-    steps_per_epoch: int = 100  # fresh sequences every step, drawn from the run seed and the epoch
-    n_test: int = 1000
-    lr: float = 0.01  # Adam; cosine decay to final_lr_fraction * lr over the run
-    final_lr_fraction: float = 0.01
-    init_scale: float = 1.0  # each trained weight starts ~ U(-init_scale, init_scale)
-    hand_output_weight: float = 5.0  # the comparing net's large output weight (summing: 1)
-    trace_every: int = 10  # training steps between the weight snapshots the plot draws
-
-    def validate(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {', '.join(TASKS)}")
-        if (
-            min(self.seq_len, self.long_seq_len, self.batch_size, self.steps_per_epoch, self.n_test, self.trace_every)
-            < 1
-        ):
-            raise ValueError("lengths, sizes and steps must be >= 1")
-        if self.lr <= 0 or not 0 < self.final_lr_fraction <= 1 or self.init_scale <= 0:
-            raise ValueError("need lr > 0, 0 < final_lr_fraction <= 1, init_scale > 0")
 
 
 class TinyRNN(nn.Module):
@@ -105,16 +74,6 @@ def outputs(task: str, z: torch.Tensor) -> torch.Tensor:
     return z if task == "summing" else torch.sigmoid(z)
 
 
-def make_batch(task: str, n: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """n sequences of N(0, 1) inputs and the targets at every step: the running sum, or 1.0 where input 1's
-    running total is larger than input 2's (else 0.0)."""
-    x = torch.randn(n, length, INPUTS[task], generator=generator, dtype=torch.float64)
-    totals = x.cumsum(dim=1)
-    if task == "summing":
-        return x, totals[..., 0]
-    return x, (totals[..., 0] > totals[..., 1]).to(torch.float64)
-
-
 def task_loss(task: str, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Squared error of the linear output, or cross-entropy of the logistic one, averaged over every step."""
     if task == "summing":
@@ -153,58 +112,7 @@ def hand_table(task: str, output_weight: float = 5.0) -> dict[str, list]:
     return {"inputs": rows, "hidden": h[0].tolist(), "outputs": y[0].tolist(), "exact": bool(exact)}
 
 
-class SequenceStream:
-    """``steps`` fresh training batches per epoch, drawn from a stream keyed by (seed, epoch): a resumed run
-    sees the batches an uninterrupted one would."""
-
-    def __init__(self, datamodule: TinySequenceDataModule):
-        self.dm = datamodule
-
-    def __len__(self) -> int:
-        return self.dm.cfg.steps_per_epoch
-
-    def __iter__(self):
-        cfg = self.dm.cfg
-        epoch = self.dm.trainer.current_epoch if self.dm.trainer is not None else 0
-        g = torch.Generator().manual_seed(1_000_003 * (self.dm.seed + 1) + epoch)
-        for _ in range(cfg.steps_per_epoch):
-            yield make_batch(cfg.task, cfg.batch_size, cfg.seq_len, g)
-
-
-class TinySequenceDataModule(L.LightningDataModule):
-    """Generated sequences; the test loaders are (test set of seq_len, test set of long_seq_len)."""
-
-    def __init__(self, cfg: TinyRNNConfig, seed: int = 0):
-        super().__init__()
-        cfg.validate()
-        self.cfg, self.seed = cfg, seed
-        g = torch.Generator().manual_seed(seed)  # the test sets: a stream apart from the training batches
-        self.test = make_batch(cfg.task, cfg.n_test, cfg.seq_len, g)
-        self.long_test = make_batch(cfg.task, cfg.n_test, cfg.long_seq_len, g)
-
-    def prepare_data(self) -> None:  # generated, nothing to find or download
-        pass
-
-    def train_dataloader(self):
-        return SequenceStream(self)
-
-    def test_dataloader(self):
-        return [OneBatch(*self.test), OneBatch(*self.long_test)]
-
-    def data_info(self) -> dict:
-        c = self.cfg
-        target = "running sum" if c.task == "summing" else "which running total is larger"
-        return {
-            "name": f"synthetic N(0,1) sequences ({INPUTS[c.task]} input(s)), target: {target}, length {c.seq_len}",
-            "fingerprint": "drawn from the run seed",
-            "source": "generated (lightning_modules/tiny_rnns.py)",
-            "train": c.steps_per_epoch * c.batch_size,  # per epoch, fresh each epoch
-            "val": 0,
-            "test": c.n_test,
-        }
-
-
-class TinyRNNModule(L.LightningModule):
+class TinyRNNModule(RecordedModule):
     """Trains a randomly initialized TinyRNN on its task; tests it and the hand-set net on the same sequences."""
 
     def __init__(self, cfg: TinyRNNConfig):
@@ -212,32 +120,24 @@ class TinyRNNModule(L.LightningModule):
         cfg.validate()
         self.cfg = cfg
         self.net = random_init(cfg.task, cfg.init_scale)  # from the global stream, seeded per run
-        self.history: list[dict[str, float]] = []
         self.trace: list[dict[str, float]] = []  # the weights every trace_every steps, from step 0
         self.final: dict[str, float] = {}
-        self.train_seconds = 0.0
-        self.diverged = False
         self._epoch_losses: list[float] = []
-        self._epoch_start = 0.0
-
-    def _row(self, loss: float) -> dict[str, float]:
-        return {"epoch": self.current_epoch + 1, "step": self.global_step, "train_loss": loss, **self.net.weights()}
 
     def on_train_start(self) -> None:
         if not self.history:  # the weights at initialization, as "epoch 0"
-            self.history.append({**self._row(math.nan), "epoch": 0, "step": 0})
+            self.history.append({"epoch": 0, "step": 0, "train_loss": math.nan, **self.net.weights(), "seconds": 0.0})
             self.trace.append({"step": 0, **self.net.weights()})
 
     def on_train_epoch_start(self) -> None:
-        self._epoch_losses, self._epoch_start = [], time.perf_counter()
+        super().on_train_epoch_start()
+        self._epoch_losses = []
 
     def training_step(self, batch, batch_idx):
         x, target = batch
         _, z = self.net(x)
         loss = task_loss(self.cfg.task, z, target)
-        if not torch.isfinite(loss):  # divergence is a result: record it and stop stepping
-            self.diverged = True
-            self.trainer.should_stop = True
+        if not self.check_loss(loss):  # divergence is a result: record it and stop stepping
             return None
         self._epoch_losses.append(loss.item())
         return loss
@@ -247,9 +147,9 @@ class TinyRNNModule(L.LightningModule):
             self.trace.append({"step": self.global_step, **self.net.weights()})
 
     def on_train_epoch_end(self) -> None:
-        self.train_seconds += time.perf_counter() - self._epoch_start
         losses = self._epoch_losses
-        self.history.append(self._row(sum(losses) / len(losses) if losses else math.nan))
+        loss = sum(losses) / len(losses) if losses else math.nan
+        self.end_epoch({"step": self.global_step, "train_loss": loss, **self.net.weights()})
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x, target = batch
@@ -272,20 +172,11 @@ class TinyRNNModule(L.LightningModule):
         schedule = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["repro"] = {
-            "history": self.history,
-            "trace": self.trace,
-            "train_seconds": self.train_seconds,
-            "diverged": self.diverged,
-        }
+    def resume_state(self) -> dict:
+        return {"trace": self.trace}
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("repro", {})
-        self.history = list(state.get("history", []))
+    def load_resume_state(self, state: dict) -> None:
         self.trace = list(state.get("trace", []))
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.diverged = bool(state.get("diverged", False))
 
     def summary(self) -> dict[str, float]:
         """Final weights, losses and accuracies; the errors against the hand-set weights in thousandths, and

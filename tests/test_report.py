@@ -1,48 +1,94 @@
-"""Verdict statistics on hand-computed cases, and reports rebuilt from run records alone."""
+"""Verdict statistics on hand-computed cases, and tables written only from complete, matching run records."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import shutil
 
 import pytest
 
 from experiments import get, stats
-from experiments.report import fmt_mean_std, write_index, write_report
+from experiments.config import config_to_dict
+from experiments.records import committed_records, to_json
+from experiments.report import fmt_mean_std, gather, write_all, write_index, write_report
+from experiments.spec import ReproError
 
 
+# ----------------------------------------------------------------------------- statistics
 def test_t_interval_matches_a_hand_computation():
     mean, lo, hi = stats.interval([1.0, 2.0, 3.0])
     half = 4.302652729911275 / math.sqrt(3)  # t(0.975, df=2) * sd (=1) / sqrt(n)
     assert mean == 2.0 and lo == pytest.approx(2 - half) and hi == pytest.approx(2 + half)
+    lo1, hi1 = stats.one_sided([1.0, 2.0, 3.0])
+    half1 = 2.919985580355516 / math.sqrt(3)  # t(0.95, df=2)
+    assert lo1 == pytest.approx(2 - half1) and hi1 == pytest.approx(2 + half1)
 
 
-def test_positive_uses_the_interval_from_three_seeds():
-    # mean 0.02, half-width 0.0248: the interval contains 0, so three seeds are not enough evidence
-    assert stats.positive([0.01, 0.02, 0.03]) is None
-    assert stats.positive([0.020, 0.021, 0.022]) is True
-    assert stats.positive([-0.020, -0.021, -0.022]) is False
+def test_a_difference_needs_three_seeds_and_an_interval_that_excludes_zero():
+    # mean 0.02, half-width 0.0248: the interval contains 0
+    assert stats.difference([0.01, 0.02, 0.03], [0, 1, 2], "x").status == "inconclusive"
+    assert stats.difference([0.020, 0.021, 0.022], [0, 1, 2], "x").status == "supported"
+    assert stats.difference([-0.020, -0.021, -0.022], [0, 1, 2], "x").status == "contradicted"
+    # two seeds decide nothing however clear the sign, and say which way they point
+    two = stats.difference([0.5, 0.6], [0, 1], "x")
+    assert two.status == "inconclusive" and "points positive" in two.statistic and "2 of the 3" in two.test
+    assert stats.difference([], [], "x").status == "inconclusive"
+    # every run diverged in one variant and none in the other: no spread, the difference is exact
+    assert stats.difference([1.0, 1.0, 1.0], [0, 1, 2], "x").status == "supported"
 
 
-def test_few_seeds_fall_back_to_the_sign_and_one_seed_decides_nothing():
-    assert stats.positive([0.01, 0.03]) is True
-    assert stats.positive([0.01, -0.03]) is None
-    assert stats.positive([-0.01, -0.03]) is False
-    assert stats.positive([0.5]) is None
-    v = stats.expect_positive([0.01, 0.03], [0, 1], "x")
-    assert v.status == "supported" and "sign over 2 seeds" in v.statistic and v.weak
-    assert v.label == "supported (weak: few seeds)"
-    assert not stats.expect_positive([0.02, 0.021, 0.022], [0, 1, 2], "x").weak
-    assert not stats.expect_positive([0.01, -0.03], [0, 1], "x").weak  # inconclusive is never "weak"
-    assert stats.expect_not_positive([0.01, 0.03], [0, 1], "x").status == "contradicted"
-    assert stats.expect_not_positive([-0.01, -0.03], [0, 1], "x").status == "supported"
+def test_a_no_effect_claim_is_decided_against_its_margin():
+    # "does not help": the gain must stay below the margin 0.01 (one-sided 95% bounds)
+    assert stats.below_margin([0.0, 0.001, -0.001], [0, 1, 2], "x", 0.01).status == "supported"
+    assert stats.below_margin([0.05, 0.051, 0.052], [0, 1, 2], "x", 0.01).status == "contradicted"
+    assert stats.below_margin([0.0, 0.02, -0.01], [0, 1, 2], "x", 0.01).status == "inconclusive"
+    # a large effect the other way (flips hurt digits) supports "does not help"
+    assert stats.below_margin([-0.03, -0.028, -0.031], [0, 1, 2], "x", 0.005).status == "supported"
+    # a tie on every seed (both fit every training image) supports "at least as well"
+    assert stats.below_margin([0.0, 0.0, 0.0], [0, 1, 2], "x", 0.005).status == "supported"
+    with pytest.raises(ValueError):
+        stats.below_margin([0.0] * 3, [0, 1, 2], "x", 0.0)
 
 
-def _record(variant, seed, test_error, dataset="CIFAR-10 (JPEG q75 mirror)"):
+def test_equivalence_is_two_one_sided_tests():
+    assert stats.equivalent([0.001, -0.001, 0.0], [0, 1, 2], "x", 0.003).status == "supported"
+    assert stats.equivalent([0.01, 0.011, 0.012], [0, 1, 2], "x", 0.003).status == "contradicted"
+    assert stats.equivalent([-0.01, -0.011, -0.012], [0, 1, 2], "x", 0.003).status == "contradicted"
+    assert stats.equivalent([0.0, 0.004, -0.004], [0, 1, 2], "x", 0.003).status == "inconclusive"
+
+
+def test_combinations_every_part_and_some_part():
+    yes, no, open_ = (stats.Verdict(s, s, "t") for s in ("supported", "contradicted", "inconclusive"))
+    missing = stats.Verdict("inconclusive", "no runs", "needs runs")
+    assert stats.combine_all([yes, yes]).status == "supported"
+    assert stats.combine_all([yes, no]).status == "contradicted"
+    assert stats.combine_all([yes, open_]).status == "inconclusive"
+    assert stats.combine_all([yes, missing]).status == "supported"  # a part the profile did not run
+    assert stats.combine_any([no, yes]).status == "supported"
+    assert stats.combine_any([no, open_]).status == "inconclusive"
+    assert stats.combine_any([no, no, missing]).status == "contradicted"
+    assert stats.every_seed([0, 1], [], "x").status == "inconclusive"
+    assert stats.every_seed([0, 1, 2], [], "x").status == "supported"
+    assert stats.every_seed([0, 1, 2], [2], "x").status == "contradicted"
+
+
+def test_cells_show_percentages_and_plain_counts():
+    assert fmt_mean_std([0.25, 0.35], "test_acc") == "30.00 ± 7.07"  # accuracies and errors in %
+    assert fmt_mean_std([0.1], "test_error") == "10.00"
+    assert fmt_mean_std([24800.4, 22000.2], "chars_per_second") == "23400 ± 1980"  # no decimals above 1000
+    assert fmt_mean_std([3.0, 5.0], "level_length") == "4 ± 1"  # whole numbers stay whole
+    assert fmt_mean_std([float("nan"), None], "test_acc") == "–"
+
+
+# ----------------------------------------------------------------------------- records -> tables
+def record(variant, seed, test_error, profile="quick", sets=None, **prov):
+    """A run record of augmentation whose config is what the profile resolves to (as a real run's is)."""
+    exp = get("augmentation")
     return {
         "experiment": "augmentation",
-        "profile": "quick",
+        "profile": profile,
         "variant": variant,
         "seed": seed,
         "metrics": {
@@ -52,107 +98,164 @@ def _record(variant, seed, test_error, dataset="CIFAR-10 (JPEG q75 mirror)"):
             "gap": test_error - 0.1,
             "epochs": 3.0,
             "wall_time": 12.0,
-        },
+            "diverged": 0.0,
+        },  # fmt: skip
         "history": [{"epoch": e + 1, "val_error": 0.5 - 0.1 * e} for e in range(3)],
-        "config": {},
-        "sets": {},
+        "config": config_to_dict(exp.resolve(variant, profile, sets or {})),
+        "sets": sets or {},
         "provenance": {
             "commit": "abcdef1234567",
             "dirty": False,
             "finished": "2026-11-26T10:00:00+00:00",
-            "hardware": "CPU Test (2 threads)",
+            "hardware": "CPU Test (1 thread per run)",
             "precision": "32-true",
             "devices": 1,
             "resumed": False,
             "params": 75290,
-            "data": {"name": dataset, "fingerprint": "f00d", "source": "x"},
+            "data": {"name": "MNIST" if "mnist" in variant else "CIFAR-10 (JPEG q75 mirror)", "fingerprint": "f00d"},
             "versions": {"torch": "2.x"},
+            **prov,
         },
     }
 
 
-def test_cells_show_percentages_and_plain_counts():
-    assert fmt_mean_std([0.25, 0.35], "test_acc") == "30.00 ± 7.07"  # accuracies and errors in %
-    assert fmt_mean_std([0.1], "test_error") == "10.00"
-    assert fmt_mean_std([24800.4, 22000.2], "chars_per_second") == "23400 ± 1980"  # no decimals above 1000
-    assert fmt_mean_std([3.0, 5.0], "level_length") == "4 ± 1"  # whole numbers stay whole
-    assert fmt_mean_std([float("nan")], "test_acc") == "–"
+ERRORS = {
+    "none": [0.40, 0.42, 0.44],
+    "flip": [0.35, 0.36, 0.37],
+    "translate": [0.36, 0.38, 0.37],
+    "flip+translate": [0.30, 0.33, 0.33],
+    "noise": [0.41, 0.40, 0.43],
+    "mnist-none": [0.020, 0.021, 0.019],
+    "mnist-flip": [0.025, 0.026, 0.027],
+}
 
 
-def test_report_is_rebuilt_from_records(tmp_path, monkeypatch):
+@pytest.fixture
+def folders(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs"))
-    errors = {
-        "none": [0.40, 0.42, 0.44],
-        "flip+translate": [0.30, 0.33, 0.33],
-        "mnist-none": [0.020, 0.021, 0.019],
-        "mnist-flip": [0.025, 0.026, 0.027],
-        "flip": [0.35, 0.36, 0.37],
-    }
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path
+
+
+def put(folders, rec):
+    d = folders / "runs" / rec["experiment"] / rec["profile"] / rec["variant"] / f"seed{rec['seed']}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "record.json").write_text(to_json(rec))
+
+
+def fill(folders, errors=ERRORS, skip=()):
     for variant, errs in errors.items():
         for seed, e in enumerate(errs):
-            d = tmp_path / "runs" / "augmentation" / "quick" / variant / f"seed{seed}"
-            d.mkdir(parents=True)
-            (d / "record.json").write_text(
-                json.dumps(_record(variant, seed, e, "MNIST" if "mnist" in variant else "CIFAR-10 (JPEG q75 mirror)"))
-            )
-    out = tmp_path / "results"
-    md = write_report(get("augmentation"), None, out)
+            if (variant, seed) not in skip:
+                put(folders, record(variant, seed, e))
+
+
+def test_a_table_is_written_from_complete_records(folders):
+    fill(folders)
+    md = write_report(get("augmentation"), "quick")
     text = md.read_text()
-    # mean +- std over seeds, in percent
-    assert "| `none` | 3 | 42.00 ± 2.00 |" in text
-    assert "| `flip+translate` | 3 | 32.00 ± 1.73 |" in text
-    # provenance: profile, hardware, data sets, seeds, date, commit
-    for needle in (
-        "`quick`",
-        "CPU Test (2 threads)",
-        "CIFAR-10 (JPEG q75 mirror)",
-        "MNIST",
-        "0, 1, 2",
-        "2026-11-26",
-        "abcdef1234",
-    ):
+    assert md == folders / "results" / "augmentation.md"
+    assert "| `none` | 3 | 42.00 ± 2.00 |" in text and "| `flip+translate` | 3 | 32.00 ± 1.73 |" in text
+    for needle in ("`quick`", "CPU Test (1 thread per run)", "CIFAR-10 (JPEG q75 mirror)", "MNIST", "0, 1, 2",
+                   "2026-11-26", "abcdef1234"):  # fmt: skip
         assert needle in text
-    assert "Overrides" not in text and "Stopped by time" not in text  # neither happened
-    # published figures beside the measured ones
-    assert "13.63" in text and "8.75" in text
-    # verdicts: augmentation helps (diffs .10,.09,.11 -> CI excludes 0); flip hurts digits (supported)
+    assert "PARTIAL" not in text and "Other settings" not in text and "Stopped by time" not in text
+    # a published figure only where comparable: the quick profile is not He et al.'s setting
+    assert "8.75" not in text and "not comparable: ResNet-20 on 45,000 images" in text
     lines = {line.split("|")[2].strip(): line for line in text.splitlines() if line.startswith("| 6 |")}
     assert "**supported**" in lines["Augmenting the training set (flip + translation) lowers test error"]
-    assert "**supported**" in lines["Horizontal flips do not help digit recognition (MNIST)"]
-    assert "**inconclusive**" in lines["Translation alone lowers test error on CIFAR-10"]  # no translate runs
-    assert (out / "augmentation.png").stat().st_size > 10_000
-    rows = list(csv.DictReader(open(out / "augmentation.csv")))
-    assert len(rows) == 15 and {r["variant"] for r in rows} == set(errors)
-    assert float(next(r for r in rows if r["variant"] == "none" and r["seed"] == "1")["test_error"]) == 0.42
-    # the index reads verdicts back from the committed CSV
-    index = write_index([get("augmentation")], out).read_text()
-    assert "[augmentation.md](augmentation.md) (quick)" in index and "supported" in index
+    # flips hurt digits here (-0.6 pts): "do not help" holds against its margin
+    assert "**supported**" in next(v for k, v in lines.items() if k.startswith("Horizontal flips do not help"))
+    assert "weak" not in text
+    rows = list(csv.DictReader(open(folders / "results" / "augmentation.csv")))
+    assert len(rows) == 21 and {r["variant"] for r in rows} == set(ERRORS)
+    assert {r["sets"] for r in rows} == {""} and {r["dirty"] for r in rows} == {"0"}
+    # the records are committed beside the table, one file per run
+    assert len(committed_records("augmentation", "quick")) == 21
+    assert (folders / "results" / "runs" / "augmentation" / "quick" / "none" / "seed1.json").is_file()
+    index = write_index([get("augmentation")]).read_text()
+    assert "[augmentation.md](augmentation.md)" in index and "supported" in index
 
 
-def test_a_table_names_the_profile_it_was_read_from(tmp_path, monkeypatch):
-    # records made under an earlier name of the same settings (here "quick") and moved to the "full" folder
-    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs"))
-    for seed, e in enumerate([0.40, 0.42, 0.44]):
-        d = tmp_path / "runs" / "augmentation" / "full" / "none" / f"seed{seed}"
-        d.mkdir(parents=True)
-        (d / "record.json").write_text(json.dumps(_record("none", seed, e, "CIFAR-10 (JPEG q75 mirror)")))
-    out = tmp_path / "results"
-    md = write_report(get("augmentation"), "full", out)
-    assert md.name == "augmentation-full.md" and "`full`:" in md.read_text()
-    rows = list(csv.DictReader(open(out / "augmentation-full.csv")))
-    assert [r["profile"] for r in rows] == ["full"] * 3
-    assert "(full)" in write_index([get("augmentation")], out).read_text()
+def test_a_missing_run_stops_the_report_unless_partial(folders):
+    fill(folders, skip={("noise", 0)})
+    n = len(gather(get("augmentation"), "quick").expected)  # variants x the profile's seeds
+    with pytest.raises(ReproError, match=rf"1 of {n} runs missing \(noise/seed0\).*--partial"):
+        write_report(get("augmentation"), "quick")
+    assert not (folders / "results").exists()  # nothing written
+    text = write_report(get("augmentation"), "quick", partial=True).read_text()
+    assert f"runs: 1 of {n} runs missing (noise/seed0)" in text and "**PARTIAL**" in text
 
 
-def test_overrides_and_time_capped_runs_are_named_in_the_table(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs"))
-    for seed, e in enumerate([0.40, 0.42]):
-        rec = _record("none", seed, e)
-        rec["sets"] = {"train.max_minutes": 8.0, "optim.lr": 0.05}
-        rec["provenance"]["stopped_by_time"] = seed == 1
-        d = tmp_path / "runs" / "augmentation" / "quick" / "none" / f"seed{seed}"
-        d.mkdir(parents=True)
-        (d / "record.json").write_text(json.dumps(rec))
-    text = write_report(get("augmentation"), "quick", tmp_path / "results").read_text()
-    assert "| **Overrides (`--set`)** | optim.lr=0.05 train.max_minutes=8.0 |" in text
-    assert "| **Stopped by time** | 1 of 2 runs (`train.max_minutes`): none/s1 |" in text
+def test_smoke_runs_never_reach_results(folders):
+    put(folders, record("none", 0, 0.5, profile="smoke"))
+    with pytest.raises(ReproError, match="never written to results"):
+        write_report(get("augmentation"), "smoke")
+    assert write_all([get("augmentation")]) == []  # --all skips smoke too
+    assert not (folders / "results").exists()
+
+
+def test_a_record_made_with_another_config_is_stale(folders):
+    fill(folders)
+    path = folders / "runs" / "augmentation" / "quick" / "none" / "seed0" / "record.json"
+    rec = json.loads(path.read_text())
+    rec["config"]["train"]["max_epochs"] = 49  # the profile has changed since this run
+    path.write_text(json.dumps(rec))
+    with pytest.raises(ReproError, match="made with another config .*train.max_epochs: 49 there, 50 now"):
+        write_report(get("augmentation"), "quick")
+    # a key the record lacks was added later: it must be at the field's default to match
+    rec["config"]["train"]["max_epochs"] = 50
+    del rec["config"]["train"]["threads"]
+    path.write_text(json.dumps(rec))
+    evidence = gather(get("augmentation"), "quick")
+    assert [k for k, _ in evidence.stale] == [("none", 0)] and "predates" in evidence.stale[0][1]
+
+
+def test_runs_with_other_settings_get_rows_of_their_own_and_no_verdict(folders):
+    fill(folders)
+    put(folders, record("none", 2, 0.90, sets={"optim.lr": "0.2"}))  # one run made with --set
+    text = write_report(get("augmentation"), "quick").read_text()
+    assert "| `none` | 2 | 41.00 ± 1.41 |" in text and "| `none` (--set optim.lr=0.2) | 1 | 90.00 |" in text
+    assert "1 run(s) with other settings are shown in rows of their own" in text
+    assert "Other settings** | 1 of 21 runs: none/s2: --set optim.lr=0.2" in text
+
+
+def test_a_fresh_clone_rebuilds_every_table_byte_for_byte_from_the_committed_records(folders):
+    fill(folders)
+    write_report(get("augmentation"), "quick")
+    write_index([get("augmentation")])
+    before = {p.name: p.read_bytes() for p in (folders / "results").glob("*") if p.is_file()}
+    shutil.rmtree(folders / "runs")  # a clone has no runs folder
+    for p in (folders / "results").glob("*"):
+        if p.is_file():
+            p.unlink()
+    write_all([get("augmentation")])
+    write_index([get("augmentation")])
+    after = {p.name: p.read_bytes() for p in (folders / "results").glob("*") if p.is_file()}
+    assert set(after) == set(before) == {"augmentation.md", "augmentation.csv", "augmentation.png", "README.md"}
+    assert after == before
+
+
+def test_runs_from_two_machines_merge_and_a_rerun_replaces_its_cell(folders):
+    fill(folders, skip={(v, 2) for v in ERRORS})
+    write_report(get("augmentation"), "quick", partial=True)
+    shutil.rmtree(folders / "runs")
+    for variant, errs in ERRORS.items():  # seed 2 of every variant, made on a GPU later
+        put(folders, record(variant, 2, errs[2], hardware="1x NVIDIA H200", finished="2026-11-27T10:00:00+00:00"))
+    text = write_report(get("augmentation"), "quick").read_text()
+    assert "CPU Test (1 thread per run); 1x NVIDIA H200" in text and "2026-11-26 to 2026-11-27" in text
+    assert "PARTIAL" not in text and len(committed_records("augmentation", "quick")) == 21
+
+
+def test_time_capped_and_diverged_runs_are_named(folders):
+    fill(folders)
+    put(folders, record("none", 1, 0.42, stopped_by_time=True))
+    diverged = record("noise", 0, float("nan"))
+    diverged["metrics"]["diverged"] = 1.0
+    put(folders, diverged)
+    text = write_report(get("augmentation"), "quick").read_text()
+    assert "| **Stopped by time** | 1 of 21 runs (`train.max_minutes`): none/s1 |" in text
+    assert "| **Diverged** | 1 of 21 runs (their test scores are not averaged): noise/s0 |" in text
+    assert "| `noise` | 3 (s0 diverged) | 41.50 ± 2.12 |" in text
+    # strict JSON: the diverged run's NaN is a null in its committed record
+    assert '"test_error":null' in (folders / "results/runs/augmentation/quick/noise/seed0.json").read_text()

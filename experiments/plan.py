@@ -1,0 +1,108 @@
+"""experiment x profile x variants x seeds -> the runs of one command, with their launch options."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datamodules.errors import ReproError
+from experiments.records import run_dir
+from experiments.spec import Experiment, Profile
+
+MAX_SEED = 2**32 - 1  # numpy's seeds (Lightning seeds numpy too) stop here
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Command-line hardware and logging options: where a run executes. World size and precision change the
+    numbers too, so they are part of a run's identity (config.yaml); the rest is not."""
+
+    accelerator: str = "auto"
+    devices: str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str | None = None
+    wandb: str = "auto"  # auto | online | offline | off
+    jobs: int = 1
+
+    def cli_args(self) -> list[str]:
+        args = ["--accelerator", self.accelerator, "--devices", self.devices, "--strategy", self.strategy,
+                "--num-nodes", str(self.num_nodes), "--wandb", self.wandb]  # fmt: skip
+        return args + (["--precision", self.precision] if self.precision else [])
+
+    @property
+    def multi_process(self) -> bool:
+        devices = self.devices.strip()
+        many = (devices.isdigit() and int(devices) > 1) or "," in devices or devices == "-1"
+        return many or self.num_nodes > 1
+
+    def validate(self) -> None:
+        """One-line errors for options Lightning would only reject with a traceback."""
+        devices = self.devices.strip()
+        if not (devices == "auto" or devices == "-1" or all(p.strip().isdigit() for p in devices.split(","))):
+            raise ReproError(
+                f"--devices must be a number, a comma-separated list of indices, -1 or auto, got {devices!r}"
+            )
+        if devices.isdigit() and int(devices) < 1:
+            raise ReproError("--devices must be >= 1")
+        if self.accelerator not in ("auto", "cpu", "gpu", "cuda", "mps"):
+            raise ReproError(f"--accelerator must be auto, cpu, gpu, cuda or mps, got {self.accelerator!r}")
+        if self.num_nodes < 1:
+            raise ReproError("--num-nodes must be >= 1")
+
+
+def auto_jobs(profile: Profile, accelerator: str, devices: str, num_nodes: int) -> int:
+    """How many runs to train at once by default: one when each run spans several devices or nodes; one
+    per GPU; on a CPU-only machine the profile's ``cpu_jobs`` (at most one per core)."""
+    if Launch(accelerator, devices, num_nodes=num_nodes).multi_process:
+        return 1
+    if accelerator in ("auto", "gpu", "cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.device_count()
+    return max(1, min(profile.cpu_jobs, os.cpu_count() or 1))
+
+
+@dataclass
+class RunSpec:
+    experiment: Experiment
+    profile: str
+    variant: str
+    seed: int
+    config: Any
+    sets: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dir(self) -> Path:
+        return run_dir(self.experiment.name, self.profile, self.variant, self.seed)
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment.name}/{self.profile}/{self.variant}/seed{self.seed}"
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is the first of a distributed job (or not in one), from the launchers' variables:
+    Lightning's own launcher sets LOCAL_RANK/NODE_RANK, torchrun RANK, SLURM SLURM_PROCID."""
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"))
+
+
+def plan(
+    exp: Experiment,
+    profile: str,
+    variants: list[str] | None = None,
+    seeds: list[int] | None = None,
+    sets: dict[str, str] | None = None,
+) -> list[RunSpec]:
+    """Every run of one invocation, with fully resolved (and so validated) configs."""
+    prof = exp.profile(profile)
+    names = variants or exp.variant_names(profile)
+    for name in names:
+        exp.variant(name)  # unknown names fail here, before anything runs
+    seeds = seeds if seeds is not None else list(range(prof.seeds))
+    if any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise ReproError(f"seeds must be in 0..{MAX_SEED}")
+    return [RunSpec(exp, profile, v, s, exp.resolve(v, profile, sets), dict(sets or {})) for v in names for s in seeds]

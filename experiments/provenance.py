@@ -1,0 +1,67 @@
+"""Where a run's numbers come from: the commit and whether the code differed from it, the machine, the software."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# What runs: a change anywhere else (results/, README.md, tests/, bench/) does not change a run's numbers, so it
+# does not make a record "dirty". Tables rewritten by `repro report` in particular never mark later runs.
+CODE_PATHS = ("experiments", "lightning_modules", "datamodules", "pyproject.toml")
+
+
+@functools.cache
+def git_commit() -> tuple[str, bool]:
+    """Commit and dirty flag of the code, read once per process (first call: when the runs start), so that a
+    record describes the code this process imported, not edits made while it trained. Dirty means uncommitted
+    changes to tracked files of ``CODE_PATHS``. A copy of the code without its git folder (a container, a
+    rented GPU) names its commit in ``REPRO_COMMIT`` (``<sha>``, or ``<sha>+dirty``)."""
+    if os.environ.get("REPRO_COMMIT"):
+        sha = os.environ["REPRO_COMMIT"].strip()
+        return sha.removesuffix("+dirty"), sha.endswith("+dirty")
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        return head or "unknown", bool(dirty)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU"
+
+
+def hardware(trainer, threads: int) -> str:
+    """'1x NVIDIA H100 80GB HBM3', or 'CPU AMD EPYC, 2 cores (1 thread per run)'."""
+    import torch
+
+    kind = trainer.accelerator.__class__.__name__.replace("Accelerator", "")
+    if kind == "CUDA":
+        return f"{trainer.world_size}x {torch.cuda.get_device_name(trainer.strategy.root_device)}"
+    procs = f"{trainer.world_size} processes x " if trainer.world_size > 1 else ""
+    return f"CPU {cpu_name()}, {os.cpu_count()} cores ({procs}{threads} thread{'s' * (threads != 1)} per run)"
+
+
+def versions() -> dict[str, str]:
+    import lightning
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "lightning": lightning.__version__}

@@ -1,0 +1,202 @@
+"""Run folders and run records: what a run leaves on disk, how it is read back, and the compact copies
+committed beside the tables.
+
+A run folder ``$REPRO_RUNS_DIR/<experiment>/<profile>/<variant>/seed<k>/`` holds ``config.yaml`` (the run's
+identity: its resolved config plus the world size and precision it trains with; written first),
+``checkpoints/last.ckpt``, CSV logs, the W&B run, and ``record.json`` (final metrics, per-epoch history,
+config, provenance; written atomically, last). A folder with a record is done; one with a checkpoint and no
+record resumes from the checkpoint.
+
+Every table in ``results/`` has the records of its runs committed beside it, as
+``results/runs/<experiment>/<profile>/<variant>/seed<k>.json``: the same record, strict JSON. A fresh clone
+rebuilds every table from them alone (``repro report --all``), and runs made on different machines and at
+different times merge into one table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from datamodules.errors import ReproError
+from experiments.config import config_to_dict
+
+REQUIRED = {"experiment": str, "profile": str, "variant": str, "seed": int, "metrics": dict, "provenance": dict}
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("REPRO_RUNS_DIR", "runs")).expanduser()
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("REPRO_RESULTS_DIR", "results"))
+
+
+def run_dir(experiment: str, profile: str, variant: str, seed: int) -> Path:
+    return runs_root() / experiment / profile / variant / f"seed{seed}"
+
+
+def committed_dir(experiment: str, profile: str) -> Path:
+    return results_dir() / "runs" / experiment / profile
+
+
+# ----------------------------------------------------------------------------- files
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write a file so that readers see the old content or the new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb" if isinstance(text, bytes) else "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def finite(obj: Any) -> Any:
+    """The same structure with every non-finite float replaced by None (JSON has no NaN or infinity)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def to_json(record: dict, compact: bool = False) -> str:
+    """Strict JSON (non-finite floats become null); compact: one line, sorted keys, for committed copies."""
+    if compact:
+        return json.dumps(finite(record), allow_nan=False, sort_keys=True, separators=(",", ":")) + "\n"
+    return json.dumps(finite(record), allow_nan=False, indent=1) + "\n"
+
+
+def parse_record(text: str | bytes, path: Path) -> dict:
+    """A record from its JSON text, or a one-line error naming the file: not JSON, or not a record."""
+    try:
+        record = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ReproError(f"{path} is corrupt (not JSON); delete it to rerun that run") from None
+    bad = [k for k, kind in REQUIRED.items() if not isinstance(record, dict) or not isinstance(record.get(k), kind)]
+    if bad:
+        raise ReproError(f"{path} is not a run record (no valid {', '.join(bad)}); delete it to rerun that run")
+    return record
+
+
+def read_record(folder: Path) -> dict | None:
+    """The record of a run folder, None if it has none yet."""
+    path = folder / "record.json"
+    if not path.is_file():
+        return None
+    return parse_record(path.read_bytes(), path)
+
+
+# ----------------------------------------------------------------------------- identity
+def identity_text(experiment: str, profile: str, variant: str, seed: int, config: Any, world: int, precision) -> str:
+    """config.yaml: what the run is. Two runs with the same text compute the same numbers on the same kind
+    of machine; a folder holding another text is refused, never reused."""
+    head = {"experiment": experiment, "profile": profile, "variant": variant, "seed": seed}
+    launch = {"world_size": world, "precision": str(precision or "32-true")}
+    return yaml.safe_dump({**head, "launch": launch, **config_to_dict(config)}, sort_keys=False)
+
+
+def check_identity(folder: Path, text: str) -> None:
+    path = folder / "config.yaml"
+    if path.is_file() and path.read_text() != text:
+        try:
+            old = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            old = {}
+        diff = first_difference(old if isinstance(old, dict) else {}, yaml.safe_load(text))
+        raise ReproError(
+            f"{folder} holds a run with a different config ({diff}); delete that folder or set REPRO_RUNS_DIR to "
+            "another folder"
+        )
+
+
+def first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if a.get(k) != b.get(k):
+                return first_difference(a.get(k), b.get(k), f"{path}{k}.")
+    return f"{path.rstrip('.')}: {a!r} there, {b!r} now"
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def config_mismatch(record: dict, resolved: Any, defaults: Any) -> str | None:
+    """How a record's config differs from what its profile resolves to today (with the record's own
+    ``--set`` values), or None. A key the record lacks was added to the code later: the run used that
+    field's default (a new field must default to the old behaviour), so the resolved value must equal it."""
+    ran = flatten(record.get("config") or {})
+    now, default = flatten(config_to_dict(resolved)), flatten(config_to_dict(defaults))
+    for key in sorted(now):
+        expected = ran[key] if key in ran else default.get(key)
+        if _plain(expected) != _plain(now[key]):
+            origin = "there" if key in ran else "there (the field's default: the record predates it)"
+            return f"{key}: {expected!r} {origin}, {now[key]!r} now"
+    return None
+
+
+def _plain(v: Any) -> Any:
+    return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+
+# ----------------------------------------------------------------------------- collections of records
+Key = tuple[str, int]  # (variant, seed)
+
+
+def local_records(experiment: str, profile: str) -> dict[Key, dict]:
+    """Finished runs under the runs folder."""
+    base = runs_root() / experiment / profile
+    out = {}
+    for path in sorted(base.glob("*/seed*/record.json")):
+        record = parse_record(path.read_bytes(), path)
+        out[(record["variant"], record["seed"])] = record
+    return out
+
+
+def committed_records(experiment: str, profile: str) -> dict[Key, dict]:
+    """The records committed beside the table of (experiment, profile)."""
+    out = {}
+    for path in sorted(committed_dir(experiment, profile).glob("*/seed*.json")):
+        record = parse_record(path.read_bytes(), path)
+        out[(record["variant"], record["seed"])] = record
+    return out
+
+
+def profiles_with_records(experiment: str) -> list[str]:
+    """Profiles of ``experiment`` with finished runs in the runs folder or committed records."""
+    found = {p.parent.parent.name for p in (runs_root() / experiment).glob("*/*/seed*/record.json")}
+    found |= {p.parent.parent.name for p in committed_dir(experiment, "x").parent.glob("*/*/seed*.json")}
+    return sorted(found)
+
+
+def save_committed(experiment: str, profile: str, records: list[dict]) -> None:
+    """Make results/runs/<experiment>/<profile>/ hold exactly these records (one file per run)."""
+    base = committed_dir(experiment, profile)
+    keep = set()
+    for r in records:
+        path = base / r["variant"] / f"seed{r['seed']}.json"
+        keep.add(path)
+        text = to_json({**r, "profile": profile}, compact=True)
+        if not path.is_file() or path.read_text() != text:
+            write_atomic(path, text)
+    for path in base.glob("*/seed*.json"):
+        if path not in keep:
+            path.unlink()
+    for folder in base.glob("*"):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
