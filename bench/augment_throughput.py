@@ -3,6 +3,8 @@
 Same augmentations (pad-4 random crop + horizontal flip, then normalisation), same images, same
 batch size; prints images/second for each and their ratio, measured side by side in one run
 (alternating, median of the repeats). Target: the batched path at least 10x the PIL path.
+Then the batched throughput of each augmentation alone (``augment`` with one name, uint8 in,
+float out), on the CPU and, when there is one, on the GPU.
 
     python bench/augment_throughput.py [--images 10000] [--repeats 3]
 """
@@ -15,6 +17,7 @@ import time
 
 import torch
 
+from datamodules import augment as aug
 from datamodules.images import ImageDataConfig, ImageDataModule
 
 
@@ -35,6 +38,26 @@ def batched(dm: ImageDataModule, batch: int) -> float:
     for i in range(0, len(x), batch):
         dm.transform(x[i : i + batch], train=True)
     return len(x) / (time.perf_counter() - start)
+
+
+def per_op(x: torch.Tensor, batch: int, repeats: int) -> dict[str, float]:
+    """images/s of each augmentation alone on ``x``'s device, median of ``repeats`` passes over ``x``."""
+    gen = torch.Generator(device=x.device).manual_seed(0)
+    rates = {}
+    for name in aug.NAMES:
+        aug.augment(x[:batch], (name,), gen)  # warm up (kernels, allocator)
+        times = []
+        for _ in range(repeats):
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for i in range(0, len(x), batch):
+                aug.augment(x[i : i + batch], (name,), gen)
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        rates[name] = len(x) / statistics.median(times)
+    return rates
 
 
 class _PilSet(torch.utils.data.Dataset):
@@ -89,6 +112,12 @@ def main() -> None:
         f"ratio batched / PIL: {f / s:.1f}x  (target >= 10x; {torch.get_num_threads()} torch threads, "
         f"{args.images} images, batch {args.batch}, median of {args.repeats})"
     )
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    rates = {d.type: per_op(dm.train[0].to(d), args.batch, args.repeats) for d in devices}
+    print(f"\none augmentation alone, batch {args.batch}, images/s")
+    print(f"{'op':12s}" + "".join(f"{d.type:>14s}" for d in devices))
+    for name in aug.NAMES:
+        print(f"{name:12s}" + "".join(f"{rates[d.type][name]:14.0f}" for d in devices))
 
 
 if __name__ == "__main__":

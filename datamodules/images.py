@@ -29,10 +29,13 @@ class ImageDataConfig:
     train_eval_size: int = 5000  # clean (unaugmented) training error is measured on this many
     batch_size: int = 128
     eval_batch_size: int = 1000
-    augment: tuple[str, ...] = ()  # any of: flip, translate, rotate, noise
+    augment: tuple[str, ...] = ()  # any of aug.NAMES (applied in that order, whatever the order here)
     pad: int = 4  # translate: pixels of zero padding before the random crop
     rotate_degrees: float = 15.0
     noise_std: float = 0.1
+    elastic_alpha: float = aug.ELASTIC_ALPHA  # elastic: scale of the displacement field, in pixels
+    elastic_sigma: float = aug.ELASTIC_SIGMA  # elastic: std of its Gaussian smoothing, in pixels
+    pixel_flip_prob: float = aug.PIXEL_FLIP_PROB  # pixelflip: chance that each pixel is inverted
     split_seed: int = 0  # the train/val split and subsets; independent of the run seed
 
     def validate(self) -> None:
@@ -46,6 +49,12 @@ class ImageDataConfig:
                 raise ValueError(f"{name} must be >= 0")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise ValueError("batch sizes must be >= 1")
+        if self.elastic_alpha < 0:
+            raise ValueError("elastic_alpha must be >= 0")
+        if not self.elastic_sigma > 0:
+            raise ValueError("elastic_sigma must be > 0")
+        if not 0 <= self.pixel_flip_prob <= 1:
+            raise ValueError("pixel_flip_prob must be in [0, 1]")
 
 
 class ImageDataModule(RecordedDataModule):
@@ -141,7 +150,17 @@ class ImageDataModule(RecordedDataModule):
             if self._gen is None or self._gen.device != x.device:
                 rank, _ = self.rank_world()
                 self._gen = torch.Generator(device=x.device).manual_seed(mix_seed(self.seed, self._epoch, rank, 2))
-            x = aug.augment(x, cfg.augment, self._gen, cfg.pad, cfg.rotate_degrees, cfg.noise_std)
+            x = aug.augment(
+                x,
+                cfg.augment,
+                self._gen,
+                cfg.pad,
+                cfg.rotate_degrees,
+                cfg.noise_std,
+                elastic_alpha=cfg.elastic_alpha,
+                elastic_sigma=cfg.elastic_sigma,
+                pixel_flip_prob=cfg.pixel_flip_prob,
+            )
         else:
             x = x.float().div_(255)
         x = x.sub_(self.mean).div_(self.std)  # in place: several times faster than (x - mean) / std here
