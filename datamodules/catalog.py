@@ -6,6 +6,13 @@ none is found is a download tried (into ``REPRO_DATA_DIR``). Decoded images are 
 tensors under ``REPRO_CACHE_DIR``; the data directory itself is never written to except by a
 download. Every failure a user can cause (nothing found offline, a corrupt archive) is a
 ``ReproError``: one line, exit code 2.
+
+Nothing damaged is used silently. A compressed archive is decompressed to its end (so gzip's CRC and
+length are checked) and its tar stream must end in the end-of-archive marker; a file listed in a
+``SHA256SUMS`` beside it (or in a folder above it, up to the data directory) must match; every class
+of a split must hold the same number of images (a truncated copy breaks that), and a copy smaller than
+the published one says so in its name; an image libjpeg complains about is refused. The decoded cache
+is checked against the content hash written with it each time a process first loads it.
 """
 
 from __future__ import annotations
@@ -14,9 +21,15 @@ import gzip
 import hashlib
 import io
 import os
+import re
+import socket
 import struct
+import sys
 import tarfile
+import tempfile
+import warnings
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +40,10 @@ from datamodules.errors import ReproError
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _CIFAR_FOLDERS = ("cifar10-jpeg", "cifar10", "cifar-10", "CIFAR-10", "CIFAR10")
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+CIFAR10_PER_CLASS = {"train": 5000, "test": 1000}  # the published copy: 50,000 training and 10,000 test images
+MNIST_IMAGES = {"train": 60000, "test": 10000}
+# Part of every cache file's name: caches written before the completeness checks existed are decoded again.
+_CACHE_FORMAT = 2
 
 
 def _user_cache() -> Path:
@@ -45,7 +62,9 @@ def cache_dir() -> Path:
 class ImageSet:
     """A whole labelled image data set held as uint8 tensors [N, C, H, W]."""
 
-    name: str  # as printed in results tables, e.g. "CIFAR-10 (JPEG q75 mirror)"
+    # as printed in results tables, e.g. "CIFAR-10 (JPEG q75 mirror)", "CIFAR-10 (JPEG q75 mirror, 60/30 images per
+    # class)" for a copy smaller than the published one
+    name: str
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
@@ -135,36 +154,108 @@ def _download(name: str, root: Path) -> Path | None:
 def _source_key(source: Path) -> str:
     """Identify a source by path, size and modification time (cheap; content is verified on decode)."""
     files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
-    h = hashlib.sha256(str(source.resolve()).encode())
+    h = hashlib.sha256(f"{_CACHE_FORMAT}:{source.resolve()}".encode())
     for p in files:
         st = p.stat()
         h.update(f"{p.relative_to(source) if p != source else p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
 
 
+class _DamagedCache(Exception):
+    pass
+
+
+# Caches whose content hash this process has checked, by (path, inode, size, mtime): prepare_data and setup
+# both load the data, and the check reads every page of the file.
+_verified: set[tuple] = set()
+
+
+def _load_verified(path: Path) -> ImageSet:
+    """Memory-map a cache and check its tensors against the fingerprint written with them."""
+    st = path.stat()
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    try:
+        images = ImageSet(**torch.load(path, weights_only=True, mmap=True))
+    except Exception as e:
+        raise _DamagedCache(f"unreadable: {type(e).__name__}") from None
+    if key not in _verified:
+        actual = fingerprint(images.train_x, images.train_y, images.test_x, images.test_y)
+        if actual != images.fingerprint:
+            raise _DamagedCache(f"its tensors hash to {actual}, not to the {images.fingerprint} written with them")
+        _verified.add(key)
+    return images
+
+
 def _cached(kind: str, source: Path, decode) -> ImageSet:
     """Decode once into REPRO_CACHE_DIR; afterwards memory-map the cache (pages are shared between the
     processes of a run and only the slices a run copies out stay resident)."""
-    path = cache_dir() / f"{kind}-{_source_key(source)}.pt"
+    folder = cache_dir()
+    remove_stale_temp_files(folder)
+    path = folder / f"{kind}-{_source_key(source)}.pt"
     if path.is_file():
         try:
-            return ImageSet(**torch.load(path, weights_only=True, mmap=True))
-        except Exception:
-            path.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
+            return _load_verified(path)
+        except _DamagedCache as e:  # rebuilt, never trusted
+            print(f"[data] the cache {path} is damaged ({e}); decoding {source} again", flush=True)
+            path.unlink(missing_ok=True)
     images = decode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(images.__dict__, tmp)
-    os.replace(tmp, path)  # atomic: an interrupted decode leaves no half-written cache
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        torch.save(images.__dict__, tmp)
+        os.replace(tmp, path)  # atomic: an interrupted decode leaves no half-written cache
+    finally:
+        tmp.unlink(missing_ok=True)  # after an error (a full disk): no partial file left behind
     del images
-    return ImageSet(**torch.load(path, weights_only=True, mmap=True))
+    try:
+        return _load_verified(path)
+    except _DamagedCache as e:
+        raise ReproError(f"the cache {path} does not read back as written ({e}); check the disk") from None
 
 
 def fingerprint(*tensors: torch.Tensor) -> str:
     h = hashlib.sha256()
     for t in tensors:
-        h.update(t.contiguous().numpy().tobytes())
+        h.update(t.contiguous().numpy())  # the buffer itself: no copy of a (memory-mapped) data set
     return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- temporary files
+_TEMP_NAME = re.compile(r"^.+?(?:\.(?P<host>[A-Za-z0-9_-]+))?\.tmp(?P<pid>\d+)$")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "localhost"
+
+
+def temp_path(path: Path) -> Path:
+    """Where to write ``path`` before renaming it into place: ``<name>.<host>.tmp<PID>``, so that a file a killed
+    process left behind can be told from one a live process (on this or another machine) is still writing."""
+    return path.with_name(f"{path.name}.{_host()}.tmp{os.getpid()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> None:
+    """Remove the ``*.tmp<PID>`` files in ``folder`` whose writer on this machine is gone (killed mid-write). A file
+    written on another machine (a cache shared between nodes) is left alone: its PID means nothing here."""
+    if not folder.is_dir():
+        return
+    for p in folder.glob("*.tmp*"):
+        m = _TEMP_NAME.match(p.name)
+        if m is None or m["host"] not in (None, _host()) or _alive(int(m["pid"])):
+            continue
+        size = p.stat().st_size if p.exists() else 0
+        p.unlink(missing_ok=True)
+        print(f"[data] removed {p} ({size / 1e6:.0f} MB), left by process {m['pid']}, which is gone", flush=True)
 
 
 # ----------------------------------------------------------------------------- decoding CIFAR-10
@@ -172,36 +263,63 @@ def _decode_cifar10(source: Path) -> ImageSet:
     if source.name == "cifar-10-batches-py":
         return _decode_cifar10_pickles(source)
     files = _archive_members(source) if source.is_file() else _folder_members(source)
-    splits: dict[str, tuple[list[bytes], list[str]]] = {"train": ([], []), "test": ([], [])}
+    splits: dict[str, list[tuple[str, bytes, str]]] = {"train": [], "test": []}  # (path, file, class)
     for rel, data in files:
         parts = rel.split("/")
         # .../{train,test}/<class>/<file>: find the split folder anywhere in the path
         for i in range(len(parts) - 2):
             if parts[i] in splits and parts[i + 2] and not parts[i + 2].startswith("."):
-                splits[parts[i]][0].append(data)
-                splits[parts[i]][1].append(parts[i + 1])
+                splits[parts[i]].append((rel, data, parts[i + 1]))
                 break
-    classes = sorted(set(splits["train"][1]))
-    if not splits["train"][0] or not splits["test"][0] or classes != sorted(set(splits["test"][1])):
+    if not splits["train"] or not splits["test"]:
         raise ReproError(
             f"{source} is not an ImageFolder copy of CIFAR-10: expected {{train,test}}/<class>/<image> files"
         )
+    per_class = {
+        split: _images_per_class(split, [c for _, _, c in members], source) for split, members in splits.items()
+    }
     xs, ys = {}, {}
-    for split, (blobs, labels) in splits.items():
-        xs[split] = _decode_images(blobs, source)
-        ys[split] = torch.tensor([classes.index(c) for c in labels], dtype=torch.int64)
-    quality = _jpeg_quality(splits["test"][0][0])
-    name = "CIFAR-10" if quality is None else f"CIFAR-10 (JPEG q{quality} mirror)"
+    for split, members in splits.items():
+        xs[split] = _decode_images([(rel, data) for rel, data, _ in members], source)
+        ys[split] = torch.tensor([CIFAR10_CLASSES.index(c) for _, _, c in members], dtype=torch.int64)
+    details = []
+    quality = _jpeg_quality(splits["test"][0][1])
+    if quality is not None:
+        details.append(f"JPEG q{quality} mirror")
+    if per_class != CIFAR10_PER_CLASS:
+        details.append(f"{per_class['train']:,}/{per_class['test']:,} images per class")
     return ImageSet(
-        name,
+        "CIFAR-10" + (f" ({', '.join(details)})" if details else ""),
         xs["train"],
         ys["train"],
         xs["test"],
         ys["test"],
-        tuple(classes),
+        CIFAR10_CLASSES,
         str(source),
         fingerprint(xs["train"], ys["train"], xs["test"], ys["test"]),
     )
+
+
+def _images_per_class(split: str, labels: list[str], source: Path) -> int:
+    """The images each class of a split holds: the ten CIFAR-10 classes, the same number each (the published copy
+    has 5,000 and 1,000; a deliberately smaller copy is accepted, but a copy cut short or missing files is not)."""
+    counts = Counter(labels)
+    missing = [c for c in CIFAR10_CLASSES if c not in counts]
+    unknown = sorted(set(counts) - set(CIFAR10_CLASSES))
+    if missing or unknown:
+        found = f"lacks the class {missing[0]}" if missing else f"has a class {unknown[0]!r} that CIFAR-10 has not"
+        raise ReproError(
+            f"{source} is not a complete copy of CIFAR-10: its {split} split {found} "
+            f"(expected the folders {', '.join(CIFAR10_CLASSES)}); replace it"
+        )
+    fewest, most = min(CIFAR10_CLASSES, key=counts.__getitem__), max(CIFAR10_CLASSES, key=counts.__getitem__)
+    if counts[fewest] != counts[most]:
+        raise ReproError(
+            f"{source} is incomplete: its {split} classes hold different numbers of images ({fewest} "
+            f"{counts[fewest]:,}, {most} {counts[most]:,}; CIFAR-10 has {CIFAR10_PER_CLASS[split]:,} of each); "
+            "the copy is truncated or damaged; replace it"
+        )
+    return counts[fewest]
 
 
 def _folder_members(folder: Path):
@@ -210,51 +328,113 @@ def _folder_members(folder: Path):
             yield p.relative_to(folder).as_posix(), p.read_bytes()
 
 
-def _archive_members(archive: Path):
-    """Yield (path, bytes) of every file in a tar archive, sorted by path; one-line error if corrupt."""
-    _verify_checksum(archive)
+def _archive_members(archive: Path) -> list[tuple[str, memoryview]]:
+    """(path, bytes) of every file in a tar archive, sorted by path; one-line error if corrupt.
+
+    A gzip stream is decompressed to its end, so that its CRC and length are checked; reading only as far as
+    tarfile asks would miss damage anywhere it stops early. And tarfile stops early without a word at the first
+    header it cannot parse (a damaged one too): after the last member there must be the end-of-archive marker
+    (two 512-byte blocks of zeros) and nothing but zeros."""
+    verify_checksum(archive, data_dir())
     try:
-        members = []
-        with tarfile.open(archive) as tar:
-            for m in tar:
-                if m.isfile():
-                    members.append((m.name, tar.extractfile(m).read()))
+        raw = archive.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+            found = sorted((m.name, m.offset_data, m.size) for m in tar if m.isfile())
+            end = tar.offset
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise ReproError(f"archive {archive} is corrupt or truncated ({type(e).__name__}: {e}); replace it") from None
-    members.sort(key=lambda m: m[0])
-    return members
+    if len(raw) - end < 1024 or raw[end:].strip(b"\0") or any(start + n > len(raw) for _, start, n in found):
+        raise ReproError(
+            f"archive {archive} is corrupt or truncated (its tar stream breaks off at byte {end:,} of {len(raw):,}, "
+            "without the end-of-archive marker); replace it"
+        )
+    view = memoryview(raw)
+    return [(name, view[start : start + n]) for name, start, n in found]
 
 
-def _verify_checksum(path: Path) -> None:
-    """If a SHA256SUMS file lies beside ``path`` and lists it, the file must match."""
-    sums = path.parent / "SHA256SUMS"
-    if not sums.is_file():
-        return
-    for line in sums.read_text().splitlines():
-        digest, _, name = line.strip().partition("  ")
-        if name.lstrip("*./") == path.name:
-            h = hashlib.sha256()
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            if h.hexdigest() != digest:
-                raise ReproError(f"{path} does not match its checksum in {sums}: the file is corrupt; replace it")
+def verify_checksum(path: Path, root: Path) -> None:
+    """If a ``SHA256SUMS`` file beside ``path``, or in a folder above it up to ``root``, lists it (by its path
+    relative to that folder, as ``sha256sum`` writes it), the file must match."""
+    folder = path.parent
+    while True:
+        sums = folder / "SHA256SUMS"
+        if sums.is_file():
+            rel = path.relative_to(folder).as_posix()
+            for line in sums.read_text().splitlines():
+                digest, _, name = line.strip().partition(" ")
+                name = name.lstrip(" *")
+                if name.removeprefix("./") == rel:
+                    h = hashlib.sha256()
+                    with open(path, "rb") as f:
+                        for chunk in iter(lambda: f.read(1 << 20), b""):
+                            h.update(chunk)
+                    if h.hexdigest() != digest.lower():
+                        raise ReproError(
+                            f"{path} does not match its checksum in {sums}: the file is corrupt; replace it"
+                        )
+                    return
+        if folder == root or folder.parent == folder or root not in folder.parents:
             return
+        folder = folder.parent
 
 
-def _decode_images(blobs: list[bytes], source: Path) -> torch.Tensor:
+class _StderrCapture:
+    """Send what is written to file descriptor 2 (where C libraries print) into a temporary file, to be read back.
+
+    libjpeg decodes damaged data as best it can and only prints a warning ("Corrupt JPEG data: 6 extraneous bytes
+    before marker 0xd9") to stderr; text appearing there during one image's decode marks that image as damaged.
+    Python warnings raised meanwhile are held back and shown afterwards, so that they are not mistaken for it."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self._sink = tempfile.TemporaryFile()
+        self._seen = 0
+        self._saved = os.dup(2)
+        os.dup2(self._sink.fileno(), 2)
+        self._warnings = warnings.catch_warnings(record=True)
+        self._caught = self._warnings.__enter__()
+        return self
+
+    def new_text(self) -> str:
+        """The first line written since the last call, or ''."""
+        size = os.fstat(self._sink.fileno()).st_size
+        if size == self._seen:
+            return ""
+        text = os.pread(self._sink.fileno(), size - self._seen, self._seen).decode(errors="replace")
+        self._seen = size
+        return text.strip().splitlines()[0] if text.strip() else ""
+
+    def __exit__(self, *exc):
+        self._warnings.__exit__(*exc)
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._sink.close()
+        for w in self._caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return False
+
+
+def _decode_images(members: list[tuple[str, bytes]], source: Path) -> torch.Tensor:
     from torchvision.io import ImageReadMode, decode_image
 
     out = []
-    for data in blobs:
-        try:
-            out.append(decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB))
-        except RuntimeError as e:
-            raise ReproError(
-                f"an image in {source} cannot be decoded ({str(e).splitlines()[0]}); the copy is corrupt"
-            ) from None
-    if len({tuple(x.shape) for x in out}) != 1:
-        raise ReproError(f"images in {source} differ in size; expected 32x32 CIFAR-10 images")
+    with _StderrCapture() as stderr:
+        for rel, data in members:
+            try:
+                image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+            except RuntimeError as e:  # "decode_jpeg, <source file>:<line>, Bogus marker length"
+                reason = str(e).splitlines()[0].rpartition(", ")[2] if str(e).strip() else type(e).__name__
+                raise ReproError(f"image {rel} in {source} cannot be decoded ({reason}); the copy is corrupt") from None
+            warning = stderr.new_text()
+            if warning:
+                raise ReproError(f"image {rel} in {source} is damaged (libjpeg: {warning}); the copy is corrupt")
+            if image.shape != (3, 32, 32):
+                raise ReproError(
+                    f"image {rel} in {source} is {image.shape[2]}x{image.shape[1]}; CIFAR-10 images are 32x32"
+                )
+            out.append(image)
     return torch.stack(out)
 
 
@@ -359,7 +539,9 @@ def _decode_cifar10_pickles(folder: Path) -> ImageSet:
 
 # ----------------------------------------------------------------------------- decoding MNIST
 def _read_idx(path: Path, ndim: int) -> torch.Tensor:
-    """Read an idx file (LeCun's format: magic, big-endian sizes, uint8 data)."""
+    """Read an idx file (LeCun's format: magic, big-endian sizes, uint8 data); a gzipped one is read to its end,
+    so that its CRC is checked."""
+    verify_checksum(path, data_dir())
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
@@ -382,8 +564,14 @@ def _decode_mnist(raw: Path) -> ImageSet:
     for s in x:
         if len(x[s]) != len(y[s]):
             raise ReproError(f"MNIST {s} images and labels differ in count ({len(x[s])} vs {len(y[s])}) in {raw}")
+        if x[s].shape[2:] != (28, 28):
+            raise ReproError(f"MNIST {s} images in {raw} are {x[s].shape[3]}x{x[s].shape[2]}; MNIST's are 28x28")
+        if len(y[s]) and int(y[s].max()) > 9:
+            raise ReproError(f"MNIST {s} labels in {raw} hold the label {int(y[s].max())}; MNIST's are 0-9")
+    counts = {"train": len(x["train"]), "test": len(x["t10k"])}
+    name = "MNIST" if counts == MNIST_IMAGES else f"MNIST ({counts['train']:,}/{counts['test']:,} images)"
     return ImageSet(
-        "MNIST",
+        name,
         x["train"],
         y["train"],
         x["t10k"],

@@ -16,6 +16,7 @@ from datamodules import augment as aug
 from datamodules.base import RecordedDataModule, mix_seed
 from datamodules.batches import ResidentBatches, epoch_of
 from datamodules.catalog import ImageSet, load_cifar10, load_mnist
+from datamodules.errors import ReproError
 
 LOADERS: dict[str, Callable[[], ImageSet]] = {"cifar10": load_cifar10, "mnist": load_mnist}
 
@@ -26,7 +27,9 @@ class ImageDataConfig:
     val_size: int = 5000  # held out from the training set (fixed split_seed) for model selection
     train_size: int = 0  # 0: every remaining training image; else a fixed subset of this many
     test_size: int = 0  # 0: the whole test set; else a fixed subset
-    train_eval_size: int = 5000  # clean (unaugmented) training error is measured on this many
+    # Clean (unaugmented) training error is measured on up to this many of the training images (all of a smaller
+    # train_size subset); more than the training images left after val_size is an error, as for the sizes above.
+    train_eval_size: int = 5000
     batch_size: int = 128
     eval_batch_size: int = 1000
     augment: tuple[str, ...] = ()  # any of aug.NAMES (applied in that order, whatever the order here)
@@ -57,6 +60,29 @@ class ImageDataConfig:
             raise ValueError("pixel_flip_prob must be in [0, 1]")
 
 
+def check_sizes(cfg: ImageDataConfig, images: ImageSet) -> None:
+    """Every subset size must fit the data: asking for more images than there are is refused, not capped."""
+    n_train, n_test = len(images.train_x), len(images.test_x)
+    if cfg.val_size >= n_train:
+        raise ReproError(
+            f"data.val_size={cfg.val_size:,} leaves no training images: {images.name} has {n_train:,} "
+            "(the validation images are held out of them)"
+        )
+    left = n_train - cfg.val_size
+    for key in ("train_size", "train_eval_size"):
+        if getattr(cfg, key) > left:
+            raise ReproError(
+                f"data.{key}={getattr(cfg, key):,} is more than the {left:,} training images {images.name} has "
+                f"after holding out data.val_size={cfg.val_size:,} for validation"
+                + (" (0 takes them all)" if key == "train_size" else "")
+            )
+    if cfg.test_size > n_test:
+        raise ReproError(
+            f"data.test_size={cfg.test_size:,} is more than the {n_test:,} test images {images.name} has "
+            "(0 takes them all)"
+        )
+
+
 class ImageDataModule(RecordedDataModule):
     """CIFAR-10 or MNIST: train/val split, optional subsets, batched on-device augmentation."""
 
@@ -85,6 +111,7 @@ class ImageDataModule(RecordedDataModule):
             "source": images.source,
             "classes": images.classes,
         }
+        check_sizes(cfg, images)
         g = torch.Generator().manual_seed(cfg.split_seed)
         perm = torch.randperm(len(images.train_x), generator=g)
         val_idx, train_idx = perm[: cfg.val_size], perm[cfg.val_size :]
@@ -173,6 +200,7 @@ class ImageDataModule(RecordedDataModule):
             "train": len(self.train[0]),
             "val": len(self.val[0]),
             "test": len(self.test[0]),
+            "train_eval": len(self.train_eval[0]),
         }
 
 

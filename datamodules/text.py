@@ -1,9 +1,14 @@
 """Character-level text: Tiny Shakespeare, split like nanoGPT, served as truncated-BPTT chunks.
 
 The text is found under ``REPRO_DATA_DIR`` (``tinyshakespeare/input.txt``, char-rnn's layout, or
-``tinyshakespeare.txt``), else downloaded from char-rnn's URL into it. The vocabulary is every
-distinct character of the whole text, sorted (65 for Tiny Shakespeare); the first 90% of the
-characters are the training text and the last 10% the validation text (nanoGPT's
+``tinyshakespeare.txt``), else downloaded from char-rnn's URL into it. Nothing damaged is used
+silently: a file listed in a ``SHA256SUMS`` (beside it or above it in the data directory) must match;
+char-rnn's text is recognised by its sha256; a copy of its length with other content, one holding
+control characters (a zero-filled block), or one ending mid-line (cut short) is refused; any other
+copy is used under a name that says so ("Tiny Shakespeare (another copy: 16,012 characters)").
+
+The vocabulary is every distinct character of the whole text, sorted (65 for Tiny Shakespeare); the
+first 90% of the characters are the training text and the last 10% the validation text (nanoGPT's
 ``data/shakespeare_char/prepare.py``: 1,003,854 and 111,540 characters).
 
 Training batches are chunks of B parallel *streams* (char-rnn's layout): the training text is cut
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +37,14 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from datamodules.catalog import data_dir
+from datamodules.catalog import data_dir, remove_stale_temp_files, temp_path, verify_checksum
 from datamodules.errors import ReproError
 
 TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"  # char-rnn's file
+TINY_SHAKESPEARE_CHARS = 1_115_394
 _LAYOUTS = ("tinyshakespeare/input.txt", "tiny_shakespeare/input.txt", "tinyshakespeare.txt")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # none in any text; a zero-filled block is full of them
 
 
 @dataclass
@@ -74,14 +83,24 @@ def _download(root: Path) -> Path | None:
     if os.environ.get("REPRO_OFFLINE", "") not in ("", "0"):
         return None
     target = root / _LAYOUTS[0]
+    tmp = temp_path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-        urllib.request.urlretrieve(TINY_SHAKESPEARE_URL, tmp)
-        os.replace(tmp, target)
+        remove_stale_temp_files(target.parent)
+        urllib.request.urlretrieve(TINY_SHAKESPEARE_URL, tmp)  # refuses a body shorter than its Content-Length
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        if digest == TINY_SHAKESPEARE_SHA256:
+            os.replace(tmp, target)
     except Exception as e:  # offline, refused, read-only: report what was looked for instead
         print(f"[data] download of Tiny Shakespeare into {root} failed: {type(e).__name__}: {str(e)[:120]}")
         return None
+    finally:
+        tmp.unlink(missing_ok=True)
+    if digest != TINY_SHAKESPEARE_SHA256:
+        raise ReproError(
+            f"the download from {TINY_SHAKESPEARE_URL} is not char-rnn's Tiny Shakespeare (sha256 {digest[:16]}, "
+            f"expected {TINY_SHAKESPEARE_SHA256[:16]}); nothing was saved"
+        )
     return target
 
 
@@ -94,10 +113,36 @@ def load_text(download: bool = True) -> tuple[str, Path]:
             f"Tiny Shakespeare not found: looked for {looked}; set REPRO_DATA_DIR to a folder holding one of "
             "these, or go online to download it"
         )
+    verify_checksum(source, root)
     try:
         return source.read_text(encoding="utf-8"), source
     except (OSError, UnicodeDecodeError) as e:
         raise ReproError(f"{source} cannot be read as UTF-8 text ({type(e).__name__}); replace it") from None
+
+
+def text_name(text: str, source: Path) -> str:
+    """The name results tables print for this text; a one-line error for a copy that is damaged."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if digest == TINY_SHAKESPEARE_SHA256:
+        return "Tiny Shakespeare (char-rnn)"
+    if len(text) == TINY_SHAKESPEARE_CHARS:
+        raise ReproError(
+            f"{source} has the length of char-rnn's Tiny Shakespeare ({TINY_SHAKESPEARE_CHARS:,} characters) but "
+            f"not its content (sha256 {digest[:16]}, expected {TINY_SHAKESPEARE_SHA256[:16]}): the file is "
+            "damaged; replace it"
+        )
+    control = _CONTROL.search(text)
+    if control:
+        raise ReproError(
+            f"{source} holds the control character {control[0]!r} at character {control.start():,}: the file is "
+            "damaged; replace it"
+        )
+    if not text.endswith("\n"):
+        raise ReproError(
+            f"{source} ends in the middle of a line ({len(text):,} characters): the file looks cut short; replace "
+            "it (an excerpt made on purpose should end with a newline)"
+        )
+    return f"Tiny Shakespeare (another copy: {len(text):,} characters)"
 
 
 @dataclass
@@ -109,6 +154,7 @@ class CharText:
     val: torch.Tensor
     source: str
     fingerprint: str  # sha256 of the text, first 16 hex digits
+    name: str  # as printed in results tables (see ``text_name``)
 
 
 def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str, str]:
@@ -180,13 +226,20 @@ class TextDataModule(L.LightningDataModule):
         """Read, split and encode the text once per process."""
         if self.text is None:
             text, source = load_text()
+            name = text_name(text, source)
             vocab, train, val = split_text(text, self.cfg.val_fraction)
+            for key, part, what in (("train_chars", train, "training"), ("val_chars", val, "validation")):
+                if getattr(self.cfg, key) > len(part):
+                    raise ReproError(
+                        f"data.{key}={getattr(self.cfg, key):,} is more than the {len(part):,} {what} characters "
+                        f"of {name} (0 takes them all)"
+                    )
             if self.cfg.train_chars:
                 train = train[: self.cfg.train_chars]
             if self.cfg.val_chars:
                 val = val[: self.cfg.val_chars]
             digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-            self.text = CharText(vocab, encode(train, vocab), encode(val, vocab), str(source), digest)
+            self.text = CharText(vocab, encode(train, vocab), encode(val, vocab), str(source), digest, name)
         return self.text
 
     @property
@@ -218,7 +271,7 @@ class TextDataModule(L.LightningDataModule):
     def data_info(self) -> dict:
         t = self.load()
         return {
-            "name": "Tiny Shakespeare (char-rnn)",
+            "name": t.name,
             "fingerprint": t.fingerprint,
             "source": t.source,
             "vocab_size": len(t.vocab),

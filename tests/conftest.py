@@ -75,7 +75,7 @@ def make_mnist(root: Path, n_train: int = 600, n_test: int = 300, seed: int = 0)
 def tiny_data_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_data")
     make_cifar_archive(root / "cifar10-jpeg.tar.gz")
-    make_mnist(root)
+    make_mnist(root, n_train=1000)  # capacity's smoke profile takes 500 training images after 128 for validation
     (root / "tinyshakespeare").mkdir()
     (root / "tinyshakespeare" / "input.txt").write_text(tiny_text())
     return root

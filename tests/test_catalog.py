@@ -35,7 +35,8 @@ def test_cifar_archive_is_decoded_once_into_the_cache(dirs, tiny_data_dir):
     assert images.test_x.shape == (300, 3, 32, 32)
     assert images.classes == catalog.CIFAR10_CLASSES
     assert images.train_y.bincount().tolist() == [60] * 10
-    assert images.name == "CIFAR-10 (JPEG q75 mirror)"  # JPEG quality read back from the files
+    # JPEG quality read back from the files; a copy smaller than the published one says so
+    assert images.name == "CIFAR-10 (JPEG q75 mirror, 60/30 images per class)"
     # class c was drawn around 25*c + 20: labels follow the folder names
     means = [images.train_x[images.train_y == c].float().mean().item() for c in range(10)]
     assert all(abs(m - (25 * c + 19.5)) < 3 for c, m in enumerate(means))

@@ -125,7 +125,9 @@ def test_weighted_member_loss_by_hand():
 def test_training_batches_carry_their_positions(tiny_data_dir, session_cache, monkeypatch):
     monkeypatch.setenv("REPRO_DATA_DIR", str(tiny_data_dir))
     monkeypatch.setenv("REPRO_CACHE_DIR", str(session_cache))
-    dm = IndexedImageDataModule(ImageDataConfig(dataset="mnist", val_size=100, train_size=200, batch_size=64), seed=0)
+    dm = IndexedImageDataModule(
+        ImageDataConfig(dataset="mnist", val_size=100, train_size=200, train_eval_size=200, batch_size=64), seed=0
+    )
     dm.setup()
     dm.trainer = SimpleNamespace(training=True, global_rank=0, world_size=1, current_epoch=0)
     seen = []
