@@ -38,6 +38,26 @@ class Launch:
         many = (devices.isdigit() and int(devices) > 1) or "," in devices or devices == "-1"
         return many or self.num_nodes > 1
 
+    def world_size(self) -> int:
+        """The number of processes a run will use (what Lightning's trainer will report), without starting one."""
+        devices = self.devices.strip()
+        if devices.isdigit():
+            per_node = int(devices)
+        elif "," in devices:
+            per_node = len([d for d in devices.split(",") if d.strip()])
+        elif self.accelerator == "cpu" or self.jobs > 1:  # --jobs gives each child one device
+            per_node = 1
+        else:
+            import torch
+
+            per_node = torch.cuda.device_count() if torch.cuda.is_available() else 1
+        return per_node * self.num_nodes
+
+    def precision_name(self) -> str:
+        """Lightning's name for the precision option ('bf16' -> 'bf16-mixed', none -> '32-true')."""
+        aliases = {None: "32-true", "32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
+        return aliases.get(self.precision, self.precision)
+
     def validate(self) -> None:
         """One-line errors for options Lightning would only reject with a traceback."""
         devices = self.devices.strip()

@@ -118,6 +118,23 @@ def check_identity(folder: Path, text: str) -> None:
         )
 
 
+def check_config(folder: Path, text: str) -> None:
+    """Before anything runs: a folder (finished or not) whose config.yaml holds another identity is refused."""
+    path = folder / "config.yaml"
+    if not path.is_file():
+        return
+    try:
+        old = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        old = {}
+    old, new = old if isinstance(old, dict) else {}, yaml.safe_load(text)
+    if old != new:
+        raise ReproError(
+            f"{folder} holds a run with a different config ({first_difference(old, new)}); delete that folder or set "
+            "REPRO_RUNS_DIR to another folder"
+        )
+
+
 def first_difference(a: Any, b: Any, path: str = "") -> str:
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b), key=str):

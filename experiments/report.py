@@ -241,9 +241,10 @@ def write_report(
     lines = render(exp, profile, evidence, stem, preview)
     png = out_dir / f"{stem}.png"
     by_variant: dict[str, list[dict]] = defaultdict(list)
-    for r in records:  # plots do arithmetic: a metric a diverged run has no value for (null) is a NaN there
+    for r in records:  # plots do arithmetic: a value JSON could not hold (null: NaN or inf) is a NaN there
         metrics = {k: math.nan if v is None else v for k, v in r["metrics"].items()}
-        by_variant[r["variant"]].append({**r, "metrics": metrics})
+        history = [{k: math.nan if v is None else v for k, v in row.items()} for row in r.get("history", [])]
+        by_variant[r["variant"]].append({**r, "metrics": metrics, "history": history})
     (exp.plot or default_plot)(exp, dict(by_variant), png, profile)
     write_atomic(out_dir / f"{stem}.csv", table_csv(records, profile))
     write_atomic(out_dir / f"{stem}.md", "\n".join(lines))

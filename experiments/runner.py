@@ -35,7 +35,7 @@ from experiments.callbacks import (
 from experiments.config import config_to_dict
 from experiments.plan import Launch, RunSpec, is_rank_zero
 from experiments.provenance import git_commit, hardware, versions
-from experiments.records import check_identity, identity_text, read_record, to_json, write_atomic
+from experiments.records import check_config, check_identity, identity_text, read_record, to_json, write_atomic
 
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
 
@@ -265,6 +265,9 @@ def run_all(specs: list[RunSpec], launch: Launch) -> list[dict]:
     """Run every spec: in this process one after another, or as child processes (``--jobs N``, and
     multi-device DDP runs, which Lightning's launcher must start afresh for each run)."""
     git_commit()  # pin the provenance of the code this process runs
+    for s in specs:
+        check_config(s.dir, identity_text(s.experiment.name, s.profile, s.variant, s.seed, s.config,
+                                          launch.world_size(), launch.precision_name()))  # fmt: skip
     pending = [s for s in specs if read_record(s.dir) is None]
     print(f"{len(specs)} runs: {len(specs) - len(pending)} finished, {len(pending)} to run")
     prepare_data(pending)

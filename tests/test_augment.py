@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from datamodules import augment as aug
-from datamodules.images import ImageDataConfig, ImageDataModule, ResidentBatches
+from datamodules.batches import ResidentBatches
+from datamodules.images import ImageDataConfig, ImageDataModule
 
 
 def batch(n=16, c=3, h=8, w=8, seed=0):
@@ -338,7 +339,9 @@ def test_batches_shard_by_rank_and_replay_by_epoch():
     epoch = {"e": 0}
 
     def make(rank, world, shuffle):
-        return ResidentBatches(x, y, 10, shuffle=shuffle, seed=5, epoch_fn=lambda: epoch["e"], rank=rank, world=world)
+        return ResidentBatches(
+            x, y, batch_size=10, shuffle=shuffle, seed=5, epoch_fn=lambda: epoch["e"], rank=rank, world=world
+        )
 
     # evaluation: every example exactly once across ranks
     seen = torch.cat([b[1] for r in range(2) for b in make(r, 2, False)])

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from datamodules.images import ResidentBatches
+from datamodules.batches import ResidentBatches
 from experiments import get
 from experiments.batch_size import linear_scaled_lr
 from experiments.spec import Results
@@ -54,7 +54,7 @@ def test_steps_per_epoch_in_the_quick_profile():
     x, y = torch.zeros(n, 1, 1, 1, dtype=torch.uint8), torch.arange(n)
     for variant, steps in (("batch-32", 128), ("batch-1024", 4)):
         b = exp.resolve(variant, "quick").data.batch_size
-        batches = list(ResidentBatches(x, y, b, shuffle=True))
+        batches = list(ResidentBatches(x, y, batch_size=b, shuffle=True))
         assert len(batches) == steps and all(len(by) == b for _, by in batches)
         assert sorted(torch.cat([by for _, by in batches]).tolist()) == list(range(n))
 
@@ -80,8 +80,8 @@ def test_claims():
     assert fits.check(higher).status == "contradicted"
     lower = results(
         **{
-            "batch-32": {"generalization_error": [0.05, 0.06, 0.05]},
-            "batch-1024": {"generalization_error": [0.04, 0.045, 0.04]},
+            "batch-32": {"gen_error": [0.05, 0.06, 0.05]},
+            "batch-1024": {"gen_error": [0.04, 0.045, 0.04]},
         }
     )
     assert gap.check(lower).status == "contradicted"
@@ -100,9 +100,9 @@ def test_smoke_run_counts_the_steps(data_env):
         rec = json.loads(open(f"{runs}/batch-size/smoke/{variant}/seed0/record.json").read())
         m = rec["metrics"]
         assert m["steps_per_epoch"] == per_epoch and m["steps"] == 2 * per_epoch
-        assert m["generalization_error"] == pytest.approx(m["test_error"] - m["train_error"])
+        assert m["gen_error"] == pytest.approx(m["test_error"] - m["train_error"])
         # the lr the optimizer used: after epoch 1 of 2, half-way through the cosine schedule, exactly half the
         # variant's lr (the 5% warm-up is over by then)
         assert rec["history"][0]["lr"] == pytest.approx(0.5 * lr)
-    md = open(f"{data_env['REPRO_RESULTS_DIR']}/batch-size-smoke.md").read()
+    md = open(f"{data_env['REPRO_RUNS_DIR']}/batch-size/smoke/report/batch-size-smoke.md").read()
     assert "tests worse" in md and "steps / epoch" in md

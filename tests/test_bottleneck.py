@@ -9,16 +9,17 @@ import pytest
 import torch
 
 from experiments import get
-from experiments.bottleneck import (
+from experiments.bottleneck import mlp_params
+from experiments.common import build_mlp
+from experiments.spec import Results
+from lightning_modules.nets.mlp import (
+    MLP,
+    MLPConfig,
     first_layer_matrix,
     first_layer_rank,
     merge_bottleneck,
     merge_difference,
-    mlp_params,
 )
-from experiments.common import build_mlp
-from experiments.spec import Results
-from lightning_modules.nets.mlp import MLP, MLPConfig
 from tests.conftest import repro
 
 
@@ -73,19 +74,32 @@ def results(**per_variant) -> Results:
     return Results({v: {m: dict(enumerate(vals)) for m, vals in ms.items()} for v, ms in per_variant.items()})
 
 
-def test_exact_claims():
-    fewer, rank, merge, *_ = get("bottleneck").claims
+def test_exact_identities_are_checks_that_hold_or_fail():
+    fewer, rank, merge = get("bottleneck").checks
     ok = results(
         none={"params_k": [269.322] * 3, "first_layer_rank": [256] * 3, "merge_diff": [0.0] * 3},
         **{"k-8": {"params_k": [76.938] * 3, "first_layer_rank": [8, 8, 8], "merge_diff": [1e-16, 0.0, 2e-16]}},
     )
-    assert fewer.check(ok).status == rank.check(ok).status == merge.check(ok).status == "supported"
+    assert fewer.check(ok).holds and rank.check(ok).holds and merge.check(ok).holds
+    assert rank.check(ok).largest_error == 0 and merge.check(ok).largest_error == 2e-16
     bad = results(
         none={"params_k": [269.322], "first_layer_rank": [256]},
         **{"k-8": {"params_k": [300.0], "first_layer_rank": [9], "merge_diff": [1e-3]}},
     )
-    assert fewer.check(bad).status == rank.check(bad).status == merge.check(bad).status == "contradicted"
-    assert rank.check(results()).status == "inconclusive"
+    assert not fewer.check(bad).holds and not rank.check(bad).holds and not merge.check(bad).holds
+    assert rank.check(bad).largest_error == 1  # rank 9 for k = 8
+    assert rank.check(results()).holds is None
+
+
+def test_a_bottleneck_might_help_is_contradicted_only_when_every_one_hurts():
+    might = get("bottleneck").claims[0]
+    base = [0.10, 0.11, 0.12]
+    one_helps = results(none={"test_error": base}, **{"k-8": {"test_error": [e + 0.05 for e in base]},
+                                                     "k-32": {"test_error": [e - 0.02 for e in base]}})  # fmt: skip
+    assert might.check(one_helps).status == "supported"
+    all_hurt = results(none={"test_error": base}, **{"k-8": {"test_error": [e + 0.05 for e in base]},
+                                                    "k-32": {"test_error": [e + 0.02 for e in base]}})  # fmt: skip
+    assert might.check(all_hurt).status == "contradicted"
 
 
 def test_smoke_run_records_rank_and_merge_check(data_env):
@@ -97,5 +111,5 @@ def test_smoke_run_records_rank_and_merge_check(data_env):
         m = rec["metrics"]
         assert m["first_layer_rank"] == rank and m["merge_diff"] < 1e-12
         assert m["params_k"] * 1000 == pytest.approx(mlp_params((32, 32), k)) == rec["provenance"]["params"]
-    md = open(f"{data_env['REPRO_RESULTS_DIR']}/bottleneck-smoke.md").read()
-    assert "rank of W1 B" in md and "**supported**" in md and "bottleneck-smoke.png" in md
+    md = open(f"{runs}/bottleneck/smoke/report/bottleneck-smoke.md").read()  # a preview: smoke is never citable
+    assert "rank of W1 B" in md and "**holds**" in md and "bottleneck-smoke.png" in md

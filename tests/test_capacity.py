@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from datamodules.images import ResidentBatches
+from datamodules.batches import ResidentBatches
 from experiments import get
 from experiments.capacity import epochs_for, mlp_params, steps_per_epoch, training_images
 from experiments.common import build_mlp
@@ -48,7 +48,7 @@ def test_variants_resolve_to_the_stated_sizes_widths_and_step_budget():
 
 @pytest.mark.parametrize("n", [10, 63, 64, 65, 500, 2000])
 def test_steps_per_epoch_matches_the_data_loader(n):
-    batches = ResidentBatches(torch.zeros(n, 1), torch.zeros(n), 64, shuffle=True)
+    batches = ResidentBatches(torch.zeros(n, 1), torch.zeros(n), batch_size=64, shuffle=True)
     assert len(batches) == len(list(batches)) == steps_per_epoch(n, 64)
     assert epochs_for(100, n, 64) * steps_per_epoch(n, 64) >= 100 > (epochs_for(100, n, 64) - 1) * len(batches)
 
@@ -97,5 +97,5 @@ def test_smoke_run_records_parameters_steps_and_the_gap(data_env):
         # the 20-step budget: whole epochs of full batches of 64
         per_epoch = rec["provenance"]["data"]["train"] // 64
         assert m["steps"] == rec["provenance"]["steps"] == m["epochs"] * per_epoch and 20 <= m["steps"] < 20 + per_epoch
-    md = open(f"{data_env['REPRO_RESULTS_DIR']}/capacity-smoke.md").read()
+    md = open(f"{data_env['REPRO_RUNS_DIR']}/capacity/smoke/report/capacity-smoke.md").read()
     assert "generalization gap" in md and "params (k)" in md and "capacity-smoke.png" in md

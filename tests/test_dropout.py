@@ -173,7 +173,8 @@ def results(**per_variant) -> Results:
 
 def test_claims_decide_from_paired_seeds():
     exp = get("dropout")
-    helps, _, averaging, meets, identity = exp.claims
+    helps, _, averaging, meets = exp.claims
+    (identity,) = exp.checks
     r = results(none={"test_error": [0.030, 0.031, 0.029]}, dropout={"test_error": [0.025, 0.027, 0.024]})
     assert helps.check(r).status == "supported"
     r = results(none={"test_error": [0.025, 0.027, 0.024]}, dropout={"test_error": [0.030, 0.031, 0.029]})
@@ -186,8 +187,22 @@ def test_claims_decide_from_paired_seeds():
     assert meets.check(results(dropout=far)).status == "contradicted"
     noisy = {"mc_k100_error": [0.030, 0.040, 0.025], "weight_scaling_error": [0.030, 0.030, 0.030]}
     assert meets.check(results(dropout=noisy)).status == "inconclusive"
-    assert identity.check(results(none={"wd_identity_gap": [0.0, 1e-16]})).status == "supported"
-    assert identity.check(results(none={"wd_identity_gap": [0.0, 1e-6]})).status == "contradicted"
+    assert identity.check(results(none={"wd_identity_gap": [0.0, 1e-16]})).holds
+    assert not identity.check(results(none={"wd_identity_gap": [0.0, 1e-6]})).holds
+
+
+def test_max_norm_counts_how_often_it_binds():
+    from lightning_modules import measures
+    from lightning_modules.nets.mlp import MLPConfig
+
+    net = MLP(MLPConfig(hidden=(3,), max_norm=1.0), in_features=2, num_classes=2)
+    with torch.no_grad():
+        net.hidden_layers[0].weight.copy_(torch.tensor([[3.0, 4.0], [0.3, 0.4], [0.6, 0.8]]))  # norms 5, 0.5, 1
+    net.after_step()  # one unit of three is longer than c = 1
+    assert torch.allclose(net.hidden_layers[0].weight.norm(dim=1), torch.tensor([1.0, 0.5, 1.0]))
+    net.after_step()  # now none is
+    assert measures.max_norm_binding(net) == {"max_norm_steps_pct": 50.0, "max_norm_units_pct": 100 / 6}
+    assert "max_norm_counters" in net.state_dict()  # the counts survive a resume
 
 
 def test_full_profile_is_table_9s_net():
@@ -214,5 +229,5 @@ def test_smoke_run_records_the_mc_curve_and_writes_the_report(data_env):
     assert m["wd_identity_gap"] < 1e-12 and m["wd_expected_loss"] == pytest.approx(m["wd_closed_form"], rel=1e-12)
     plain = json.loads(open(f"{runs}/dropout/smoke/none/seed0/record.json").read())
     assert "mc" not in plain and "mc_k1_error" not in plain["metrics"]  # no dropout: nothing to average
-    md = open(f"{data_env['REPRO_RESULTS_DIR']}/dropout-smoke.md").read()
+    md = open(f"{data_env['REPRO_RUNS_DIR']}/dropout/smoke/report/dropout-smoke.md").read()
     assert "Table 9" in md and "weight scaling" in md and "dropout-smoke.png" in md

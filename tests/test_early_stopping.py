@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
+from datamodules.images import NoisyLabelDataModule, corrupt_labels
 from experiments import get
-from experiments.early_stopping import NoisyLabelDataModule, corrupt_labels
 from experiments.spec import ReproError, Results
 from lightning_modules.early_stopping import best_epoch, patience_stop, stopping_metrics
 from tests.conftest import repro
@@ -53,6 +53,23 @@ def test_stopping_metrics_read_the_test_error_at_the_kept_epoch():
     assert (m["stop_epoch_p4"], m["kept_epoch_p4"], m["p4_test_error"]) == (10, 8, 0.30)
     assert m["best_val_loss_epoch"] == 1 and m["test_loss_at_best_val_loss"] == 2 and m["test_loss_end"] == 11
     assert -1 <= m["val_test_corr"] <= 1
+    assert "val_b_end_error" not in m  # no validation halves recorded
+
+
+def test_the_rise_after_the_minimum_is_measured_on_the_other_half_of_the_validation_set():
+    # half a bottoms out at epoch 3; half b, which chose nothing, is read there and at the end
+    a = [0.5, 0.4, 0.3, 0.35, 0.4]
+    b = [0.52, 0.41, 0.33, 0.3, 0.45]
+    history = [{"val_error": (x + y) / 2, "val_a_error": x, "val_b_error": y, "test_error": y, "val_loss": 1,
+                "test_loss": 1} for x, y in zip(a, b, strict=True)]  # fmt: skip
+    m = stopping_metrics(history, (2,))
+    assert m["best_val_a_epoch"] == 3 and m["val_b_at_best_a_error"] == 0.33 and m["val_b_end_error"] == 0.45
+    rise = next(c for c in get("early-stopping").claims if "rises again" in c.statement and "clean" in c.statement)
+    runs = {"val_b_at_best_a_error": [0.33, 0.32, 0.34], "val_b_end_error": [0.45, 0.43, 0.46]}
+    assert rise.check(results(mlp=runs)).status == "supported"
+    # a curve that ends at its minimum is measured as no rise, not as a rise (the old test was >= 0 always)
+    flat = {"val_b_at_best_a_error": [0.33, 0.32, 0.34], "val_b_end_error": [0.32, 0.315, 0.33]}
+    assert rise.check(results(mlp=flat)).status == "contradicted"
 
 
 def test_corrupt_labels_changes_exactly_the_fraction_to_other_classes():
@@ -117,5 +134,6 @@ def test_smoke_run_records_the_test_curve_and_the_stopping_points(data_env):
         stop, kept = patience_stop([row["val_error"] for row in hist], p)
         assert (m[f"stop_epoch_p{p}"], m[f"kept_epoch_p{p}"]) == (stop, kept)
         assert m[f"p{p}_test_error"] == hist[kept - 1]["test_error"]
-    md = open(f"{data_env['REPRO_RESULTS_DIR']}/early-stopping-smoke.md").read()
+    assert 0 <= m["val_b_end_error"] <= 1 and 1 <= m["best_val_a_epoch"] <= 6
+    md = open(f"{data_env['REPRO_RUNS_DIR']}/early-stopping/smoke/report/early-stopping-smoke.md").read()
     assert "Early stopping (patience 10" in md and "early-stopping-smoke.png" in md

@@ -21,7 +21,6 @@ from lightning_modules.rnn_gradients import (
     bptt_by_hand,
     bptt_vs_autograd,
     cycle_phase,
-    grad_norm_and_clip,
     jacobian_norms,
     logistic_orbit,
     recurrent_matrix,
@@ -110,12 +109,14 @@ def test_logistic_map_derivative_and_cycle():
 
 
 def test_gradient_clipping_rescales_to_the_threshold_and_reports_the_norm_before():
+    module = ClippedRNNRegressor(ClipModelConfig(hidden=2), ClipOptimConfig(lr=0.1, clip=1.0), seed=0)
     p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([p], lr=0.1)
     p.grad = torch.tensor([3.0, 4.0])
-    assert grad_norm_and_clip([p], 1.0) == pytest.approx(5.0)
+    assert float(module.clip_gradient_norm(opt, 1.0)) == pytest.approx(5.0)
     assert p.grad.tolist() == pytest.approx([0.6, 0.8])
     p.grad = torch.tensor([3.0, 4.0])
-    assert grad_norm_and_clip([p], 0.0) == pytest.approx(5.0) and p.grad.tolist() == [3.0, 4.0]
+    assert float(module.clip_gradient_norm(opt, 0.0)) == pytest.approx(5.0) and p.grad.tolist() == [3.0, 4.0]
 
 
 def _fit(module, data, epochs=2):
@@ -168,6 +169,15 @@ def test_clipping_claims_pair_by_seed():
     assert exp.claims[0].check(results()).status == "inconclusive"
 
 
+def test_the_slide_numbers_are_a_check_with_their_error():
+    slide = get("gradients").checks[0]
+    exact = results(analysis={"scalar_explode": [1.1**50] * 3, "scalar_vanish": [0.9**50] * 3})
+    outcome = slide.check(exact)
+    assert outcome.holds and outcome.largest_error == 0
+    off = results(analysis={"scalar_explode": [1.1**49], "scalar_vanish": [0.9**50]})  # one factor short
+    assert not slide.check(off).holds and slide.check(off).largest_error == pytest.approx(1 - 1 / 1.1)
+
+
 def test_smoke_run_records_the_analysis_and_the_clipping_runs(data_env):
     result = repro("run", "gradients", "--profile", "smoke", "--wandb", "off", env=data_env)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -179,5 +189,5 @@ def test_smoke_run_records_the_analysis_and_the_clipping_runs(data_env):
     for variant in ("no-clip", "clip"):
         rec = json.loads(open(f"{runs}/gradients/smoke/{variant}/seed0/record.json").read())
         assert len(rec["traces"]["grad_norm"]) == rec["metrics"]["steps"] > 0
-    md = open(f"{data_env['REPRO_RESULTS_DIR']}/gradients-smoke.md").read()
+    md = open(f"{runs}/gradients/smoke/report/gradients-smoke.md").read()
     assert "117.4" in md and "Gradient clipping" in md and "gradients-smoke.png" in md

@@ -9,19 +9,10 @@ import lightning as L
 import pytest
 import torch
 
+from datamodules.sequences import TinyRNNConfig, TinySequenceDataModule, make_batch
 from experiments import get
 from experiments.spec import Results
-from lightning_modules.tiny_rnns import (
-    SequenceStream,
-    TinyRNN,
-    TinyRNNConfig,
-    TinyRNNModule,
-    TinySequenceDataModule,
-    accuracy,
-    hand_set,
-    hand_table,
-    make_batch,
-)
+from lightning_modules.tiny_rnns import TinyRNN, TinyRNNModule, accuracy, hand_set, hand_table
 from tests.conftest import repro
 
 
@@ -61,9 +52,9 @@ def test_comparing_rnn_on_hand_made_sequences():
 def test_training_stream_is_keyed_by_seed_and_epoch():
     cfg = TinyRNNConfig(task="comparing", steps_per_epoch=3, batch_size=4, n_test=10)
     a, b, other = (TinySequenceDataModule(cfg, seed=s) for s in (1, 1, 2))
-    first = [x for x, _ in SequenceStream(a)]
-    assert len(first) == 3 and all(torch.equal(x, y) for x, (y, _) in zip(first, SequenceStream(b), strict=True))
-    assert not torch.equal(first[0], next(iter(SequenceStream(other)))[0])
+    first = [x for x, _ in a.train_dataloader()]
+    assert len(first) == 3 and all(torch.equal(x, y) for x, (y, _) in zip(first, b.train_dataloader(), strict=True))
+    assert not torch.equal(first[0], next(iter(other.train_dataloader()))[0])
     assert torch.equal(a.test[0], b.test[0]) and not torch.equal(a.test[0], other.test[0])
     assert not torch.equal(first[0], a.test[0][:4])  # the test set is not a training batch
 
@@ -102,20 +93,21 @@ def results(**per_variant) -> Results:
 
 def test_claims_decide_from_per_seed_metrics():
     exp = get("rnn-examples")
-    summing_exact, comparing_exact, summing_recovered, accurate, comparing_recovered = (c.check for c in exp.claims)
-    assert summing_exact(results(summing={"hand_exact": [1.0, 1.0, 1.0]})).status == "supported"
-    assert summing_exact(results(summing={"hand_exact": [1.0, 0.0, 1.0]})).status == "contradicted"
-    assert summing_exact(results()).status == "inconclusive"
+    summing_exact, comparing_exact = (c.check for c in exp.checks)
+    summing_recovered, accurate, comparing_recovered = (c.check for c in exp.claims)
+    assert summing_exact(results(summing={"hand_exact": [1.0, 1.0, 1.0]})).holds
+    assert not summing_exact(results(summing={"hand_exact": [1.0, 0.0, 1.0]})).holds
+    assert summing_exact(results()).holds is None
     exact = {"hand_exact": [1.0] * 3, "hand_test_accuracy": [1.0] * 3}
-    assert comparing_exact(results(comparing={**exact, "hand_test_accuracy_long": [1, 1, 0.999]})).status == (
-        "contradicted"
-    )
+    outcome = comparing_exact(results(comparing={**exact, "hand_test_accuracy_long": [1, 1, 0.999]}))
+    assert not outcome.holds and outcome.largest_error == pytest.approx(0.001)
     # errors in thousandths: tolerance 0.01 for summing
     good = {"w_self_error_e3": [1.0, 2.0, 0.5], "gain_error_e3": [0.5, 3.0, 1.0]}
     assert summing_recovered(results(summing=good)).status == "supported"
     bad = {"w_self_error_e3": [300.0, 320.0, 310.0], "gain_error_e3": [0.5, 3.0, 1.0]}
     assert summing_recovered(results(summing=bad)).status == "contradicted"
-    diverged = {"w_self_error_e3": [1.0, math.nan, 1.0], "gain_error_e3": [1.0, math.nan, 1.0]}
+    diverged = {"w_self_error_e3": [1.0, math.nan, 1.0], "gain_error_e3": [1.0, math.nan, 1.0],
+                "hand_exact": [1.0] * 3}  # fmt: skip
     assert "within 0.01 in 2 of 3 seeds" in summing_recovered(results(summing=diverged)).statistic
     assert accurate(results(comparing={"test_accuracy": [0.99, 0.995, 0.98]})).status == "supported"
     assert accurate(results(comparing={"test_accuracy": [0.7, 0.8, 0.75]})).status == "contradicted"
@@ -142,6 +134,6 @@ def test_smoke_run_records_hand_tables_and_writes_the_report(data_env):
     assert [summing["metrics"][f"hand_y{t}"] for t in range(1, 5)] == [2.0, 1.5, 2.5, 3.5]
     comparing = json.loads(open(f"{runs}/rnn-examples/smoke/comparing/seed0/record.json").read())
     assert comparing["metrics"]["hand_test_accuracy"] == comparing["metrics"]["hand_test_accuracy_long"] == 1.0
-    md = open(f"{data_env['REPRO_RESULTS_DIR']}/rnn-examples-smoke.md").read()
+    md = open(f"{runs}/rnn-examples/smoke/report/rnn-examples-smoke.md").read()
     assert "hand-set summing RNN" in md and "w_in2 / w_in1" in md and "rnn-examples-smoke.png" in md
-    assert md.count("**supported**") >= 2  # the two exact claims hold in every run, even in a smoke run
+    assert md.count("**holds**") == 2  # the two exact identities hold in every run, even in a smoke run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -40,8 +41,10 @@ def test_run_writes_a_complete_record_and_skips_it_next_time(data_env, capsys):
         and (d / "config.yaml").is_file()
         and (d / "checkpoints" / "last.ckpt").is_file()
     )
-    assert Path(data_env["REPRO_RESULTS_DIR"], "augmentation-smoke.md").is_file()
-    assert Path(data_env["REPRO_RESULTS_DIR"], "README.md").is_file()
+    # a run never writes tracked files: a preview table under the runs folder, nothing in results/
+    assert not Path(data_env["REPRO_RESULTS_DIR"]).exists()
+    assert (Path(data_env["REPRO_RUNS_DIR"]) / "augmentation" / "smoke" / "report" / "augmentation-smoke.md").is_file()
+    assert [row["epoch"] for row in csv.DictReader(open(d / "history.csv"))] == ["1", "2"]
     stamp = (d / "record.json").stat().st_mtime_ns
     capsys.readouterr()
     assert main(["run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "off"]) == 0
@@ -50,6 +53,22 @@ def test_run_writes_a_complete_record_and_skips_it_next_time(data_env, capsys):
     # the same folder with a different config is refused, not silently reused
     assert main(["run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "off", "--set", "optim.lr=0.01"]) == 2
     assert "different config (optim.lr: 0.05 there, 0.01 now)" in capsys.readouterr().err
+
+
+def test_a_cell_reruns_bit_for_bit_alone_or_beside_others(data_env, tmp_path):
+    """Threads per run are part of the config: two runs at once (--jobs 2) and one run alone compute the same."""
+    threads = ["--set", "train.threads=1", "--wandb", "off"]
+    both = repro("run", "augmentation", "--profile", "smoke", "--variant", "none", "--variant", "flip+translate",
+                 "--jobs", "2", *threads, env=data_env)  # fmt: skip
+    assert both.returncode == 0, both.stderr[-2000:]
+    alone_env = {**data_env, "REPRO_RUNS_DIR": str(tmp_path / "alone")}
+    alone = repro("run", "augmentation", "--profile", "smoke", "--variant", "flip+translate", "--seed", "0", *threads,
+                  env=alone_env)  # fmt: skip
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    together = json.loads(run_dir(data_env, "flip+translate").joinpath("record.json").read_text())
+    single = json.loads(run_dir(alone_env, "flip+translate").joinpath("record.json").read_text())
+    assert _metrics_without_time(together) == _metrics_without_time(single)
+    assert together["provenance"]["threads"] == single["provenance"]["threads"] == 1
 
 
 def _metrics_without_time(rec):
@@ -126,6 +145,9 @@ def test_wandb_offline_run_reads_back_with_leet(data_env):
     assert summary["config"]["provenance"]["commit"] == record["provenance"]["commit"]
     for k in ("test_error", "best_val_error", "train_error"):
         assert summary["summary"][k] == pytest.approx(record["metrics"][k])
+    # the summary names the run's group (experiment/profile), job type (variant) and seed
+    assert summary["summary"]["group"] == "augmentation/smoke" and summary["summary"]["job_type"] == "none"
+    assert summary["summary"]["seed"] == 0
     records = subprocess.run(
         ["wandb", "leet", "inspect", "--json", str(runs[0])], capture_output=True, text=True, timeout=120
     ).stdout.splitlines()
@@ -159,7 +181,8 @@ def test_ddp_on_two_cpu_processes_shards_batches_and_syncs_metrics(data_env):
     d = run_dir(data_env)
     record = json.loads((d / "record.json").read_text())
     assert record["provenance"]["devices"] == 2
-    assert record["provenance"]["steps"] == 2 * 2  # each rank: 128 of the 256 images, batch 64, 2 epochs
+    # data.batch_size is the global batch: each rank takes 32 of every 64, so the steps are those of one device
+    assert record["provenance"]["steps"] == 2 * 4
     # the synced test error is the error of the final model on the whole test set
     exp = get("augmentation")
     cfg = exp.resolve("none", "smoke")
@@ -173,6 +196,9 @@ def test_ddp_on_two_cpu_processes_shards_batches_and_syncs_metrics(data_env):
             logits = module(dm.transform(x, train=False))
             wrong = int((logits.argmax(1) != y).sum())
             assert record["metrics"][key] * len(y) == pytest.approx(wrong, abs=1e-6), key
+    # the folder holds a 2-process run: a 1-process run of the same cell is refused, not mixed in
+    again = repro("run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "off", env=data_env)
+    assert again.returncode == 2 and "launch.world_size: 2 there, 1 now" in again.stderr
 
 
 @pytest.mark.parametrize(
@@ -183,13 +209,20 @@ def test_ddp_on_two_cpu_processes_shards_batches_and_syncs_metrics(data_env):
         (["run", "augmentation", "--set", "optim.lr"], "--set expects KEY=VALUE"),
         (["run", "augmentation", "--variant", "flipp"], "unknown variant 'flipp'"),
         (["run", "augmentation", "--profile", "huge"], "unknown profile 'huge'"),
-        (["run", "augmentation", "--seed", "-1"], "seeds must be >= 0"),
+        (["run", "augmentation", "--seed", "-1"], "seeds must be in 0..4294967295"),
         (["run", "augmentation", "--jobs", "0"], "--jobs must be auto or a number >= 1"),
         (["run", "augmentation", "--num-nodes", "0"], "--num-nodes must be >= 1"),
         (["run", "augmentation", "--wandb", "maybe"], "invalid choice"),
         (["show", "augmentation", "--variant", "x"], "unknown variant"),
         (["report"], "report needs an experiment name or --all"),
         (["report", "augmentation"], "no finished runs of augmentation"),
+        (["report", "augmentation", "--profile", "smoke"], "never written to results"),
+        (["run", "augmentation", "--seed", "4294967296"], "seeds must be in 0..4294967295"),
+        (["run", "augmentation", "--devices", "abc"], "--devices must be a number"),
+        (["run", "augmentation", "--accelerator", "tpu"], "--accelerator must be auto, cpu, gpu"),
+        (["run", "augmentation", "--set", "optim.lr=nan"], "expected a finite number"),
+        (["run", "augmentation", "--set", "optim.lr=inf"], "expected a finite number"),
+        (["run", "augmentation", "--set", "optim.weight_decay=nan"], "expected a finite number"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -274,7 +307,7 @@ def test_a_ddp_run_killed_mid_way_resumes_and_equals_an_uninterrupted_ddp_run(da
 
 
 def test_auto_jobs_follows_the_profile_on_cpus_and_one_run_per_multi_device_job(monkeypatch):
-    from experiments.runner import auto_jobs
+    from experiments.plan import auto_jobs
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
@@ -296,8 +329,8 @@ def test_jobs_run_children_in_parallel_with_logs_and_a_progress_bar(data_env):
             d = run_dir(data_env, variant, seed)
             assert (d / "record.json").is_file() and (d / "progress").read_text() == "2/2"
             log = (d / "run.log").read_text()
-            assert "training" in log and "table:" not in log  # the child's output went to its log; no report
+            assert "training" in log and "preview:" not in log  # the child's output went to its log; no report
     assert "[6/6] augmentation/smoke/" in result.stdout + result.stderr
     assert "12/12" in result.stderr  # the parent's bar, in epochs over all runs
-    assert result.stdout.count("table: ") == 1  # the parent wrote the report, once
-    assert Path(data_env["REPRO_RESULTS_DIR"], "augmentation-smoke.png").is_file()
+    assert result.stdout.count("preview: ") == 1  # the parent wrote the preview, once
+    assert (Path(data_env["REPRO_RUNS_DIR"]) / "augmentation/smoke/report/augmentation-smoke.png").is_file()

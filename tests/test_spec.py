@@ -6,7 +6,8 @@ import pytest
 
 from experiments import get, registry
 from experiments.common import ImageRunConfig
-from experiments.spec import ReproError, apply_overrides, config_from_dict, config_to_dict, flat_keys
+from experiments.config import apply_overrides, config_from_dict, config_to_dict, flat_keys
+from experiments.spec import ReproError
 
 
 def test_registry_lists_augmentation_with_its_profiles_and_claims():

@@ -9,9 +9,10 @@ import math
 import pytest
 import torch
 
+from datamodules.polynomial import PolyConfig, sample_data
 from experiments import get
 from experiments.spec import Results
-from lightning_modules.regression import PolyConfig, poly_features, ridge_fit, rmse, sample_data
+from lightning_modules.regression import poly_features, ridge_fit, rmse
 from tests.conftest import repro
 
 
@@ -104,7 +105,8 @@ def results(**per_variant) -> Results:
 
 
 def _claim(text: str):
-    return next(c for c in get("weight-decay").claims if c.statement.startswith(text))
+    exp = get("weight-decay")
+    return next(c for c in exp.claims + exp.checks if c.statement.startswith(text))
 
 
 def test_overfitting_claim_decides_on_the_log_ratio_of_test_rmse():
@@ -120,29 +122,27 @@ def test_overfitting_claim_decides_on_the_log_ratio_of_test_rmse():
     assert claim.check(results()).status == "inconclusive"
 
 
-def test_shrinkage_claim_needs_a_strict_decrease_in_every_seed():
-    claim = _claim("The coefficients shrink")
+def test_shrinkage_is_a_check_of_a_strict_decrease_in_every_seed():
+    check = _claim("The coefficients shrink")
     ok = {"degree-9": [100.0, 80.0], "degree-9-l2-1e-8": [90.0, 70.0], "degree-9-l2-1": [1.0, 2.0]}
-    assert claim.check(results(**{v: {"w_norm": n} for v, n in ok.items()})).status == "supported"
-    ok["degree-9-l2-1"] = [1.0, 75.0]  # seed 1 grows from 70 to 75
-    verdict = claim.check(results(**{v: {"w_norm": n} for v, n in ok.items()}))
-    assert verdict.status == "contradicted" and "seeds [1]" in verdict.statistic
+    outcome = check.check(results(**{v: {"w_norm": n} for v, n in ok.items()}))
+    assert outcome.holds and outcome.largest_error == 0
+    ok["degree-9-l2-1"] = [1.0, 77.0]  # seed 1 grows from 70 to 77
+    outcome = check.check(results(**{v: {"w_norm": n} for v, n in ok.items()}))
+    assert not outcome.holds and "seeds [1]" in outcome.detail and outcome.largest_error == pytest.approx(0.1)
 
 
 def test_sparsity_metrics_count_weight_matrix_entries_only():
-    from experiments.weight_decay import SparsityClassifier
-    from lightning_modules.optim import OptimConfig
+    from lightning_modules import measures
 
     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
     with torch.no_grad():
         net[0].weight.copy_(torch.tensor([[0.0, 5e-4], [5e-3, 1.0]]))  # 2 of 4 below 1e-3, 3 below 1e-2
         net[1].weight.copy_(torch.tensor([[2e-3, -2.0]]))  # 0 of 2 below 1e-3, 1 below 1e-2
         net[0].bias.zero_()  # biases are not counted
-    module = SparsityClassifier(net, OptimConfig(), num_classes=2)
-    module.final = {"test_error": 0.0, "test_loss": 0.0, "train_eval_error": 0.0}
-    s = module.summary()
+    s = measures.sparsity(net)
     assert s["pct_below_1e-3"] == pytest.approx(100 * 2 / 6) and s["pct_below_1e-2"] == pytest.approx(100 * 4 / 6)
-    hist = module.extras()["weight_histogram"]
+    hist = measures.weight_histogram(net)["weight_histogram"]
     assert sum(hist["counts"]) == 6 and hist["counts"][0] == 1  # the exact zero lands in the first bin
 
 
@@ -163,5 +163,5 @@ def test_smoke_run_fits_polynomials_and_mlps_and_writes_the_report(data_env):
     mlp = json.loads(open(f"{runs}/mlp-l1/seed0/record.json").read())
     assert 0 <= mlp["metrics"]["pct_below_1e-3"] <= mlp["metrics"]["pct_below_1e-2"] <= 100
     assert mlp["config"]["kind"] == "mlp" and rec["config"]["kind"] == "poly"
-    md = open(f"{data_env['REPRO_RESULTS_DIR']}/weight-decay-smoke.md").read()
+    md = open(f"{runs}/report/weight-decay-smoke.md").read()
     assert "overfits" in md and "% weights below 1e-3 (abs)" in md and "weight-decay-smoke.png" in md
