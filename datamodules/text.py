@@ -17,6 +17,16 @@ of every stream is the next T characters of it. Targets are the inputs shifted b
 across chunk boundaries (the last target of chunk k is the first input of chunk k+1), so a hidden
 state carried from one chunk to the next continues exactly where the stream left off.
 
+Held-out training text: ``holdout_chars`` takes the last characters of the training split (the first
+90%) away from training; they are scored every epoch, like the validation text, to choose the epoch
+whose weights a run reports, so that the training length is never chosen on the validation text.
+
+Two measures of the validation text: the *stateful* one reads it as parallel streams with the state
+carried across chunks (every character but the first of each stream has its whole stream before it);
+the *windowed* one is nanoGPT's ``estimate_loss``: random windows of ``window_len`` characters, each
+read from a zero state, every position counted. The windows come from a generator seeded with
+``window_seed``, so every run and model is scored on the same windows.
+
 Each batch is ``(x, y, reset)``: ``reset`` says that the state must start from zero at this chunk. It
 is True at the first chunk of every epoch and whenever the streams wrap around to their beginnings.
 An epoch is ``chunks_per_epoch`` consecutive chunks (0: one pass over the streams); epoch e starts at
@@ -55,9 +65,19 @@ class TextDataConfig:
     seq_len: int = 128  # T: characters per chunk (the truncated-BPTT length)
     chunks_per_epoch: int = 0  # 0: one pass over the streams per epoch
     train_chars: int = 0  # 0: the whole training text; else only its first train_chars characters
-    val_chars: int = 0  # 0: the whole validation text; else only its first val_chars characters
-    eval_batch_size: int = 32  # streams of the validation text
+    # 0: the whole validation text; else the stateful evaluation reads only its first val_chars characters
+    # (the random windows are drawn from all of it)
+    val_chars: int = 0
+    eval_batch_size: int = 32  # streams of the validation (and held-out) text
     eval_seq_len: int = 0  # 0: each validation stream is one chunk (all of it scored, the state never cut)
+    # the last holdout_chars characters of the training split, never trained on: they choose the epoch
+    # whose weights are reported (0: none held out, the last epoch's weights are reported)
+    holdout_chars: int = 0
+    # the windowed validation loss (nanoGPT's estimate_loss: block_size 256, 200 batches of 64)
+    window_len: int = 256
+    windows: int = 12800
+    window_batch_size: int = 64
+    window_seed: int = 0
 
     def validate(self) -> None:
         if self.dataset != "tinyshakespeare":
@@ -66,8 +86,10 @@ class TextDataConfig:
             raise ValueError("val_fraction must be in (0, 1)")
         if min(self.batch_size, self.seq_len, self.eval_batch_size) < 1 or self.eval_seq_len < 0:
             raise ValueError("batch sizes and seq_len must be >= 1, eval_seq_len >= 0")
-        if min(self.chunks_per_epoch, self.train_chars, self.val_chars) < 0:
-            raise ValueError("chunks_per_epoch, train_chars and val_chars must be >= 0")
+        if min(self.chunks_per_epoch, self.train_chars, self.val_chars, self.holdout_chars) < 0:
+            raise ValueError("chunks_per_epoch, train_chars, val_chars and holdout_chars must be >= 0")
+        if min(self.window_len, self.windows, self.window_batch_size) < 1:
+            raise ValueError("window_len, windows and window_batch_size must be >= 1")
 
 
 # ----------------------------------------------------------------------------- finding the text
@@ -150,8 +172,9 @@ class CharText:
     """A text encoded as character ids over the sorted set of its characters."""
 
     vocab: str  # the characters, in id order
-    train: torch.Tensor  # int64 ids
-    val: torch.Tensor
+    train: torch.Tensor  # int64 ids: what the model trains on
+    holdout: torch.Tensor  # the end of the training split, held out from training (may be empty)
+    val: torch.Tensor  # the whole validation text
     source: str
     fingerprint: str  # sha256 of the text, first 16 hex digits
     name: str  # as printed in results tables (see ``text_name``)
@@ -211,6 +234,33 @@ class StreamChunks:
             yield self.x[:, cols], self.y[:, cols], j == 0 or k == 0
 
 
+def window_starts(n_tokens: int, length: int, count: int, seed: int) -> torch.Tensor:
+    """Start positions of ``count`` windows of ``length`` inputs (and their ``length`` next characters as
+    targets) in a text of ``n_tokens``, uniform over every possible start as nanoGPT draws them, from a
+    generator of their own: the same seed gives the same windows whatever else the process has drawn."""
+    if n_tokens - length < 1:
+        raise ReproError(f"a text of {n_tokens} characters is too short for windows of {length}")
+    return torch.randint(n_tokens - length, (count,), generator=torch.Generator().manual_seed(seed))
+
+
+class RandomWindows:
+    """Iterate over ``(x [b, L], y [b, L], True)`` batches of the windows of ``window_starts``: each batch is
+    read from a zero state (``reset`` always True). With several ranks, rank r takes windows r, r + world, ..."""
+
+    def __init__(self, tokens, length, count, batch_size, seed, rank=0, world=1):
+        self.tokens, self.batch_size = tokens, batch_size
+        self.starts = window_starts(len(tokens), length, count, seed)[rank::world]
+        self.offsets = torch.arange(length)
+
+    def __len__(self) -> int:
+        return -(-len(self.starts) // self.batch_size)
+
+    def __iter__(self):
+        for i in range(0, len(self.starts), self.batch_size):
+            at = self.starts[i : i + self.batch_size, None] + self.offsets
+            yield self.tokens[at], self.tokens[at + 1], True
+
+
 # ----------------------------------------------------------------------------- the data module
 class TextDataModule(L.LightningDataModule):
     def __init__(self, cfg: TextDataConfig, seed: int = 0):
@@ -223,7 +273,8 @@ class TextDataModule(L.LightningDataModule):
         self.load()
 
     def load(self) -> CharText:
-        """Read, split and encode the text once per process."""
+        """Read, split and encode the text once per process. The held-out part is the end of the whole
+        training split; ``train_chars`` then keeps the first characters of what remains."""
         if self.text is None:
             text, source = load_text()
             name = text_name(text, source)
@@ -234,13 +285,30 @@ class TextDataModule(L.LightningDataModule):
                         f"data.{key}={getattr(self.cfg, key):,} is more than the {len(part):,} {what} characters "
                         f"of {name} (0 takes them all)"
                     )
+            kept = len(train) - self.cfg.holdout_chars
+            if kept < 2:
+                raise ReproError(
+                    f"data.holdout_chars={self.cfg.holdout_chars} leaves no training text (the training split has "
+                    f"{len(train)} characters)"
+                )
+            if len(val) <= self.cfg.window_len:
+                raise ReproError(
+                    f"data.window_len={self.cfg.window_len} does not fit in the validation text ({len(val)} "
+                    "characters); make it shorter"
+                )
+            train, holdout = train[:kept], train[kept:]
             if self.cfg.train_chars:
                 train = train[: self.cfg.train_chars]
-            if self.cfg.val_chars:
-                val = val[: self.cfg.val_chars]
             digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-            self.text = CharText(vocab, encode(train, vocab), encode(val, vocab), str(source), digest, name)
+            encoded = (encode(part, vocab) for part in (train, holdout, val))
+            self.text = CharText(vocab, *encoded, str(source), digest, name)
         return self.text
+
+    @property
+    def stateful_val(self) -> torch.Tensor:
+        """The validation text the stateful evaluation reads: its first ``val_chars`` characters (0: all)."""
+        val = self.load().val
+        return val[: self.cfg.val_chars] if self.cfg.val_chars else val
 
     @property
     def vocab(self) -> str:
@@ -259,14 +327,28 @@ class TextDataModule(L.LightningDataModule):
         cfg = self.cfg
         return StreamChunks(self.load().train, cfg.batch_size, cfg.seq_len, cfg.chunks_per_epoch, epoch_fn, rank, world)
 
-    def val_dataloader(self):
+    def _streams(self, tokens: torch.Tensor) -> StreamChunks:
+        """A stateful evaluation: ``tokens`` as eval_batch_size streams, each read once."""
         rank, world = self._rank_world()
-        val = self.load().val
-        return StreamChunks(val, self.cfg.eval_batch_size, _eval_seq_len(len(val), self.cfg), rank=rank, world=world)
+        seq_len = _eval_seq_len(len(tokens), self.cfg)
+        return StreamChunks(tokens, self.cfg.eval_batch_size, seq_len, rank=rank, world=world)
+
+    def val_dataloader(self):
+        """Every epoch: the validation text (loader 0) and, when some is held out, the held-out training
+        text (loader 1), both stateful."""
+        loaders = [self._streams(self.stateful_val)]
+        if len(self.load().holdout):
+            loaders.append(self._streams(self.load().holdout))
+        return loaders
 
     def test_dataloader(self):
-        """No separate test text (nanoGPT has none): the final evaluation reads the validation text again."""
-        return self.val_dataloader()
+        """No separate test text (nanoGPT has none): the final evaluation reads the validation text again,
+        as streams (loader 0) and as random windows (loader 1)."""
+        rank, world = self._rank_world()
+        cfg = self.cfg
+        windows = RandomWindows(self.load().val, cfg.window_len, cfg.windows, cfg.window_batch_size, cfg.window_seed,
+                                rank, world)  # fmt: skip
+        return [self._streams(self.stateful_val), windows]
 
     def data_info(self) -> dict:
         t = self.load()
@@ -276,8 +358,13 @@ class TextDataModule(L.LightningDataModule):
             "source": t.source,
             "vocab_size": len(t.vocab),
             "train_chars": len(t.train),
-            "val_chars": len(t.val),
-            "val_chars_scored": _scored(len(t.val), self.cfg),
+            "holdout_chars": len(t.holdout),
+            "holdout_chars_scored": _scored(len(t.holdout), self.cfg) if len(t.holdout) else 0,
+            "val_chars": len(self.stateful_val),
+            "val_chars_scored": _scored(len(self.stateful_val), self.cfg),
+            "val_windows": self.cfg.windows,
+            "val_window_len": self.cfg.window_len,
+            "val_window_chars_from": len(t.val),  # the windows are drawn from the whole validation text
         }
 
 

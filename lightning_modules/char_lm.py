@@ -15,10 +15,20 @@ Optimization is manual (one Adam step per chunk) so that the module sees the gra
 step, records how often clipping engaged, and records a divergence (non-finite loss or gradient)
 instead of crashing.
 
-The final evaluation (``test_step``, over the validation text) also measures long-range structure: the
-loss of each character grouped by its position within its line (``line_positions``), and the loss on
-two characters whose prediction needs more than the last few characters: the newline that ends a line
-(where a line ends depends on its length so far) and the colon (mostly the end of a speaker's name).
+Every epoch the validation text and, when the data module holds some out, the end of the training text
+are scored as streams with the state carried (``val_loss``, ``holdout_loss``). The weights of the epoch
+with the lowest held-out loss are kept (in the checkpoint too) and are the ones the final evaluation
+scores and samples from: the training length is chosen on training text the model never saw, not on the
+validation text.
+
+The final evaluation (``test_step``, over the validation text) reads it twice: as streams with the
+state carried (``val_loss``, what the suite has always reported), and as nanoGPT's ``estimate_loss``
+does, random windows each from a zero state (``val_loss_windows``, with the standard error of its mean
+over windows): the protocol of nanoGPT's published 1.4697. The streams also measure long-range
+structure: the loss of each character grouped by its position within its line (``line_positions``), and
+the loss on two characters whose prediction needs more than the last few characters: the newline that
+ends a line (where a line ends depends on its length so far) and the colon (mostly the end of a
+speaker's name).
 """
 
 from __future__ import annotations
@@ -233,6 +243,34 @@ class GroupMeans(Metric):
         return self.sums, self.counts
 
 
+class MeanWithError(Metric):
+    """Mean of a sample of values and the standard error of that mean, summed over ranks."""
+
+    full_state_update = False
+
+    def __init__(self):
+        super().__init__()
+        for name in ("total", "squares", "count"):
+            self.add_state(name, torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, values: torch.Tensor) -> None:
+        values = values.detach().to(torch.float64)
+        self.total += values.sum()
+        self.squares += values.square().sum()
+        self.count += values.numel()
+
+    def compute(self) -> tuple[float, float]:
+        """(mean, standard error); nan for no values, and a nan error for one."""
+        n = float(self.count)
+        if n == 0:
+            return math.nan, math.nan
+        mean = float(self.total) / n
+        if n == 1:
+            return mean, math.nan
+        variance = max(0.0, (float(self.squares) - n * mean**2) / (n - 1))
+        return mean, math.sqrt(variance / n)
+
+
 def pooled_mean(sums: torch.Tensor, counts: torch.Tensor, groups: slice | int) -> float:
     """Mean over the characters of the chosen groups together (nan when they hold none)."""
     n = float(counts[groups].sum())
@@ -290,7 +328,8 @@ class CharLanguageModel(L.LightningModule):
         self.cfg, self.optim, self.sample_cfg, self.vocab = model, optim, sample, vocab
         self.net = build_char_net(model, len(vocab))
         self.automatic_optimization = False  # one clipped step per chunk, done by hand below
-        self.metrics = nn.ModuleDict({f"{split}_loss": MeanMetric() for split in ("train", "val", "test")})
+        self.metrics = nn.ModuleDict({f"{split}_loss": MeanMetric() for split in ("train", "val", "holdout", "test")})
+        self.window_losses = MeanWithError()  # the mean loss of each random validation window
         # the final evaluation's losses by line-position bucket (+1 group: position unknown) and by probe target
         self.loss_by_line_position = GroupMeans(len(LINE_POSITION_EDGES) + 1)
         self.loss_by_target = GroupMeans(len(PROBE_TARGETS))
@@ -298,6 +337,10 @@ class CharLanguageModel(L.LightningModule):
         self._probe_ids = [vocab.find(c) for c in PROBE_TARGETS.values()]
         self.long_range_counts: dict = {}  # characters behind each long-range metric, for the run record
         self.history: list[dict[str, float]] = []  # one row per epoch; saved in checkpoints
+        # the epoch with the lowest held-out loss so far (1-based) and a copy of its weights; saved in checkpoints
+        self.best_holdout_loss = math.inf
+        self.best_holdout_epoch = 0
+        self.best_weights: dict[str, torch.Tensor] | None = None
         self.final: dict[str, float] = {}
         self.sample: dict = {}
         # totals over the whole run (kept across resumes)
@@ -383,15 +426,24 @@ class CharLanguageModel(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._eval_state = None
 
-    def validation_step(self, batch, batch_idx):
-        self._evaluate("val", batch)
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        """Loader 0: the validation text; loader 1: the held-out training text (each starts with a reset)."""
+        self._evaluate("holdout" if dataloader_idx else "val", batch)
 
     def on_validation_epoch_end(self) -> None:
         loss = self._compute("val")
+        has_holdout = bool(self.metrics["holdout_loss"].update_count)
+        holdout = self._compute("holdout")
         if self.trainer.sanity_checking:
             return
         self._val = {"val_loss": loss, "val_bpc": bits_per_char(loss)}
         self.log("val/loss", loss, prog_bar=True, sync_dist=False)
+        if has_holdout:
+            self._val["holdout_loss"] = holdout
+            self.log("holdout/loss", holdout, prog_bar=True, sync_dist=False)
+            if holdout < self.best_holdout_loss:  # nan (a diverged model) never is
+                self.best_holdout_loss, self.best_holdout_epoch = holdout, self.current_epoch + 1
+                self.best_weights = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
 
     def on_train_epoch_end(self) -> None:
         # Runs after this epoch's validation: one complete history row, then the checkpoint.
@@ -414,13 +466,26 @@ class CharLanguageModel(L.LightningModule):
             logger.log_metrics({f"epoch/{k}": v for k, v in row.items() if k != "epoch"}, step=self.global_step)
 
     # -- the final evaluation (the validation text again) and the sample --------------------------
+    def on_test_start(self) -> None:
+        """The reported weights: those of the epoch with the lowest held-out loss (the last epoch's when
+        nothing is held out)."""
+        if self.best_weights is not None:
+            self.net.load_state_dict(self.best_weights)
+
     def on_test_epoch_start(self) -> None:
         self._eval_state = None
         self._line_position = None
 
-    def test_step(self, batch, batch_idx):
-        losses = self._evaluate("test", batch)
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        """Loader 0: the validation text as streams, the state carried; loader 1: random windows of it,
+        each from a zero state, every position counted."""
         x, y, reset = batch
+        if dataloader_idx:
+            logits, _ = self.net(x, None)
+            losses = F.cross_entropy(logits.transpose(1, 2).float(), y, reduction="none")  # [windows, L]
+            self.window_losses.update(losses.mean(dim=1))
+            return
+        losses = self._evaluate("test", batch)
         positions, self._line_position = line_positions(x, self._newline, None if reset else self._line_position)
         self.loss_by_line_position.update(losses, line_position_buckets(positions))
         probe = torch.full_like(y, -1)  # the index of the target in PROBE_TARGETS, -1 for other characters
@@ -433,7 +498,14 @@ class CharLanguageModel(L.LightningModule):
         by_target = [t.cpu() for t in self.loss_by_target.compute()]
         self.loss_by_line_position.reset()
         self.loss_by_target.reset()
-        self.final = {"val_loss": self._compute("test"), **long_range_metrics(by_position, by_target)}
+        windows, windows_sem = self.window_losses.compute()
+        self.window_losses.reset()
+        self.final = {
+            "val_loss": self._compute("test"),
+            "val_loss_windows": windows,
+            "val_loss_windows_sem": windows_sem,
+            **long_range_metrics(by_position, by_target),
+        }
         self.long_range_counts = {
             "line_position_buckets": list(LINE_POSITION_LABELS),
             "line_position_counts": [int(n) for n in by_position[1][:-1]],
@@ -461,7 +533,8 @@ class CharLanguageModel(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -- resume state ---------------------------------------------------------------------------
-    _SAVED = ("history", "train_seconds", "step_seconds", "train_tokens", "steps", "clipped_steps", "diverged")
+    _SAVED = ("history", "train_seconds", "step_seconds", "train_tokens", "steps", "clipped_steps", "diverged",
+              "best_holdout_loss", "best_holdout_epoch", "best_weights")  # fmt: skip
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["repro"] = {"vocab": self.vocab, **{k: getattr(self, k) for k in self._SAVED}}
@@ -476,14 +549,26 @@ class CharLanguageModel(L.LightningModule):
     def summary(self) -> dict[str, float]:
         val = [row["val_loss"] for row in self.history if "val_loss" in row]
         nan = math.nan
-        loss = nan if self.diverged else self.final.get("val_loss", nan)
+
+        def final(metric: str) -> float:  # a diverged run measures nothing
+            return nan if self.diverged else self.final.get(metric, nan)
+
+        loss = final("val_loss")
         params = sum(p.numel() for p in self.net.parameters())
         speed = self.train_tokens / self.step_seconds if self.step_seconds else nan  # characters per second
+        chosen = self.best_weights is not None
         return {
-            "val_loss": loss,  # nats per character, the whole (scored) validation text after training
+            # nats per character of the reported weights (the best held-out epoch's, else the last epoch's):
+            # the (scored) validation text read as streams with the state carried ...
+            "val_loss": loss,
             "val_bpc": bits_per_char(loss),
+            # ... and as random windows, each from a zero state (nanoGPT's protocol), with its standard error
+            "val_loss_windows": final("val_loss_windows"),
+            "val_loss_windows_sem": final("val_loss_windows_sem"),
+            "holdout_loss": self.best_holdout_loss if chosen else nan,  # at the chosen epoch
+            "best_holdout_epoch": float(self.best_holdout_epoch) if chosen else nan,
             # long-range structure, the same final evaluation: losses by line position and on "\n" and ":"
-            **{k: nan if self.diverged else self.final.get(k, nan) for k in LONG_RANGE_METRICS},
+            **{k: final(k) for k in LONG_RANGE_METRICS},
             "best_val_loss": min(val) if val else nan,
             "train_loss": self.history[-1]["train_loss"] if self.history else nan,
             "tokens_per_second": speed,
@@ -499,6 +584,15 @@ class CharLanguageModel(L.LightningModule):
 
     def extras(self) -> dict:
         return {"sample": self.sample, "long_range_counts": self.long_range_counts}
+
+
+def reported_net_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
+    """The network weights a run reports, from its checkpoint: those of the best held-out epoch, else (no
+    text held out) the last epoch's."""
+    best = checkpoint.get("repro", {}).get("best_weights")
+    if best is not None:
+        return best
+    return {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
 
 
 def lr_factor(cfg: LMOptimConfig, step: int, total: int) -> float:

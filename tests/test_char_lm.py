@@ -13,11 +13,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from datamodules.text import StreamChunks, TextDataConfig, TextDataModule, encode, split_text, stream_matrices
+from datamodules.text import (
+    RandomWindows,
+    StreamChunks,
+    TextDataConfig,
+    TextDataModule,
+    decode,
+    encode,
+    split_text,
+    stream_matrices,
+    window_starts,
+)
 from experiments import get
 from experiments.char_lm import sample
 from experiments.cli import main
-from experiments.spec import ReproError, Results
+from experiments.runner import LastCheckpoint
+from experiments.spec import ReproError, Results, config_to_dict
 from lightning_modules.char_lm import (
     LINE_POSITION_METRICS,
     LONG_RANGE_METRICS,
@@ -34,6 +45,7 @@ from lightning_modules.char_lm import (
     generate,
     line_position_buckets,
     line_positions,
+    reported_net_weights,
 )
 from tests.conftest import repro, tiny_text
 
@@ -91,10 +103,70 @@ def test_the_data_module_splits_the_text_and_scores_whole_validation_streams(tex
     n_train = int(len(text) * 0.9)
     assert t.vocab == "".join(sorted(set(text))) and len(t.train) == n_train and len(t.val) == len(text) - n_train
     assert text[n_train : n_train + 5] == "".join(t.vocab[i] for i in t.val[:5])
-    chunks = list(data.val_dataloader())  # eval_seq_len 0: each stream is read in one chunk
+    loaders = data.val_dataloader()
+    assert len(loaders) == 1  # nothing held out: the validation text alone
+    chunks = list(loaders[0])  # eval_seq_len 0: each stream is read in one chunk
     per_stream = (len(t.val) - 1) // 4
     assert len(chunks) == 1 and chunks[0][0].shape == (4, per_stream)
     assert data.data_info()["val_chars_scored"] == 4 * per_stream
+
+
+# the training split ends with a region of characters found nowhere else, exactly the held-out part
+HELD_TEXT = "ab\n" * 300 + "XY" * 50 + "ba\n" * 37 + "b"  # 1,112 characters: the first 1,000 are the training split
+
+
+def test_the_held_out_text_is_the_end_of_the_training_split_and_never_trained_on(tmp_path, monkeypatch):
+    (tmp_path / "tinyshakespeare.txt").write_text(HELD_TEXT)
+    monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path))
+    cfg = TextDataConfig(batch_size=4, seq_len=8, holdout_chars=100, eval_batch_size=2, window_len=16)
+    data = TextDataModule(cfg)
+    t = data.load()
+    x_id, y_id = t.vocab.index("X"), t.vocab.index("Y")
+    assert decode(t.train, t.vocab) == "ab\n" * 300 and decode(t.holdout, t.vocab) == "XY" * 50
+    assert decode(t.val, t.vocab) == HELD_TEXT[1000:]  # the validation split is nanoGPT's, unchanged
+    for x, y, _ in data.train_dataloader():  # one whole pass over the training streams
+        assert not torch.isin(torch.cat([x, y]), torch.tensor([x_id, y_id])).any()
+    val, holdout = data.val_dataloader()
+    assert decode(torch.cat([c[0][0] for c in holdout]), t.vocab).startswith("XYXY")
+    assert decode(next(iter(val))[0][0], t.vocab).startswith("ba\n")
+    info = data.data_info()
+    assert (info["train_chars"], info["holdout_chars"], info["holdout_chars_scored"]) == (900, 100, 98)
+    # the counted bigram sees only the training text: it never saw an X, so it predicts uniformly after one
+    module = CharLanguageModel(CharModelConfig(kind="bigram"), LMOptimConfig(), SampleConfig(), t.vocab)
+    module.net.fit(t.train)
+    assert torch.allclose(module.net.log_probs[x_id].exp(), torch.full((len(t.vocab),), 1 / len(t.vocab)))
+    # train_chars keeps the first characters of what is left; too much held out is a user error
+    monkeypatch.setattr(cfg, "train_chars", 30)
+    assert decode(TextDataModule(cfg).load().train, t.vocab) == "ab\n" * 10
+    monkeypatch.setattr(cfg, "holdout_chars", 999)
+    with pytest.raises(ReproError, match="holdout_chars=999 leaves no training text"):
+        TextDataModule(cfg).load()
+    monkeypatch.setattr(cfg, "holdout_chars", 100)
+    monkeypatch.setattr(cfg, "window_len", 112)  # the whole validation text: no room for its targets
+    with pytest.raises(ReproError, match="window_len=112 does not fit in the validation text"):
+        TextDataModule(cfg).load()
+
+
+def test_windows_are_fixed_by_their_seed_and_cover_the_text_uniformly():
+    starts = window_starts(1000, 256, 12_800, seed=0)
+    torch.manual_seed(123)  # the global generator plays no part
+    torch.rand(7)
+    assert torch.equal(window_starts(1000, 256, 12_800, seed=0), starts)
+    assert not torch.equal(window_starts(1000, 256, 12_800, seed=1), starts)
+    assert starts.min() == 0 and starts.max() == 1000 - 256 - 1  # every start whose window and targets fit
+    tokens = torch.arange(1000)  # token i is the number i
+    windows = RandomWindows(tokens, 256, 100, batch_size=32, seed=0)
+    batches = list(windows)
+    assert [len(x) for x, _, _ in batches] == [32, 32, 32, 4] and len(windows) == 4
+    assert all(reset for _, _, reset in batches)  # every window from a zero state
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    assert torch.equal(x[:, 0], window_starts(1000, 256, 100, seed=0)) and torch.equal(x, x[:, :1] + torch.arange(256))
+    assert torch.equal(y, x + 1)
+    ranks = [torch.cat([b[0][:, 0] for b in RandomWindows(tokens, 256, 100, 32, 0, rank, 3)]) for rank in range(3)]
+    assert sorted(torch.cat(ranks).tolist()) == sorted(starts[:100].tolist())  # each window on exactly one rank
+    with pytest.raises(ReproError, match="too short for windows of 256"):
+        window_starts(256, 256, 1, 0)
 
 
 def test_carried_state_makes_chunks_equal_to_the_whole_sequence_at_once():
@@ -148,6 +220,17 @@ def test_recurrent_variants_have_about_the_same_parameter_count():
             counts[v] = sum(p.numel() for p in build_char_net(cfg.model, 65).parameters())
         assert counts["lstm"] == expected
         assert all(abs(c / expected - 1) < 0.01 for c in counts.values()), counts
+
+
+def test_text_is_held_out_in_quick_and_full_and_full_60_keeps_its_old_config():
+    exp = get("char-lm")
+    held = {p: exp.resolve("lstm", p).data.holdout_chars for p in ("smoke", "quick", "full", "full-60")}
+    assert held == {"smoke": 1024, "quick": 32768, "full": 100_000, "full-60": 0}
+    full, full_60 = config_to_dict(exp.resolve("lstm", "full")), config_to_dict(exp.resolve("lstm", "full-60"))
+    assert (full["train"]["max_epochs"], full_60["train"]["max_epochs"]) == (15, 60)
+    full["train"]["max_epochs"], full["data"]["holdout_chars"] = 60, 0
+    assert full == full_60  # the same model and recipe otherwise
+    assert (full["data"]["window_len"], full["data"]["windows"]) == (256, 12_800)  # nanoGPT's estimate_loss
 
 
 # ----------------------------------------------------------------------------- long-range measures
@@ -241,6 +324,61 @@ def test_final_evaluation_averages_the_losses_of_each_position_and_target():
     assert set(LONG_RANGE_METRICS) <= set(m)
 
 
+def _final_evaluation(module: CharLanguageModel, loaders) -> dict:
+    """Run the test loop by hand over (stateful streams, windows)."""
+    module.on_test_epoch_start()
+    for index, loader in enumerate(loaders):
+        for k, batch in enumerate(loader):
+            module.test_step(batch, k, index)
+    module.on_test_epoch_end()
+    return module.summary()
+
+
+def test_windowed_loss_of_a_bigram_equals_a_hand_computation():
+    """A bigram counted on 'aaabaaab' (pairs aa 4, ab 2, ba 1, bb 0; add-one over 2 characters): P(a|a) = 5/8,
+    P(b|a) = 3/8, P(a|b) = 2/3, P(b|b) = 1/3. Each window's loss is the mean of -ln P over its 3 pairs of the
+    validation text 'abbaab', read off by hand; the metric is their mean and its standard error over windows."""
+    vocab = "ab"
+    module = CharLanguageModel(CharModelConfig(kind="bigram"), LMOptimConfig(), SampleConfig(length=0), vocab)
+    module.net.fit(encode("aaab" * 2, vocab))
+    nll = {("a", "a"): -math.log(5 / 8), ("a", "b"): -math.log(3 / 8), ("b", "a"): -math.log(2 / 3),
+           ("b", "b"): -math.log(1 / 3)}  # fmt: skip
+    val = "abbaab"
+    tokens = encode(val, vocab)
+    starts = window_starts(len(tokens), 3, 7, seed=5).tolist()
+    hand = [sum(nll[val[s + i], val[s + i + 1]] for i in range(3)) / 3 for s in starts]
+    assert len(set(hand)) > 1  # the windows differ
+    streams = StreamChunks(tokens, streams=1, seq_len=5)
+    m = _final_evaluation(module, [streams, RandomWindows(tokens, 3, 7, batch_size=2, seed=5)])
+    assert m["val_loss_windows"] == pytest.approx(sum(hand) / 7, rel=1e-6)
+    sem = math.sqrt(sum((h - sum(hand) / 7) ** 2 for h in hand) / 6 / 7)
+    assert m["val_loss_windows_sem"] == pytest.approx(sem, rel=1e-5)
+    pairs = [(val[i], val[i + 1]) for i in range(5)]
+    assert m["val_loss"] == pytest.approx(sum(nll[pair] for pair in pairs) / 5, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "mlp"])
+def test_each_window_is_read_from_a_zero_state_whatever_precedes_it(kind):
+    """The windowed loss equals scoring every window alone from a fresh state; and the text before a
+    window does not change its loss (it would, were a state carried into it)."""
+    torch.manual_seed(0)
+    module = CharLanguageModel(CharModelConfig(kind=kind, embed=4, layers=1, lstm_hidden=6, mlp_hidden=6),
+                               LMOptimConfig(), SampleConfig(length=0), "abcdefghijk")  # fmt: skip
+    tokens = torch.randint(0, 11, (200,))
+    windows = RandomWindows(tokens, 16, 10, batch_size=4, seed=0)
+    alone = []
+    for s in windows.starts.tolist():
+        logits, _ = module.net(tokens[None, s : s + 16])
+        alone.append(float(F.cross_entropy(logits[0], tokens[s + 1 : s + 17])))
+    m = _final_evaluation(module, [StreamChunks(tokens, 2, 50), windows])
+    assert m["val_loss_windows"] == pytest.approx(sum(alone) / 10, rel=1e-5)
+    changed = tokens.clone()
+    assert windows.starts.min() > 0
+    changed[: windows.starts.min()] = 0  # the text before every window
+    m2 = _final_evaluation(module, [StreamChunks(changed, 2, 50), RandomWindows(changed, 16, 10, 4, 0)])
+    assert m2["val_loss_windows"] == pytest.approx(m["val_loss_windows"], rel=1e-6)
+
+
 # ----------------------------------------------------------------------------- training: clipping
 def _fit(clip_norm: float, text_dir: Path):
     cfg = TextDataConfig(batch_size=4, seq_len=16, chunks_per_epoch=5, train_chars=2000, val_chars=600,
@@ -274,6 +412,118 @@ def test_gradient_clipping_engages_and_bounds_the_step_norm(text_dir):
     assert all(n <= 1e-3 * (1 + 1e-4) for n in seen) and len(seen) == 5
     free, seen = _fit(0.0, text_dir)  # no clipping: the optimizer sees the raw gradients
     assert free.clipped_steps == 0 and min(seen) > 1e-2
+
+
+# ----------------------------------------------------------------------------- training: the best held-out epoch
+class Scramble(L.Callback):
+    """Replace the weights with large noise at the start of one epoch (0-based): from then on the model is
+    far worse than before, so a later epoch is worse than an earlier one."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch == self.epoch:
+            g = torch.Generator().manual_seed(0)
+            with torch.no_grad():
+                for p in module.net.parameters():
+                    p.copy_(3 * torch.randn(p.shape, generator=g))
+
+
+class StopAfter(L.Callback):
+    """End the training after ``epochs`` epochs of a longer run (its schedule unchanged), like a kill."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer, module):
+        trainer.should_stop = trainer.current_epoch + 1 >= self.epochs
+
+
+class Snapshots(L.Callback):
+    """The network's weights as each epoch's evaluation scored them."""
+
+    def __init__(self):
+        self.weights = []
+
+    def on_validation_end(self, trainer, module):
+        self.weights.append({k: v.clone() for k, v in module.net.state_dict().items()})
+
+
+HOLDOUT_DATA = dict(batch_size=4, seq_len=16, chunks_per_epoch=5, train_chars=2000, holdout_chars=600, val_chars=600,
+                    eval_batch_size=2, eval_seq_len=32, window_len=16, windows=12, window_batch_size=5)  # fmt: skip
+
+
+def _holdout_module():
+    torch.manual_seed(0)
+    data = TextDataModule(TextDataConfig(**HOLDOUT_DATA))
+    model = CharModelConfig(kind="gru", embed=8, layers=1, gru_hidden=16)
+    return CharLanguageModel(model, LMOptimConfig(lr=1e-2), SampleConfig(length=20), data.vocab), data
+
+
+def _trainer(epochs: int, *callbacks) -> L.Trainer:
+    saves = any(isinstance(c, LastCheckpoint) for c in callbacks)
+    return L.Trainer(max_epochs=epochs, callbacks=list(callbacks), logger=False, enable_checkpointing=saves,
+                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                     accelerator="cpu")  # fmt: skip
+
+
+def _without_time(module) -> tuple[dict, list]:
+    drop = {"wall_time", "seconds", "tokens_per_second", "kchars_per_second"}
+    return (
+        {k: v for k, v in module.summary().items() if k not in drop},
+        [{k: v for k, v in row.items() if k not in drop} for row in module.history],
+    )
+
+
+def test_the_reported_metrics_are_those_of_the_best_held_out_epoch(text_dir, tmp_path):
+    module, data = _holdout_module()
+    snapshots = Snapshots()
+    trainer = _trainer(3, Scramble(2), snapshots)
+    trainer.fit(module, datamodule=data)
+    trainer.test(module, datamodule=data, verbose=False)
+    holdout = [row["holdout_loss"] for row in module.history]
+    assert holdout[1] < holdout[0] < holdout[2]  # epoch 2 is the best; the scrambled epoch 3 is far worse
+    m = module.summary()
+    assert m["best_holdout_epoch"] == 2 and m["holdout_loss"] == holdout[1] and m["epochs"] == 3
+    assert m["val_loss"] == pytest.approx(module.history[1]["val_loss"], rel=1e-6)  # epoch 2's, not the last
+    assert m["val_loss"] < module.history[2]["val_loss"] - 1
+    best = snapshots.weights[1]
+    assert all(torch.equal(v, best[k]) for k, v in module.net.state_dict().items())
+    # the windowed loss and the sample are those of epoch 2's weights, scored afresh
+    again, _ = _holdout_module()
+    again.net.load_state_dict(best)
+    expected = _final_evaluation(again, data.test_dataloader())
+    assert m["val_loss_windows"] == pytest.approx(expected["val_loss_windows"], rel=1e-6)
+    assert m["val_loss_windows_sem"] == pytest.approx(expected["val_loss_windows_sem"], rel=1e-5)
+    assert module.sample == again.sample and len(module.sample["text"]) == 20
+    last, _ = _holdout_module()
+    last.net.load_state_dict(snapshots.weights[2])
+    assert _final_evaluation(last, data.test_dataloader())["val_loss_windows"] > m["val_loss_windows"] + 1
+    # `repro sample` reads the same weights from the checkpoint
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    weights = reported_net_weights(torch.load(tmp_path / "last.ckpt", weights_only=True))
+    assert all(torch.equal(v, best[k]) for k, v in weights.items()) and weights.keys() == best.keys()
+
+
+def test_a_resumed_run_keeps_the_best_epoch_and_reports_what_an_uninterrupted_run_does(text_dir, tmp_path):
+    """Stopped after epoch 2, the best epoch so far: only the checkpoint can carry its weights to the end."""
+    whole, data = _holdout_module()
+    trainer = _trainer(4, Scramble(2))
+    trainer.fit(whole, datamodule=data)
+    trainer.test(whole, datamodule=data, verbose=False)
+    assert whole.summary()["best_holdout_epoch"] == 2
+    first, data = _holdout_module()
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    _trainer(4, Scramble(2), LastCheckpoint(ckpt), StopAfter(2)).fit(first, datamodule=data)  # as if killed
+    assert torch.load(ckpt, weights_only=True)["repro"]["best_holdout_epoch"] == 2 and len(first.history) == 2
+    resumed, data = _holdout_module()
+    trainer = _trainer(4, Scramble(2))
+    trainer.fit(resumed, datamodule=data, ckpt_path=str(ckpt))
+    trainer.test(resumed, datamodule=data, verbose=False)
+    assert _without_time(resumed) == _without_time(whole)
+    assert resumed.sample == whole.sample
+    assert all(torch.equal(p, q) for p, q in zip(resumed.net.parameters(), whole.net.parameters(), strict=True))
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -360,9 +610,16 @@ def test_smoke_run_records_losses_and_samples_and_sample_command_generates(data_
             assert 0 < m[k] < 10, (variant, k)
         counts = rec["long_range_counts"]
         assert sum(counts["line_position_counts"]) + counts["line_position_unknown"] == 4 * 224  # all scored
+        assert 0 < m["val_loss_windows"] < 10 and 0 < m["val_loss_windows_sem"] < 1  # 16 windows of 32
+        chosen = int(m["best_holdout_epoch"])
+        assert 1 <= chosen <= m["epochs"] and m["holdout_loss"] == rec["history"][chosen - 1]["holdout_loss"]
+        data = rec["provenance"]["data"]
+        assert (data["train_chars"], data["holdout_chars"], data["val_windows"]) == (4096, 1024, 16)
     assert json.loads((runs / "bigram" / "seed0" / "record.json").read_text())["metrics"]["steps"] == 8
     md = (Path(env["REPRO_RESULTS_DIR"]) / "char-lm-smoke.md").read_text()
     assert "val bits/char" in md and "LSTM reaches a lower validation loss" in md
+    assert "val loss, random windows (nats/char) | ± s.e. over windows | published (val loss, random windows" in md
+    assert "epoch reported (lowest held-out loss)" in md
     assert "loss on line ends (newlines)" in md and "predicts line ends better" in md
     args = ("sample", "char-lm", "--profile", "smoke", "--prompt", "ROMEO:", "--length", "60", "--temperature", "0.8")
     shown = repro(*args, env=env)
@@ -371,6 +628,9 @@ def test_smoke_run_records_losses_and_samples_and_sample_command_generates(data_
     # the same run, prompt and seeds give the same text; another sampling seed another one
     exp = get("char-lm")
     assert sample(exp, "smoke", None, 0, "ROMEO:", 60, 0.8, 0) + "\n" == shown.stdout
+    # the command samples from the weights the run reports: those the run's own sample came from
+    lstm = json.loads((runs / "lstm" / "seed0" / "record.json").read_text())["sample"]
+    assert sample(exp, "smoke", "lstm", 0, "ROMEO:", 40, lstm["temperature"], lstm["seed"]) == "ROMEO:" + lstm["text"]
     assert sample(exp, "smoke", "lstm", 0, "ROMEO:", 60, 0.8, 1) + "\n" != shown.stdout
     with pytest.raises(ReproError, match="outside the model's vocabulary"):
         sample(exp, "smoke", "gru", 0, "~~", 10, 0.8, 0)
