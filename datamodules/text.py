@@ -44,9 +44,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import torch
 
+from datamodules.base import RecordedDataModule
+from datamodules.batches import epoch_of
 from datamodules.catalog import data_dir, remove_stale_temp_files, temp_path, verify_checksum
 from datamodules.errors import ReproError
 
@@ -262,7 +263,12 @@ class RandomWindows:
 
 
 # ----------------------------------------------------------------------------- the data module
-class TextDataModule(L.LightningDataModule):
+class TextDataModule(RecordedDataModule):
+    """Tiny Shakespeare as parallel streams. Batches shard by stream: rank r reads streams r, r + world, ...,
+    so data.batch_size (the streams of one step) is the same whatever the number of processes."""
+
+    shards = True
+
     def __init__(self, cfg: TextDataConfig, seed: int = 0):
         super().__init__()
         cfg.validate()
@@ -317,19 +323,16 @@ class TextDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.load()
 
-    def _rank_world(self) -> tuple[int, int]:
-        t = self.trainer
-        return (t.global_rank, t.world_size) if t is not None else (0, 1)
-
     def train_dataloader(self):
-        rank, world = self._rank_world()
-        epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer is not None else (lambda: 0)
+        rank, world = self.rank_world()
         cfg = self.cfg
-        return StreamChunks(self.load().train, cfg.batch_size, cfg.seq_len, cfg.chunks_per_epoch, epoch_fn, rank, world)
+        self.per_rank(cfg.batch_size)  # the streams must split evenly over the ranks
+        return StreamChunks(self.load().train, cfg.batch_size, cfg.seq_len, cfg.chunks_per_epoch, epoch_of(self), rank,
+                            world)  # fmt: skip
 
     def _streams(self, tokens: torch.Tensor) -> StreamChunks:
         """A stateful evaluation: ``tokens`` as eval_batch_size streams, each read once."""
-        rank, world = self._rank_world()
+        rank, world = self.rank_world()
         seq_len = _eval_seq_len(len(tokens), self.cfg)
         return StreamChunks(tokens, self.cfg.eval_batch_size, seq_len, rank=rank, world=world)
 
@@ -344,7 +347,7 @@ class TextDataModule(L.LightningDataModule):
     def test_dataloader(self):
         """No separate test text (nanoGPT has none): the final evaluation reads the validation text again,
         as streams (loader 0) and as random windows (loader 1)."""
-        rank, world = self._rank_world()
+        rank, world = self.rank_world()
         cfg = self.cfg
         windows = RandomWindows(self.load().val, cfg.window_len, cfg.windows, cfg.window_batch_size, cfg.window_seed,
                                 rank, world)  # fmt: skip

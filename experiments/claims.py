@@ -140,7 +140,7 @@ class Compare:
         values: dict = {}
         for first, second in self.pairs:
             for s in SEEDS:
-                jitter = 0.002 * (s - 2)  # some spread, so the intervals are not points
+                jitter = (self.margin / 20 if self.margin else 0.002) * (s - 2)  # some spread: intervals, not points
                 base = 0.5 + 0.01 * s
                 # the difference on the transformed scale is d + jitter, in the sign convention of diffs()
                 delta = d + jitter

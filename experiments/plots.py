@@ -6,6 +6,7 @@ own ``plot`` function; every other experiment gets ``default_plot``.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from pathlib import Path
@@ -84,5 +85,36 @@ def default_plot(exp: Experiment, by_variant: dict[str, list[dict]], path: Path,
             change.set_xticks(range(len(names)), names, rotation=20, ha="right")
             change.set(ylabel="test error (%)", title=f"final test error ({profile} profile)")
         change.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def summary_plot(exp: Experiment, by_variant: dict[str, list[dict]], path: Path, profile: str) -> None:
+    """For records kept without their per-epoch history (runs whose folders are gone): each table's first metric,
+    one dot per run and the mean per variant, in place of the curves that cannot be drawn."""
+    plt = pyplot()
+
+    def recorded(metric: str) -> bool:
+        return any(
+            r["metrics"].get(metric) == r["metrics"].get(metric) is not None for rs in by_variant.values() for r in rs
+        )
+
+    tables = [t for t in exp.tables if any(v in by_variant for v in t.variants) and any(map(recorded, t.metrics))]
+    fig, axes = plt.subplots(1, len(tables) or 1, figsize=(6 * max(1, len(tables)), 4.5), squeeze=False)
+    for ax, table in zip(axes[0], tables, strict=False):
+        metric = next(m for m in table.metrics if recorded(m))
+        scale = 100.0 if metric.endswith(("error", "_acc", "_exact")) else 1.0
+        names = [v for v in table.variants if v in by_variant]
+        for i, name in enumerate(names):
+            values = [r["metrics"].get(metric, math.nan) * scale for r in by_variant[name]]
+            ax.scatter([i] * len(values), values, color="black", s=14, zorder=3)
+            finite = [v for v in values if v == v]
+            if finite:
+                ax.scatter([i], [statistics.fmean(finite)], marker="_", s=400, color="tab:red", zorder=2)
+        ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+        ax.set(ylabel=exp.metrics.get(metric, metric), title=f"{table.title[:60]}\n(final values; per-epoch "
+               "curves of these runs were not kept)")  # fmt: skip
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"{exp.title} ({profile} profile)")
     fig.tight_layout()
     save_figure(fig, path)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from datamodules.errors import ReproError
 from experiments.claims import percent_metric
-from experiments.plots import default_plot
+from experiments.plots import default_plot, summary_plot
 from experiments.records import (
     Key,
     committed_dir,
@@ -245,7 +245,8 @@ def write_report(
         metrics = {k: math.nan if v is None else v for k, v in r["metrics"].items()}
         history = [{k: math.nan if v is None else v for k, v in row.items()} for row in r.get("history", [])]
         by_variant[r["variant"]].append({**r, "metrics": metrics, "history": history})
-    (exp.plot or default_plot)(exp, dict(by_variant), png, profile)
+    curves = any(r["history"] for recs in by_variant.values() for r in recs)
+    (exp.plot or default_plot if curves else summary_plot)(exp, dict(by_variant), png, profile)
     write_atomic(out_dir / f"{stem}.csv", table_csv(records, profile))
     write_atomic(out_dir / f"{stem}.md", "\n".join(lines))
     if not preview:

@@ -113,10 +113,11 @@ PROFILES = (
     Profile(
         "short",
         "He et al.'s recipe (45k/5k split, pad-crop + flip, batch 128, SGD 0.9, wd 1e-4, lr 0.1 /10 at 50% "
-        "and 75%) with the schedule compressed from 164 to 30 epochs; full test set; for a GPU",
+        "and 75%) with the schedule compressed from 164 to 30 epochs, depths 20 and 56; full test set; for a "
+        "GPU (run once, 2026-11-26, one seed: the depth-110 nets did not fit that GPU session)",
         seeds=1,
         overrides={"train.max_epochs": 30, "data.augment": ("flip", "translate")},
-        variants=tuple(v.name for v in VARIANTS if v.name != "residual-20-zero"),
+        variants=("plain-20", "plain-56", "residual-20", "residual-56", "residual-56-zero"),
     ),
     Profile(
         "full",
@@ -235,14 +236,18 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
         ax.set(xlabel="epoch", ylabel="error (%)", title=f"{kind} nets: train (dashed) and validation (bold) error")
         ax.legend(fontsize=7, ncol=2)
         ax.grid(alpha=0.3)
+    probed = {name: recs for name, recs in by_variant.items() if all(r.get("probes") for r in recs)}
     for ax, which in zip(axes[1], (0, -1), strict=True):
-        for name, recs in by_variant.items():
+        if not probed:  # records kept without their probes (the per-epoch data of an old run was not kept)
+            ax.set_axis_off()
+            continue
+        for name, recs in probed.items():
             depth = int(name.split("-")[1])
             probes = [r["probes"][which]["activation"] for r in recs]
             y = [math.exp(statistics.fmean(math.log(p[i]) for p in probes)) for i in range(len(probes[0]))]
             ls = ":" if name.endswith("zero") else "-" if name.startswith("residual") else "--"
             ax.semilogy(range(len(y)), y, ls=ls, color=colors.get(depth, "gray"), label=name)
-        epoch = by_variant[next(iter(by_variant))][0]["probes"][which]["epoch"]
+        epoch = next(iter(probed.values()))[0]["probes"][which]["epoch"]
         ax.set(
             xlabel="block output (0 = stem, then blocks 1..L)",
             ylabel="||dL/dh||",

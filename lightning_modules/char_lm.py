@@ -37,11 +37,12 @@ import math
 import time
 from dataclasses import dataclass
 
-import lightning as L
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torchmetrics import MeanMetric, Metric
+
+from lightning_modules.base import RecordedModule
 
 RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 KINDS = (*RECURRENT, "mlp", "bigram")
@@ -320,7 +321,7 @@ def generate(net: nn.Module, prompt: list[int], length: int, temperature: float,
 
 
 # ----------------------------------------------------------------------------- the LightningModule
-class CharLanguageModel(L.LightningModule):
+class CharLanguageModel(RecordedModule):
     """Next-character cross-entropy with teacher forcing and truncated BPTT over stream chunks."""
 
     def __init__(self, model: CharModelConfig, optim: LMOptimConfig, sample: SampleConfig, vocab: str):
@@ -336,7 +337,6 @@ class CharLanguageModel(L.LightningModule):
         self._newline = vocab.find("\n")  # -1 when the text has none: every position unknown
         self._probe_ids = [vocab.find(c) for c in PROBE_TARGETS.values()]
         self.long_range_counts: dict = {}  # characters behind each long-range metric, for the run record
-        self.history: list[dict[str, float]] = []  # one row per epoch; saved in checkpoints
         # the epoch with the lowest held-out loss so far (1-based) and a copy of its weights; saved in checkpoints
         self.best_holdout_loss = math.inf
         self.best_holdout_epoch = 0
@@ -344,16 +344,13 @@ class CharLanguageModel(L.LightningModule):
         self.final: dict[str, float] = {}
         self.sample: dict = {}
         # totals over the whole run (kept across resumes)
-        self.train_seconds = 0.0  # wall time of the epochs, validation included
         self.step_seconds = 0.0  # time inside training steps only: the tokens/second denominator
         self.train_tokens = 0
         self.steps = 0
         self.clipped_steps = 0
-        self.diverged = False
         self._state = None  # carried across the chunks of the training streams
         self._eval_state = None
         self._line_position = None  # the positions of the last targets, carried like the state
-        self._epoch_start = 0.0
         self._epoch_norms: list[float] = []
         self._val: dict[str, float] = {}
 
@@ -374,7 +371,7 @@ class CharLanguageModel(L.LightningModule):
             self.net.fit(self.trainer.datamodule.load().train.to(self.device))
 
     def on_train_epoch_start(self) -> None:
-        self._epoch_start = time.perf_counter()
+        super().on_train_epoch_start()
         self._state = None
         self._epoch_norms = []
 
@@ -385,23 +382,23 @@ class CharLanguageModel(L.LightningModule):
         start = time.perf_counter()
         loss, state = self._loss(x, y, None if reset else self._state)
         self._state = detach_state(state)
-        if self.trainable and torch.isfinite(loss):
+        # a non-finite or exploded loss or gradient: the step is skipped and the run marked diverged, a result to
+        # record, not a crash (manual optimization, so that the parameters stay those of the last finite step)
+        finite = self.check_loss(loss, force=True)
+        if finite and self.trainable:
             opt = self.optimizers()
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             limit = self.optim.clip_norm or math.inf
-            norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, limit))
-            if math.isfinite(norm):
+            norm = float(self.clip_gradient_norm(opt, self.optim.clip_norm))
+            finite = self.check_loss(norm, limit=math.inf)
+            if finite:
                 opt.step()
                 self.lr_schedulers().step()
                 self._epoch_norms.append(norm)
                 self.clipped_steps += int(norm > limit)
-            else:
-                loss = loss.new_tensor(math.inf)
         self.step_seconds += time.perf_counter() - start
-        if not torch.isfinite(loss):  # divergence is a result to record, not a crash
-            self.diverged = True
-            self.trainer.should_stop = True
+        if not finite:
             return None
         self.steps += 1
         self.train_tokens += x.numel() * self.trainer.world_size
@@ -447,10 +444,8 @@ class CharLanguageModel(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # Runs after this epoch's validation: one complete history row, then the checkpoint.
-        self.train_seconds += time.perf_counter() - self._epoch_start
         norms = self._epoch_norms
         row = {
-            "epoch": self.current_epoch + 1,
             "train_loss": self._compute("train"),
             **self._val,
             "lr": self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainable else 0.0,
@@ -459,11 +454,8 @@ class CharLanguageModel(L.LightningModule):
             if norms
             else 0.0,
             "tokens": self.train_tokens,
-            "seconds": self.train_seconds,
         }
-        self.history.append(row)
-        for logger in self.loggers:
-            logger.log_metrics({f"epoch/{k}": v for k, v in row.items() if k != "epoch"}, step=self.global_step)
+        self.end_epoch(row)
 
     # -- the final evaluation (the validation text again) and the sample --------------------------
     def on_test_start(self) -> None:
@@ -533,17 +525,16 @@ class CharLanguageModel(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -- resume state ---------------------------------------------------------------------------
-    _SAVED = ("history", "train_seconds", "step_seconds", "train_tokens", "steps", "clipped_steps", "diverged",
-              "best_holdout_loss", "best_holdout_epoch", "best_weights")  # fmt: skip
+    _SAVED = ("step_seconds", "train_tokens", "steps", "clipped_steps", "best_holdout_loss", "best_holdout_epoch",
+              "best_weights")  # fmt: skip
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["repro"] = {"vocab": self.vocab, **{k: getattr(self, k) for k in self._SAVED}}
+    def resume_state(self) -> dict:
+        return {"vocab": self.vocab, **{k: getattr(self, k) for k in self._SAVED}}
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("repro", {})
+    def load_resume_state(self, state: dict) -> None:
         for k in self._SAVED:
             if k in state:
-                setattr(self, k, list(state[k]) if k == "history" else state[k])
+                setattr(self, k, state[k])
 
     # -- the run record -------------------------------------------------------------------------
     def summary(self) -> dict[str, float]:
@@ -576,7 +567,6 @@ class CharLanguageModel(L.LightningModule):
             "params": float(params),
             "params_k": params / 1e3,
             "clipped_fraction": self.clipped_steps / self.steps if self.steps else 0.0,
-            "diverged": float(self.diverged),
             "steps": float(self.steps),
             "epochs": float(len(self.history)),
             "wall_time": self.train_seconds,

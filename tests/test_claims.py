@@ -1,0 +1,78 @@
+"""Every claim and every check of every experiment can come out the other way.
+
+Each claim is fed a constructed counter-example (a Results in which what it says is clearly false) and must
+call it "contradicted"; each check must fail on its own. Claims built from ``experiments/claims.py`` also
+construct a case in which they hold, and must call it "supported". A test that can only ever agree with the
+lecture would make its verdicts worthless.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments import claims, registry, stats
+from experiments.spec import Results
+
+EXPERIMENTS = registry()
+CLAIMS = [(exp.name, i, c) for exp in EXPERIMENTS.values() for i, c in enumerate(exp.claims)]
+CHECKS = [(exp.name, i, c) for exp in EXPERIMENTS.values() for i, c in enumerate(exp.checks)]
+
+
+@pytest.mark.parametrize("name,index,claim", CLAIMS, ids=[f"{n}-{i}" for n, i, _ in CLAIMS])
+def test_every_claim_is_contradicted_by_its_counter_example(name, index, claim):
+    verdict = claim.check(claim.counter_example())
+    assert verdict.status == "contradicted", (name, claim.statement, verdict.statistic)
+    example = getattr(claim.check, "example", None)
+    if example is not None:  # and it can be supported, too
+        assert claim.check(example(True)).status == "supported", (name, claim.statement)
+    assert claim.check(Results({})).status == "inconclusive"  # and no runs decide nothing
+
+
+@pytest.mark.parametrize("name,index,check", CHECKS, ids=[f"{n}-{i}" for n, i, _ in CHECKS])
+def test_every_check_fails_on_its_counter_example(name, index, check):
+    outcome = check.check(check.counter_example())
+    assert outcome.holds is False, (name, check.statement, outcome.detail)
+    assert check.check(Results({})).holds is None
+
+
+def test_every_experiment_states_claims_and_no_claim_is_an_identity():
+    for exp in EXPERIMENTS.values():
+        assert exp.claims, exp.name
+        for claim in exp.claims:
+            assert "(exact)" not in claim.statement, (exp.name, claim.statement)  # exact identities are checks
+
+
+def test_a_claim_on_pooled_pairs_keys_each_difference_by_pair_and_seed():
+    compare = claims.higher("test_acc", ("a-1", "a-2"), than=("b-1", "b-2"))
+    results = Results({"a-1": {"test_acc": {0: 0.9}}, "b-1": {"test_acc": {0: 0.5}},
+                       "a-2": {"test_acc": {0: 0.8, 1: 0.7}}, "b-2": {"test_acc": {0: 0.6, 1: 0.6}}})  # fmt: skip
+    keys, diffs = compare.diffs(results)
+    assert keys == ["a-1/s0", "a-2/s0", "a-2/s1"] and diffs == pytest.approx([0.4, 0.2, 0.1])
+
+
+def test_log10_comparisons_and_their_units():
+    compare = claims.lower("test_mse", "clip", than="no-clip", transform="log10")
+    results = Results({"clip": {"test_mse": {s: 0.01 for s in range(3)}},
+                       "no-clip": {"test_mse": {s: 1.0 + s for s in range(3)}}})  # fmt: skip
+    _, diffs = compare.diffs(results)
+    assert diffs == pytest.approx([2.0, 2.30103, 2.47712], abs=1e-5)
+    verdict = compare(results)
+    assert verdict.status == "supported" and "pts" not in verdict.statistic
+
+
+def test_margins_go_only_with_no_effect_claims():
+    with pytest.raises(ValueError):
+        claims.Compare("x", (("a", "b"),), "lower", margin=0.01)
+    with pytest.raises(ValueError):
+        claims.Compare("x", (("a", "b"),), "not_lower")
+    assert claims.not_lower("test_error", "a", than="b", margin=0.005)(Results({})).test.startswith("margin +0.50")
+
+
+def test_statistics_need_three_seeds():
+    assert stats.MIN_SEEDS == 3
+    two = claims.lower("test_error", "a", than="b").example(True)
+    for variant in two.values.values():
+        for metric in variant.values():
+            for seed in (2, 3, 4):
+                metric.pop(seed)
+    assert claims.lower("test_error", "a", than="b")(two).status == "inconclusive"
