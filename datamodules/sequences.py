@@ -155,8 +155,14 @@ class TinySequenceDataModule(RecordedDataModule):
 
     def train_dataloader(self):
         cfg = self.cfg
-        return StreamBatches(lambda g, n: make_batch(cfg.task, n, cfg.seq_len, g), steps=cfg.steps_per_epoch,
-                             batch_size=cfg.batch_size, seed=self.seed, stream=TRAIN_STREAM, epoch_fn=epoch_of(self))  # fmt: skip
+        return StreamBatches(
+            lambda g, n: make_batch(cfg.task, n, cfg.seq_len, g),
+            steps=cfg.steps_per_epoch,
+            batch_size=cfg.batch_size,
+            seed=self.seed,
+            stream=TRAIN_STREAM,
+            epoch_fn=epoch_of(self),
+        )
 
     def test_dataloader(self):
         return [ResidentBatches(*data, batch_size=len(data[0]), shuffle=False) for data in (self.test, self.long_test)]
