@@ -21,8 +21,6 @@ import gzip
 import hashlib
 import io
 import os
-import re
-import socket
 import struct
 import sys
 import tarfile
@@ -36,6 +34,7 @@ from pathlib import Path
 import torch
 
 from datamodules.errors import ReproError
+from datamodules.files import remove_stale_temp_files, temp_path
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _CIFAR_FOLDERS = ("cifar10-jpeg", "cifar10", "cifar-10", "CIFAR-10", "CIFAR10")
@@ -221,43 +220,6 @@ def fingerprint(*tensors: torch.Tensor) -> str:
 
 
 # ----------------------------------------------------------------------------- temporary files
-_TEMP_NAME = re.compile(r"^.+?(?:\.(?P<host>[A-Za-z0-9_-]+))?\.tmp(?P<pid>\d+)$")
-
-
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "localhost"
-
-
-def temp_path(path: Path) -> Path:
-    """Where to write ``path`` before renaming it into place: ``<name>.<host>.tmp<PID>``, so that a file a killed
-    process left behind can be told from one a live process (on this or another machine) is still writing."""
-    return path.with_name(f"{path.name}.{_host()}.tmp{os.getpid()}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
-def remove_stale_temp_files(folder: Path) -> None:
-    """Remove the ``*.tmp<PID>`` files in ``folder`` whose writer on this machine is gone (killed mid-write). A file
-    written on another machine (a cache shared between nodes) is left alone: its PID means nothing here."""
-    if not folder.is_dir():
-        return
-    for p in folder.glob("*.tmp*"):
-        m = _TEMP_NAME.match(p.name)
-        if m is None or m["host"] not in (None, _host()) or _alive(int(m["pid"])):
-            continue
-        size = p.stat().st_size if p.exists() else 0
-        p.unlink(missing_ok=True)
-        print(f"[data] removed {p} ({size / 1e6:.0f} MB), left by process {m['pid']}, which is gone", flush=True)
-
-
 # ----------------------------------------------------------------------------- decoding CIFAR-10
 def _decode_cifar10(source: Path) -> ImageSet:
     if source.name == "cifar-10-batches-py":

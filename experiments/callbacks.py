@@ -15,6 +15,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, Checkpoint
 
 from datamodules.errors import ReproError
+from datamodules.files import temp_path
 from experiments.records import write_atomic
 
 
@@ -92,7 +93,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp = temp_path(path)
         super().save_checkpoint(checkpoint, tmp, storage_options)
         os.replace(tmp, path)
 

@@ -7,10 +7,10 @@ own ``plot`` function; every other experiment gets ``default_plot``.
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from pathlib import Path
 
+from datamodules.files import temp_path
 from experiments.spec import Experiment
 
 
@@ -26,8 +26,8 @@ def pyplot():
 
 def save_figure(fig, path: Path) -> None:
     """Write the figure through a temporary file, so an interrupted report never leaves half a PNG."""
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100, metadata={"Software": None})  # no version stamp: rebuilds compare equal
+    tmp = temp_path(path)
+    fig.savefig(tmp, dpi=100, format="png", metadata={"Software": None})  # no version stamp: rebuilds compare equal
     pyplot().close(fig)
     tmp.replace(path)
 

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from datamodules.errors import ReproError
+from datamodules.files import write_atomic  # noqa: F401 (the runner's and report's too)
 from experiments.config import config_to_dict
 
 REQUIRED = {"experiment": str, "profile": str, "variant": str, "seed": int, "metrics": dict, "provenance": dict}
@@ -46,17 +47,6 @@ def committed_dir(experiment: str, profile: str) -> Path:
 
 
 # ----------------------------------------------------------------------------- files
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write a file so that readers see the old content or the new one, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb" if isinstance(text, bytes) else "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def finite(obj: Any) -> Any:
     """The same structure with every non-finite float replaced by None (JSON has no NaN or infinity)."""
     if isinstance(obj, float):

@@ -23,6 +23,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Timer
 
 from datamodules.errors import ReproError
+from datamodules.files import remove_stale_temp_files
 from experiments import tracking
 from experiments.callbacks import (
     AtomicCheckpointIO,
@@ -85,6 +86,10 @@ class StopOnSignal:
         if self.received:
             raise Interrupted(signum, "stopped at once; the same command resumes from the last epoch's checkpoint")
         self.received = signum
+        if self.trainer is not None:
+            # Lightning's own SIGTERM handler (which runs before this one) would end the epoch at the next batch,
+            # where no checkpoint can resume exactly; the run finishes its epoch and saves it instead.
+            self.trainer._signal_connector.received_sigterm = False
         print(f"received {signal.Signals(signum).name}: stopping after this epoch's checkpoint (again: at once)",
               flush=True)  # fmt: skip
 
@@ -136,7 +141,7 @@ def _trainer(spec: RunSpec, launch: Launch, callbacks: list, loggers: list) -> L
             precision=launch.precision,
             logger=loggers or False,
             callbacks=callbacks,
-            plugins=[AtomicCheckpointIO()],
+            plugins=[AtomicCheckpointIO(), *_cluster_plugins()],
             default_root_dir=str(spec.dir),
             num_sanity_val_steps=0,
             use_distributed_sampler=False,  # the DataModules shard by rank themselves (datamodules/base.py)
@@ -145,6 +150,15 @@ def _trainer(spec: RunSpec, launch: Launch, callbacks: list, loggers: list) -> L
         )
     except (MisconfigurationException, ValueError, RuntimeError, TypeError) as e:  # --accelerator gpu, no GPU
         raise ReproError(f"bad trainer option: {str(e).splitlines()[0]}") from None
+
+
+def _cluster_plugins() -> list:
+    """Under SLURM, Lightning's own requeue (a checkpoint taken mid-epoch on SIGUSR1) is switched off: a mid-epoch
+    checkpoint would not resume exactly. A preempted run gets SIGTERM, finishes its epoch, saves and exits 143;
+    the requeued job (sbatch --requeue) runs the same command and resumes from that checkpoint."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
 def _resume_point(spec: RunSpec, identity: str, index: str) -> Path | None:
@@ -217,28 +231,37 @@ def _train(spec: RunSpec, launch: Launch, index: str, stop: StopOnSignal) -> dic
         print(f"{index}{spec.label}: finished, skipped")
         return record
     _quiet_lightning()
+    for folder in (spec.dir, spec.dir / "checkpoints"):  # what a process killed mid-write left behind
+        remove_stale_temp_files(folder)
     threads = threads_for(spec, launch)
     torch.set_num_threads(threads)
     L.seed_everything(spec.seed, workers=True, verbose=False)
     module, datamodule = spec.experiment.build(spec.config, spec.seed)
     config = {**config_to_dict(spec.config), "seed": spec.seed, "profile": spec.profile, "variant": spec.variant,
               "experiment": spec.experiment.name}  # fmt: skip
+    # what the run is, checked against the folder and its checkpoint before anything is built or written
+    identity = identity_text(spec.experiment.name, spec.profile, spec.variant, spec.seed, spec.config,
+                             launch.world_size(), launch.precision_name())  # fmt: skip
+    check_identity(spec.dir, identity)
+    ckpt = _resume_point(spec, identity, index)
     mode = tracking.wandb_mode(launch.wandb)
     loggers = []
     if mode == "online":
         loggers = [tracking.live_logger(spec.dir, spec.experiment.name, spec.profile, spec.variant, spec.seed, config)]
-    checkpoint = LastCheckpoint(spec.dir / "checkpoints" / "last.ckpt", identity="")  # identity: below
+    checkpoint = LastCheckpoint(spec.dir / "checkpoints" / "last.ckpt", identity)
     callbacks = [StopAfterEpoch(lambda: stop.received), checkpoint, RngState()]
     trainer = _trainer(spec, launch, callbacks, loggers)
+    stop.trainer = trainer
     if trainer.world_size > 1 and not getattr(datamodule, "shards", False):
         raise ReproError(f"{spec.experiment.name}'s data cannot be split across processes; run it on one device")
-    identity = identity_text(spec.experiment.name, spec.profile, spec.variant, spec.seed, spec.config,
-                             trainer.world_size, trainer.precision)  # fmt: skip
-    checkpoint.identity = identity
-    check_identity(spec.dir, identity)
+    actual = identity_text(spec.experiment.name, spec.profile, spec.variant, spec.seed, spec.config,
+                           trainer.world_size, trainer.precision)  # fmt: skip
+    if actual != identity:  # the trainer settled the devices otherwise than expected (e.g. "auto" on a GPU node)
+        identity = checkpoint.identity = actual
+        check_identity(spec.dir, identity)
+        ckpt = _resume_point(spec, identity, index)
     if is_rank_zero():
         write_atomic(spec.dir / "config.yaml", identity)
-    ckpt = _resume_point(spec, identity, index)
     print(f"{index}{spec.label}: {f'resuming from {ckpt}' if ckpt else 'training'}", flush=True)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)

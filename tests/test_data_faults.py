@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules import catalog, text
+from datamodules import catalog, files, text
 from datamodules.catalog import load_cifar10, load_mnist
 from datamodules.images import ImageDataConfig, ImageDataModule
 from datamodules.text import TextDataConfig, TextDataModule
@@ -198,24 +198,24 @@ def test_stale_temp_files_of_dead_processes_are_removed_and_live_ones_kept(dirs,
     cache.mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid, live_pid = int(dead.stdout), os.getppid()
-    host = catalog._host()
-    files = {
-        f"cifar10-0123456789abcdef.pt.{host}.tmp{dead_pid}": False,  # killed mid-write: removed
+    host = files._host()
+    names = {
+        f"cifar10-0123456789abcdef.pt.tmp{dead_pid}@{host}": False,  # killed mid-write: removed
         f"cifar10-0123456789abcdef.tmp{dead_pid}": False,  # the name before hosts were part of it: removed
-        f"cifar10-0123456789abcdef.pt.{host}.tmp{live_pid}": True,  # still being written: kept
-        f"cifar10-0123456789abcdef.pt.othernode.tmp{dead_pid}": True,  # another machine's process: kept
+        f"cifar10-0123456789abcdef.pt.tmp{live_pid}@{host}": True,  # still being written: kept
+        f"cifar10-0123456789abcdef.pt.tmp{dead_pid}@othernode": True,  # another machine's process: kept
         "notes.tmpfile": True,
     }
-    for name in files:
+    for name in names:
         (cache / name).write_bytes(b"partial")
     load_cifar10()
-    assert {p.name for p in cache.iterdir() if not p.name.endswith(".pt")} == {n for n, kept in files.items() if kept}
+    assert {p.name for p in cache.iterdir() if not p.name.endswith(".pt")} == {n for n, kept in names.items() if kept}
 
 
 def test_temp_file_names_parse_back():
-    name = catalog.temp_path(Path("cifar10-0123456789abcdef.pt")).name
-    m = catalog._TEMP_NAME.match(name)
-    assert m["host"] == catalog._host() and int(m["pid"]) == os.getpid()
+    name = files.temp_path(Path("cifar10-0123456789abcdef.pt")).name
+    m = files._TEMP_NAME.match(name)
+    assert m["host"] == files._host() and int(m["pid"]) == os.getpid()
 
 
 # ----------------------------------------------------------------------------- MNIST

@@ -1,0 +1,57 @@
+"""Files written so that nothing is ever half-written: a temporary name per writer, an atomic rename, and the
+removal of temporary files whose writer was killed mid-write."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+
+# <name>.tmp<PID>@<host>; names without a host (from before hosts were part of them) are this machine's
+_TEMP_NAME = re.compile(r"^(?P<name>.+)\.tmp(?P<pid>\d+)(?:@(?P<host>[A-Za-z0-9_-]+))?$")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "localhost"
+
+
+def temp_path(path: Path) -> Path:
+    """Where to write ``path`` before renaming it into place: ``<name>.tmp<PID>@<host>``, so that a file a killed
+    process left behind can be told from one a live process (on this or another machine) is still writing."""
+    return path.with_name(f"{path.name}.tmp{os.getpid()}@{_host()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> None:
+    """Remove the ``*.tmp<PID>`` files in ``folder`` whose writer on this machine is gone (killed mid-write). A file
+    written on another machine (a cache shared between nodes) is left alone: its PID means nothing here."""
+    if not folder.is_dir():
+        return
+    for p in folder.glob("*.tmp*"):
+        m = _TEMP_NAME.match(p.name)
+        if m is None or m["host"] not in (None, _host()) or _alive(int(m["pid"])):
+            continue
+        size = p.stat().st_size if p.exists() else 0
+        p.unlink(missing_ok=True)
+        print(f"removed {p} ({size / 1e6:.0f} MB), left by process {m['pid']}, which is gone", flush=True)
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write a file so that readers see the old content or the new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    with open(tmp, "wb" if isinstance(text, bytes) else "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
