@@ -19,31 +19,13 @@ step's batch) and a fixed test set from a separate stream.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from datamodules.base import RecordedDataModule, mix_seed
 from datamodules.batches import ResidentBatches, StreamBatches, epoch_of
-
-CONSTANT_GUESS_MSE = 1 / 6  # Var(x1 + x2) for x1, x2 ~ U[0, 1]: the MSE of predicting the mean, 1
+from datamodules.configs import AddingConfig
 
 TEST_STREAM, TRAIN_STREAM = 5, 6  # stream ids apart from the other data modules'
-
-
-@dataclass
-class AddingConfig:
-    length: int = 100  # T, steps per sequence
-    batch_size: int = 50
-    steps_per_epoch: int = 100  # training batches between two evaluations on the test set
-    test_size: int = 2000
-    eval_batch_size: int = 1000
-
-    def validate(self) -> None:
-        if self.length < 2:
-            raise ValueError("length must be >= 2 (one marker in each half)")
-        if min(self.batch_size, self.steps_per_epoch, self.test_size, self.eval_batch_size) < 1:
-            raise ValueError("batch_size, steps_per_epoch, test_size and eval_batch_size must be >= 1")
 
 
 def adding_batch(n: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

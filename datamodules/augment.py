@@ -18,26 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-# The order in which ``augment`` applies them: the pixel-exact ones as one uint8 gather first, then
-# the float ops: warps (local, then global) before the noises, so that noise is never smeared by
-# interpolation. An op that is not requested draws nothing from the generator, so adding names here
-# leaves the random stream, and so the results, of every older combination exactly as they were.
-GEOMETRIC = ("flip", "vflip", "translate")
-FLOAT = ("elastic", "rotate", "pixelflip", "noise")
-NAMES = GEOMETRIC + FLOAT
-
-# Defaults for 28x28 MNIST and 32x32 CIFAR-10 alike. Simard et al. used alpha 34, sigma 4 on MNIST:
-# fields that vary over ~4 pixels (an eighth of the image, the scale of a stroke's bend) and move a
-# pixel by 1.4 pixels rms per axis, up to ~4 in a typical image: a strong wobble for digits, and it
-# would smear CIFAR's small objects and textures. We keep their smoothness scale and halve the
-# amplitude: alpha 16, sigma 4 moves a pixel by 0.66 pixels rms per axis, its largest move in a
-# typical 32x32 image ~2 pixels (measured over 2,000 fields): a visible bend of strokes and
-# outlines that leaves what the image shows intact.
-ELASTIC_ALPHA = 16.0
-ELASTIC_SIGMA = 4.0
-# Inverting 1 pixel in 20 (~50 of CIFAR's 1024, ~40 of MNIST's 784) corrupts an image as plainly as
-# the Gaussian noise's std 0.1 does, while leaving nearly all of it intact.
-PIXEL_FLIP_PROB = 0.05
+from datamodules.configs import AUGMENTATIONS, ELASTIC_ALPHA, ELASTIC_SIGMA, PIXEL_FLIP_PROB
 
 
 def flip_and_crop(x: torch.Tensor, gen: torch.Generator, flip: bool, pad: int, vflip: bool = False) -> torch.Tensor:
@@ -156,10 +137,10 @@ def augment(
     elastic_sigma: float = ELASTIC_SIGMA,
     pixel_flip_prob: float = PIXEL_FLIP_PROB,
 ) -> torch.Tensor:
-    """uint8 batch -> augmented float batch in [0, 1], applying ``names`` in the order of ``NAMES``."""
-    unknown = set(names) - set(NAMES)
+    """uint8 batch -> augmented float batch in [0, 1], applying ``names`` in the order of ``AUGMENTATIONS``."""
+    unknown = set(names) - set(AUGMENTATIONS)
     if unknown:
-        raise ValueError(f"unknown augmentation(s) {sorted(unknown)}; known: {', '.join(NAMES)}")
+        raise ValueError(f"unknown augmentation(s) {sorted(unknown)}; known: {', '.join(AUGMENTATIONS)}")
     if "flip" in names or "vflip" in names or ("translate" in names and pad):
         x = flip_and_crop(x, gen, flip="flip" in names, pad=pad if "translate" in names else 0, vflip="vflip" in names)
     x = x.float().div_(255)

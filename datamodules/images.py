@@ -8,7 +8,6 @@ trainer is training. No per-image Python work, no worker processes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
@@ -16,48 +15,10 @@ from datamodules import augment as aug
 from datamodules.base import RecordedDataModule, mix_seed
 from datamodules.batches import ResidentBatches, epoch_of
 from datamodules.catalog import ImageSet, load_cifar10, load_mnist
+from datamodules.configs import ImageDataConfig
 from datamodules.errors import ReproError
 
 LOADERS: dict[str, Callable[[], ImageSet]] = {"cifar10": load_cifar10, "mnist": load_mnist}
-
-
-@dataclass
-class ImageDataConfig:
-    dataset: str = "cifar10"  # cifar10 | mnist
-    val_size: int = 5000  # held out from the training set (fixed split_seed) for model selection
-    train_size: int = 0  # 0: every remaining training image; else a fixed subset of this many
-    test_size: int = 0  # 0: the whole test set; else a fixed subset
-    # Clean (unaugmented) training error is measured on up to this many of the training images (all of a smaller
-    # train_size subset); more than the training images left after val_size is an error, as for the sizes above.
-    train_eval_size: int = 5000
-    batch_size: int = 128
-    eval_batch_size: int = 1000
-    augment: tuple[str, ...] = ()  # any of aug.NAMES (applied in that order, whatever the order here)
-    pad: int = 4  # translate: pixels of zero padding before the random crop
-    rotate_degrees: float = 15.0
-    noise_std: float = 0.1
-    elastic_alpha: float = aug.ELASTIC_ALPHA  # elastic: scale of the displacement field, in pixels
-    elastic_sigma: float = aug.ELASTIC_SIGMA  # elastic: std of its Gaussian smoothing, in pixels
-    pixel_flip_prob: float = aug.PIXEL_FLIP_PROB  # pixelflip: chance that each pixel is inverted
-    split_seed: int = 0  # the train/val split and subsets; independent of the run seed
-
-    def validate(self) -> None:
-        if self.dataset not in LOADERS:
-            raise ValueError(f"dataset must be one of {', '.join(LOADERS)}")
-        unknown = set(self.augment) - set(aug.NAMES)
-        if unknown:
-            raise ValueError(f"unknown augmentation {sorted(unknown)[0]!r}; known: {', '.join(aug.NAMES)}")
-        for name in ("val_size", "train_size", "test_size", "train_eval_size", "pad"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError("batch sizes must be >= 1")
-        if self.elastic_alpha < 0:
-            raise ValueError("elastic_alpha must be >= 0")
-        if not self.elastic_sigma > 0:
-            raise ValueError("elastic_sigma must be > 0")
-        if not 0 <= self.pixel_flip_prob <= 1:
-            raise ValueError("pixel_flip_prob must be in [0, 1]")
 
 
 def check_sizes(cfg: ImageDataConfig, images: ImageSet) -> None:

@@ -8,28 +8,12 @@ draws its own noise (and test set). The whole training set is one batch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
 from datamodules.base import RecordedDataModule
 from datamodules.batches import ResidentBatches
-
-
-@dataclass
-class PolyConfig:
-    degree: int = 9
-    l2: float = 0.0  # lambda of the penalty lambda/2 ||w||^2 (0: plain least squares)
-    n_train: int = 10
-    n_test: int = 1000
-    noise_std: float = 0.3
-    even_x: bool = True  # training x evenly spaced on [0, 1] (Bishop); False: drawn from U[0, 1]
-
-    def validate(self) -> None:
-        if self.degree < 0 or self.l2 < 0:
-            raise ValueError("degree and l2 must be >= 0")
-        if self.n_train < 1 or self.n_test < 1 or self.noise_std < 0:
-            raise ValueError("need n_train >= 1, n_test >= 1, noise_std >= 0")
+from datamodules.configs import PolyConfig
 
 
 def true_function(x: torch.Tensor) -> torch.Tensor:

@@ -15,26 +15,11 @@ Fresh training batches every step; fixed test sets, of the training length and t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from datamodules.base import RecordedDataModule
 from datamodules.batches import ResidentBatches, StreamBatches, epoch_of
-
-CONSTANT_GUESS_MSE = 1 / 3  # Var(U[-1, 1]): the MSE of predicting 0, the best constant
-
-
-@dataclass
-class RecallConfig:
-    length: int = 100  # T: time steps per sequence
-    train_size: int = 2048  # sequences in the fixed training set
-    test_size: int = 1024
-    batch_size: int = 32
-
-    def validate(self) -> None:
-        if self.length < 1 or self.train_size < 1 or self.test_size < 1 or self.batch_size < 1:
-            raise ValueError("length, train_size, test_size and batch_size must be >= 1")
+from datamodules.configs import INPUTS, RecallConfig, TinyRNNConfig
 
 
 def recall_data(length: int, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,34 +84,6 @@ class ComputeDataModule(RecordedDataModule):
 
 # ----------------------------------------------------------------------------- running totals (slides 29-30)
 TRAIN_STREAM = 4
-TASKS = ("summing", "comparing")
-INPUTS = {"summing": 1, "comparing": 2}
-
-
-@dataclass
-class TinyRNNConfig:
-    task: str = "summing"  # summing | comparing
-    seq_len: int = 10  # training and test sequences
-    long_seq_len: int = 100  # a second test set, 10x longer than training: does the learned rule extrapolate?
-    batch_size: int = 32
-    steps_per_epoch: int = 100  # fresh sequences every step, drawn from the run seed and the epoch
-    n_test: int = 1000
-    lr: float = 0.01  # Adam; cosine decay to final_lr_fraction * lr over the run
-    final_lr_fraction: float = 0.01
-    init_scale: float = 1.0  # each trained weight starts ~ U(-init_scale, init_scale)
-    hand_output_weight: float = 5.0  # the comparing net's large output weight (summing: 1)
-    trace_every: int = 10  # training steps between the weight snapshots the plot draws
-
-    def validate(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {', '.join(TASKS)}")
-        if (
-            min(self.seq_len, self.long_seq_len, self.batch_size, self.steps_per_epoch, self.n_test, self.trace_every)
-            < 1
-        ):
-            raise ValueError("lengths, sizes and steps must be >= 1")
-        if self.lr <= 0 or not 0 < self.final_lr_fraction <= 1 or self.init_scale <= 0:
-            raise ValueError("need lr > 0, 0 < final_lr_fraction <= 1, init_scale > 0")
 
 
 def make_batch(task: str, n: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -49,6 +49,7 @@ import torch
 from datamodules.base import RecordedDataModule
 from datamodules.batches import epoch_of
 from datamodules.catalog import data_dir, verify_checksum
+from datamodules.configs import TextDataConfig
 from datamodules.errors import ReproError
 from datamodules.files import remove_stale_temp_files, temp_path
 
@@ -57,41 +58,6 @@ TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca
 TINY_SHAKESPEARE_CHARS = 1_115_394
 _LAYOUTS = ("tinyshakespeare/input.txt", "tiny_shakespeare/input.txt", "tinyshakespeare.txt")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # none in any text; a zero-filled block is full of them
-
-
-@dataclass
-class TextDataConfig:
-    dataset: str = "tinyshakespeare"
-    val_fraction: float = 0.1  # the last 10% of the characters, as nanoGPT
-    batch_size: int = 64  # B: parallel streams of the training text
-    seq_len: int = 128  # T: characters per chunk (the truncated-BPTT length)
-    chunks_per_epoch: int = 0  # 0: one pass over the streams per epoch
-    train_chars: int = 0  # 0: the whole training text; else only its first train_chars characters
-    # 0: the whole validation text; else the stateful evaluation reads only its first val_chars characters
-    # (the random windows are drawn from all of it)
-    val_chars: int = 0
-    eval_batch_size: int = 32  # streams of the validation (and held-out) text
-    eval_seq_len: int = 0  # 0: each validation stream is one chunk (all of it scored, the state never cut)
-    # the last holdout_chars characters of the training split, never trained on: they choose the epoch
-    # whose weights are reported (0: none held out, the last epoch's weights are reported)
-    holdout_chars: int = 0
-    # the windowed validation loss (nanoGPT's estimate_loss: block_size 256, 200 batches of 64)
-    window_len: int = 256
-    windows: int = 12800
-    window_batch_size: int = 64
-    window_seed: int = 0
-
-    def validate(self) -> None:
-        if self.dataset != "tinyshakespeare":
-            raise ValueError("dataset must be tinyshakespeare")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError("val_fraction must be in (0, 1)")
-        if min(self.batch_size, self.seq_len, self.eval_batch_size) < 1 or self.eval_seq_len < 0:
-            raise ValueError("batch sizes and seq_len must be >= 1, eval_seq_len >= 0")
-        if min(self.chunks_per_epoch, self.train_chars, self.val_chars, self.holdout_chars) < 0:
-            raise ValueError("chunks_per_epoch, train_chars, val_chars and holdout_chars must be >= 0")
-        if min(self.window_len, self.windows, self.window_batch_size) < 1:
-            raise ValueError("window_len, windows and window_batch_size must be >= 1")
 
 
 # ----------------------------------------------------------------------------- finding the text

@@ -14,11 +14,9 @@ batch's learning rate, to show what the scaling is for.
 
 from __future__ import annotations
 
-from datamodules.images import ImageDataModule
 from experiments.claims import higher, not_higher
-from experiments.common import MLPRunConfig, build_mlp
+from experiments.common import MLPRunConfig
 from experiments.spec import Claim, Experiment, Profile, Table, Variant
-from lightning_modules.classifier import ImageClassifier
 
 # The learning rate of the reference batch; every variant's lr follows from its batch size by a stated rule.
 BASE_LR, BASE_BATCH = 0.05, 256
@@ -31,6 +29,10 @@ def linear_scaled_lr(batch_size: int, base_lr: float = BASE_LR, base_batch: int 
 
 
 def build(cfg: MLPRunConfig, seed: int):
+    from datamodules.images import ImageDataModule
+    from experiments.common import build_mlp
+    from lightning_modules.classifier import ImageClassifier
+
     module = ImageClassifier(build_mlp(cfg), cfg.optim, num_classes=10)
     return module, ImageDataModule(cfg.data, seed=seed, channels_last=False)
 

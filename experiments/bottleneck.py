@@ -16,15 +16,12 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from datamodules.images import ImageDataConfig, ImageDataModule
+from datamodules.configs import ImageDataConfig
 from experiments.claims import any_of, higher, identity, lower
-from experiments.common import SMOKE_DATA, MLPRunConfig, build_mlp
+from experiments.common import SMOKE_DATA, MLPRunConfig
 from experiments.plots import pyplot, save_figure
 from experiments.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, Variant
-from lightning_modules import measures
-from lightning_modules.classifier import ImageClassifier
-from lightning_modules.nets.mlp import MLPConfig
-from lightning_modules.optim import OptimConfig
+from lightning_modules.configs import MLPConfig, OptimConfig
 
 
 # ----------------------------------------------------------------------------- the run
@@ -39,7 +36,12 @@ class BottleneckConfig(MLPRunConfig):
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.05, weight_decay=0.0, schedule="cosine"))
 
 
-def build(cfg: BottleneckConfig, seed: int) -> tuple[ImageClassifier, ImageDataModule]:
+def build(cfg: BottleneckConfig, seed: int):
+    from datamodules.images import ImageDataModule
+    from experiments.common import build_mlp
+    from lightning_modules import measures
+    from lightning_modules.classifier import ImageClassifier
+
     module = ImageClassifier(build_mlp(cfg), cfg.optim, num_classes=10, measures=(measures.bottleneck,))
     return module, ImageDataModule(cfg.data, seed=seed)
 

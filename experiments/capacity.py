@@ -19,14 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from datamodules.images import ImageDataConfig, ImageDataModule
+from datamodules.configs import ImageDataConfig
 from experiments.claims import higher, lower
-from experiments.common import SMOKE_DATA, MLPRunConfig, build_mlp
+from experiments.common import SMOKE_DATA, MLPRunConfig
 from experiments.plots import pyplot, save_figure
 from experiments.spec import Claim, Experiment, Profile, Table, Variant
-from lightning_modules.classifier import ImageClassifier
-from lightning_modules.nets.mlp import MLPConfig
-from lightning_modules.optim import OptimConfig
+from lightning_modules.configs import MLPConfig, OptimConfig
 
 MNIST_TRAIN_IMAGES = 60_000  # the MNIST training set, before the validation split
 
@@ -87,7 +85,11 @@ class StepBudgetExperiment(Experiment):
 
 
 # ----------------------------------------------------------------------------- the run
-def build(cfg: CapacityConfig, seed: int) -> tuple[ImageClassifier, ImageDataModule]:
+def build(cfg: CapacityConfig, seed: int):
+    from datamodules.images import ImageDataModule
+    from experiments.common import build_mlp
+    from lightning_modules.classifier import ImageClassifier
+
     return ImageClassifier(build_mlp(cfg), cfg.optim, num_classes=10), ImageDataModule(cfg.data, seed=seed)
 
 

@@ -37,10 +37,9 @@ import statistics
 import textwrap
 from dataclasses import dataclass, field
 
-import torch
 import yaml
 
-from datamodules.text import TextDataConfig, TextDataModule
+from datamodules.configs import TextDataConfig
 from experiments.claims import Compare, Contrast, all_of, lower
 from experiments.plots import pyplot, save_figure
 from experiments.spec import (
@@ -54,16 +53,12 @@ from experiments.spec import (
     Variant,
     config_from_dict,
 )
-from lightning_modules.char_lm import (
+from lightning_modules.configs import (
     LINE_POSITION_LABELS,
     LINE_POSITION_METRICS,
-    CharLanguageModel,
     CharModelConfig,
     LMOptimConfig,
     SampleConfig,
-    build_char_net,
-    generate,
-    reported_net_weights,
 )
 
 
@@ -81,6 +76,9 @@ class CharLMRunConfig:
 
 
 def build(cfg: CharLMRunConfig, seed: int):
+    from datamodules.text import TextDataModule
+    from lightning_modules.char_lm import CharLanguageModel
+
     data = TextDataModule(cfg.data, seed=seed)
     return CharLanguageModel(cfg.model, cfg.optim, cfg.sample, data.vocab), data
 
@@ -402,7 +400,10 @@ def sample(
 ) -> str:
     """The prompt followed by ``length`` characters generated from the run's ``checkpoints/last.ckpt``, with
     the weights the run reports (its best held-out epoch's when it held text out)."""
+    import torch
+
     from experiments.records import run_dir as folder_of
+    from lightning_modules.char_lm import build_char_net, generate, reported_net_weights
 
     variant = variant or DEFAULT_SAMPLE_VARIANT
     exp.variant(variant)

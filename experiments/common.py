@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
-from datamodules.images import ImageDataConfig, ImageDataModule
+from datamodules.configs import ImageDataConfig
 from experiments.spec import TrainConfig
-from lightning_modules.classifier import ImageClassifier
-from lightning_modules.nets.mlp import MLP, MLPConfig
-from lightning_modules.nets.resnet_cifar import ResNetCifar, ResNetConfig
-from lightning_modules.optim import OptimConfig
+from lightning_modules.configs import MLPConfig, OptimConfig, ResNetConfig
 
 
 @dataclass
@@ -24,13 +19,20 @@ class ImageRunConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_epochs=164))
 
 
-def build_resnet(cfg: ImageRunConfig) -> ResNetCifar:
+def build_resnet(cfg: ImageRunConfig):
+    import torch
+
+    from lightning_modules.nets.resnet_cifar import ResNetCifar
+
     in_channels = 1 if cfg.data.dataset == "mnist" else 3
     net = ResNetCifar(cfg.model, in_channels=in_channels, num_classes=10)
     return net.to(memory_format=torch.channels_last) if cfg.train.channels_last else net
 
 
-def build_resnet_run(cfg: ImageRunConfig, seed: int) -> tuple[ImageClassifier, ImageDataModule]:
+def build_resnet_run(cfg: ImageRunConfig, seed: int):
+    from datamodules.images import ImageDataModule
+    from lightning_modules.classifier import ImageClassifier
+
     module = ImageClassifier(build_resnet(cfg), cfg.optim, num_classes=10)
     return module, ImageDataModule(cfg.data, seed=seed, channels_last=cfg.train.channels_last)
 
@@ -67,12 +69,17 @@ class MLPRunConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_epochs=50, channels_last=False))
 
 
-def build_mlp(cfg: MLPRunConfig) -> MLP:
+def build_mlp(cfg: MLPRunConfig):
+    from lightning_modules.nets.mlp import MLP
+
     channels = 1 if cfg.data.dataset == "mnist" else 3
     side = 28 if cfg.data.dataset == "mnist" else 32
     return MLP(cfg.model, in_features=channels * side * side, num_classes=10)
 
 
-def build_mlp_run(cfg: MLPRunConfig, seed: int) -> tuple[ImageClassifier, ImageDataModule]:
+def build_mlp_run(cfg: MLPRunConfig, seed: int):
+    from datamodules.images import ImageDataModule
+    from lightning_modules.classifier import ImageClassifier
+
     module = ImageClassifier(build_mlp(cfg), cfg.optim, num_classes=10)
     return module, ImageDataModule(cfg.data, seed=seed, channels_last=False)

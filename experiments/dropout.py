@@ -17,13 +17,10 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from datamodules.images import ImageDataModule
 from experiments.claims import identity, lower, same
-from experiments.common import IMAGE_METRICS, MLPRunConfig, build_mlp
+from experiments.common import IMAGE_METRICS, MLPRunConfig
 from experiments.plots import pyplot, save_figure
 from experiments.spec import Check, Claim, Experiment, Profile, Reference, Table, Variant
-from lightning_modules import measures
-from lightning_modules.dropout_eval import MonteCarloDropoutClassifier
 
 
 @dataclass
@@ -42,6 +39,11 @@ class DropoutRunConfig(MLPRunConfig):
 
 
 def build(cfg: DropoutRunConfig, seed: int):
+    from datamodules.images import ImageDataModule
+    from experiments.common import build_mlp
+    from lightning_modules import measures
+    from lightning_modules.dropout_eval import MonteCarloDropoutClassifier
+
     extra = (measures.max_norm_binding,) if cfg.model.max_norm > 0 else ()
     module = MonteCarloDropoutClassifier(build_mlp(cfg), cfg.optim, 10, cfg.mc.samples, cfg.mc.images, seed, extra)
     return module, ImageDataModule(cfg.data, seed=seed, channels_last=False)

@@ -20,12 +20,10 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from datamodules.images import NoisyLabelDataModule
 from experiments.claims import higher, lower
-from experiments.common import SMOKE_DATA, MLPRunConfig, build_mlp
+from experiments.common import SMOKE_DATA, MLPRunConfig
 from experiments.plots import pyplot, save_figure
 from experiments.spec import Claim, Experiment, Profile, Table, Variant
-from lightning_modules.early_stopping import TestTrackedClassifier
 
 MAIN_PATIENCE = 10  # the rule the claim is decided with; the others are reported beside it
 
@@ -55,6 +53,10 @@ class EarlyStoppingConfig(MLPRunConfig):
 
 
 def build(cfg: EarlyStoppingConfig, seed: int):
+    from datamodules.images import NoisyLabelDataModule
+    from experiments.common import build_mlp
+    from lightning_modules.early_stopping import TestTrackedClassifier
+
     module = TestTrackedClassifier(build_mlp(cfg), cfg.optim, 10, cfg.stopping.patiences)
     return module, NoisyLabelDataModule(cfg.data, cfg.labels.fraction, seed=seed)
 

@@ -18,13 +18,11 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from datamodules.images import IndexedImageDataModule
 from experiments.claims import any_of, higher, identity, lower
 from experiments.common import SMOKE_DATA, MLPRunConfig
 from experiments.plots import pyplot, save_figure
 from experiments.spec import Check, Claim, Experiment, Profile, Table, Variant
-from lightning_modules.ensemble import EnsembleClassifier
-from lightning_modules.nets.mlp import MLP, MLPConfig
+from lightning_modules.configs import MLPConfig
 
 
 @dataclass
@@ -65,6 +63,10 @@ def member_configs(cfg: EnsembleRunConfig) -> list[tuple[MLPConfig, float]]:
 
 
 def build(cfg: EnsembleRunConfig, seed: int):
+    from datamodules.images import IndexedImageDataModule
+    from lightning_modules.ensemble import EnsembleClassifier
+    from lightning_modules.nets.mlp import MLP
+
     specs = member_configs(cfg)
     members = [MLP(m, in_features=784 if cfg.data.dataset == "mnist" else 3072) for m, _ in specs]
     if cfg.ensemble.same_init:

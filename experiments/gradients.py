@@ -21,20 +21,13 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from datamodules.sequences import CONSTANT_GUESS_MSE, ComputeDataModule, RecallConfig, RecallDataModule
+from datamodules.configs import RECALL_GUESS_MSE, RecallConfig
 from experiments import stats
 from experiments.claims import higher, identity, lower
 from experiments.plots import pyplot, save_figure
 from experiments.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, TrainConfig, Variant
 from experiments.stats import Verdict
-from lightning_modules.rnn_gradients import (
-    AnalysisConfig,
-    ClipModelConfig,
-    ClipOptimConfig,
-    ClippedRNNRegressor,
-    GradientAnalysis,
-    radius_key,
-)
+from lightning_modules.configs import AnalysisConfig, ClipModelConfig, ClipOptimConfig, radius_key
 
 
 @dataclass
@@ -55,6 +48,9 @@ class GradientsConfig:
 
 
 def build(cfg: GradientsConfig, seed: int):
+    from datamodules.sequences import ComputeDataModule, RecallDataModule
+    from lightning_modules.rnn_gradients import ClippedRNNRegressor, GradientAnalysis
+
     if cfg.kind == "analysis":
         return GradientAnalysis(cfg.analysis, seed), ComputeDataModule("computed: no data (exact analysis)")
     return ClippedRNNRegressor(cfg.model, cfg.optim, seed), RecallDataModule(cfg.data, seed=seed)
@@ -377,7 +373,7 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
         ax.set_yscale("log")
         ax.set(xlabel="SGD step", ylabel=ylabel, title=f"{ylabel} per step (dotted line: run diverged)")
         if key == "loss":
-            ax.axhline(CONSTANT_GUESS_MSE, color="gray", ls="--", lw=0.8, label="constant guess")
+            ax.axhline(RECALL_GUESS_MSE, color="gray", ls="--", lw=0.8, label="constant guess")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(f"{exp.title} ({profile} profile)")

@@ -18,13 +18,13 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from datamodules.adding import CONSTANT_GUESS_MSE, AddingConfig, AddingDataModule
+from datamodules.configs import ADDING_GUESS_MSE, AddingConfig
 from experiments import stats
 from experiments.claims import Compare, identity, lower
 from experiments.plots import pyplot, save_figure
 from experiments.spec import Check, Claim, Experiment, Profile, Results, Table, TrainConfig, Variant
 from experiments.stats import Verdict
-from lightning_modules.sequence_regressor import SequenceModelConfig, SequenceOptimConfig, SequenceRegressor
+from lightning_modules.configs import SequenceModelConfig, SequenceOptimConfig
 
 SOLVED_FRACTION = 0.1  # solved: final test MSE below this fraction of the constant guess's 1/6
 
@@ -37,10 +37,13 @@ class LongRangeConfig:
     optim: SequenceOptimConfig = field(default_factory=lambda: SequenceOptimConfig(lr=0.01, clip=1.0))
     # an epoch is data.steps_per_epoch training steps, then one evaluation on the test set
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_epochs=300, channels_last=False))
-    solved_below: float = SOLVED_FRACTION * CONSTANT_GUESS_MSE
+    solved_below: float = SOLVED_FRACTION * ADDING_GUESS_MSE
 
 
 def build(cfg: LongRangeConfig, seed: int):
+    from datamodules.adding import AddingDataModule
+    from lightning_modules.sequence_regressor import SequenceRegressor
+
     return SequenceRegressor(cfg.model, cfg.optim, cfg.solved_below), AddingDataModule(cfg.data, seed=seed)
 
 
@@ -113,7 +116,7 @@ def _longest(results: Results, *cells: str) -> int | None:
 
 def _mse_lower(better: str, than: str, length: int) -> Compare:
     return lower(
-        "test_mse", f"{better}-{length}", than=f"{than}-{length}", scale=100 / CONSTANT_GUESS_MSE, unit=" pts",
+        "test_mse", f"{better}-{length}", than=f"{than}-{length}", scale=100 / ADDING_GUESS_MSE, unit=" pts",
         what=f"T = {length}: test MSE {than} minus {better}, in % of 1/6",
     )  # fmt: skip
 
@@ -147,7 +150,7 @@ def _solved_where_rnn_is_not(results: Results) -> Verdict:
     text = (
         f"T = {length}: LSTM solved {sum(v > 0 for v in lstm.values())}/{len(lstm)} runs, tanh RNN "
         f"{sum(v > 0 for v in rnn.values())}/{len(rnn)} (RNN mean test MSE {rnn_mse:.4f}; constant guess "
-        f"{CONSTANT_GUESS_MSE:.4f})"
+        f"{ADDING_GUESS_MSE:.4f})"
     )
     return stats.every_seed(seeds, failed, text)
 
@@ -227,8 +230,8 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
             steps = [recs[0]["history"][i]["step"] for i in range(points)]
             mean = [statistics.fmean(r["history"][i]["test_mse"] for r in recs) for i in range(points)]
             ax.plot(steps, mean, color=colors[cell], lw=2, label=f"{label} (mean of {len(recs)})")
-        solved = recs[0]["config"]["solved_below"] if recs else SOLVED_FRACTION * CONSTANT_GUESS_MSE
-        ax.axhline(CONSTANT_GUESS_MSE, color="black", ls="--", lw=1, label="constant guess 1/6")
+        solved = recs[0]["config"]["solved_below"] if recs else SOLVED_FRACTION * ADDING_GUESS_MSE
+        ax.axhline(ADDING_GUESS_MSE, color="black", ls="--", lw=1, label="constant guess 1/6")
         ax.axhline(solved, color="gray", ls=":", lw=1, label=f"solved below {solved:.4f}")
         ax.set_yscale("log")
         ax.set(xlabel="training step", ylabel="test MSE", title=f"adding problem, T = {length}")
@@ -258,9 +261,9 @@ EXPERIMENT = Experiment(
             "The adding problem: final test MSE by model and sequence length",
             tuple(v.name for v in VARIANTS),
             ("mse_pct_of_guess", "solved_pct", "steps_to_solve", "diverged", "wall_time"),
-            f"Test MSE as a percentage of the constant guess's (predict 1) 1/6 = {CONSTANT_GUESS_MSE:.4f}: 100 means "
+            f"Test MSE as a percentage of the constant guess's (predict 1) 1/6 = {ADDING_GUESS_MSE:.4f}: 100 means "
             "nothing learned. Solved: final test MSE below "
-            f"{SOLVED_FRACTION:g} x 1/6 = {SOLVED_FRACTION * CONSTANT_GUESS_MSE:.4f}. Steps to solve: the first "
+            f"{SOLVED_FRACTION:g} x 1/6 = {SOLVED_FRACTION * ADDING_GUESS_MSE:.4f}. Steps to solve: the first "
             "evaluation (every epoch of training steps) below that threshold, averaged over the runs that reached "
             "it. The test set is fixed per seed and never used to select anything.",
         ),

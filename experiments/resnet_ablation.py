@@ -16,12 +16,10 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from datamodules.images import ImageDataModule
 from experiments.claims import Compare, higher, lower
-from experiments.common import IMAGE_METRICS, SMOKE_DATA, ImageRunConfig, build_resnet
+from experiments.common import IMAGE_METRICS, SMOKE_DATA, ImageRunConfig
 from experiments.plots import pyplot, save_figure
 from experiments.spec import Check, CheckOutcome, Claim, Experiment, Profile, Reference, Results, Table, Variant
-from lightning_modules.probes import GradientProbedClassifier
 
 
 @dataclass
@@ -40,6 +38,10 @@ class AblationConfig(ImageRunConfig):
 
 
 def build(cfg: AblationConfig, seed: int):
+    from datamodules.images import ImageDataModule
+    from experiments.common import build_resnet
+    from lightning_modules.probes import GradientProbedClassifier
+
     module = GradientProbedClassifier(build_resnet(cfg), cfg.optim, 10, cfg.probe.images, cfg.probe.every)
     return module, ImageDataModule(cfg.data, seed=seed, channels_last=cfg.train.channels_last)
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from datamodules.sequences import TinyRNNConfig, TinySequenceDataModule
+from datamodules.configs import TinyRNNConfig
 from experiments import stats
 from experiments.plots import pyplot, save_figure
 from experiments.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, TrainConfig, Variant
 from experiments.stats import Verdict
-from lightning_modules.tiny_rnns import COMPARING_INPUTS, SUMMING_INPUTS, TinyRNNModule
+from lightning_modules.configs import COMPARING_INPUTS, SUMMING_INPUTS
 
 # Tolerances for "equivalent weights", fixed before any run: a trained weight within this of the hand-set one.
 SUMMING_TOLERANCE = 0.01  # |w_self - 1| and |w_in w_out - 1|
@@ -40,6 +40,9 @@ class RNNExamplesConfig:
 
 
 def build(cfg: RNNExamplesConfig, seed: int):
+    from datamodules.sequences import TinySequenceDataModule
+    from lightning_modules.tiny_rnns import TinyRNNModule
+
     return TinyRNNModule(cfg.rnn), TinySequenceDataModule(cfg.rnn, seed=seed)
 
 

@@ -20,17 +20,11 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-import torch
-
-from datamodules.images import ImageDataModule
-from datamodules.polynomial import PolyConfig, PolynomialDataModule
+from datamodules.configs import PolyConfig
 from experiments.claims import Compare, higher, lower
-from experiments.common import SMOKE_DATA, MLPRunConfig, build_mlp
+from experiments.common import SMOKE_DATA, MLPRunConfig
 from experiments.plots import pyplot, save_figure
 from experiments.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, Variant
-from lightning_modules import measures
-from lightning_modules.classifier import ImageClassifier
-from lightning_modules.regression import PolynomialRegression
 
 
 @dataclass
@@ -47,6 +41,13 @@ class WeightDecayConfig(MLPRunConfig):
 
 
 def build(cfg: WeightDecayConfig, seed: int):
+    from datamodules.images import ImageDataModule
+    from datamodules.polynomial import PolynomialDataModule
+    from experiments.common import build_mlp
+    from lightning_modules import measures
+    from lightning_modules.classifier import ImageClassifier
+    from lightning_modules.regression import PolynomialRegression
+
     if cfg.kind == "poly":
         return PolynomialRegression(cfg.poly), PolynomialDataModule(cfg.poly, seed=seed)
     module = ImageClassifier(build_mlp(cfg), cfg.optim, 10, measures=(measures.sparsity,),
@@ -223,6 +224,10 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     """Top left: the fits of degree 1, 3, 9 (and 9 with lambda = 1e-4) to seed 0's points, with sin(2 pi x).
     Top right: train and test RMSE of degree 9 against lambda. Bottom left: ||w||_2 against lambda, per
     seed. Bottom right: the MLPs' histograms of log10 |w| over their weight matrices (summed over seeds)."""
+    import torch
+
+    from lightning_modules import measures
+
     plt = pyplot()
 
     from datamodules.polynomial import true_function

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -43,79 +42,23 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric, Metric
 
 from lightning_modules.base import RecordedModule
+from lightning_modules.configs import (
+    LINE_POSITION_EDGES,
+    LINE_POSITION_LABELS,
+    LINE_POSITION_METRICS,
+    LONG_RANGE_METRICS,
+    PROBE_TARGETS,
+    RECURRENT_KINDS,
+    CharModelConfig,
+    LMOptimConfig,
+    SampleConfig,
+)
 
-RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-KINDS = (*RECURRENT, "mlp", "bigram")
+RECURRENT = dict(zip(RECURRENT_KINDS, (nn.RNN, nn.LSTM, nn.GRU), strict=True))
 
-# Position of a character within its line: the characters since the last newline, so 0 is a line's first
-# character and the newline that ends a line counts at the line's length. Buckets by lower edge:
-# 0, 1, 2, 3, 4-7, 8-15, 16-31, 32+ (Tiny Shakespeare's verse lines are mostly 30-50 characters long).
-LINE_POSITION_EDGES = (0, 1, 2, 3, 4, 8, 16, 32)
-LINE_POSITION_LABELS = ("0", "1", "2", "3", "4-7", "8-15", "16-31", "32+")
-LINE_POSITION_METRICS = tuple(
-    f"line_pos_loss_{label.replace('-', '_').replace('+', '_up')}" for label in LINE_POSITION_LABELS
-)  # line_pos_loss_0 ... line_pos_loss_4_7 ... line_pos_loss_32_up
 # Positions 0-2 are the line start: a context-3 window still holds the newline that began the line, so even
 # the MLP knows the position and the whole line so far; from position 3 on it sees neither.
 LINE_START = 3
-# Target characters whose mean loss is recorded: "\n" (where a line ends needs its length so far) and ":"
-# (in the validation text 74% of the 1,272 colons end a speaker's name, a line begun after a blank line, and
-# most names are longer than 3 characters; another 12% end a verse line).
-PROBE_TARGETS = {"newline_loss": "\n", "colon_loss": ":"}
-LONG_RANGE_METRICS = (*LINE_POSITION_METRICS, "line_start_loss", "line_rest_loss", *PROBE_TARGETS)
-
-
-@dataclass
-class CharModelConfig:
-    kind: str = "lstm"  # rnn | lstm | gru | mlp | bigram
-    embed: int = 128
-    layers: int = 2  # recurrent layers
-    # hidden units per kind, chosen so that rnn, lstm, gru and mlp have about the same parameter count
-    rnn_hidden: int = 1040
-    lstm_hidden: int = 512
-    gru_hidden: int = 595
-    mlp_hidden: int = 7680
-    context: int = 3  # mlp: characters of context
-    dropout: float = 0.0  # between recurrent layers and before the head
-
-    def validate(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-        if min(self.embed, self.layers, self.rnn_hidden, self.lstm_hidden, self.gru_hidden, self.mlp_hidden) < 1:
-            raise ValueError("sizes must be >= 1")
-        if self.context < 1 or not 0 <= self.dropout < 1:
-            raise ValueError("need context >= 1 and 0 <= dropout < 1")
-
-
-@dataclass
-class LMOptimConfig:
-    """AdamW (nanoGPT's choice for Tiny Shakespeare: betas 0.9, 0.99), global-norm clipping, cosine decay."""
-
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    clip_norm: float = 1.0  # clip the global gradient norm to this (0: no clipping); nanoGPT's value
-    schedule: str = "cosine"  # cosine (to lr/10 at the end, as nanoGPT) | constant
-    warmup_steps: int = 0
-
-    def validate(self) -> None:
-        if self.lr <= 0 or self.weight_decay < 0 or self.clip_norm < 0 or self.warmup_steps < 0:
-            raise ValueError("need lr > 0, weight_decay >= 0, clip_norm >= 0, warmup_steps >= 0")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError("schedule must be cosine or constant")
-
-
-@dataclass
-class SampleConfig:
-    """The text generated at the end of training for the run record (slide 35's demonstration)."""
-
-    prompt: str = "ROMEO:"  # characters outside the vocabulary are dropped (a newline if none is left)
-    length: int = 200
-    temperature: float = 0.8
-    seed: int = 0
-
-    def validate(self) -> None:
-        if self.length < 0 or self.temperature < 0:
-            raise ValueError("need length >= 0 and temperature >= 0")
 
 
 # ----------------------------------------------------------------------------- networks

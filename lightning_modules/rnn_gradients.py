@@ -31,6 +31,7 @@ import torch.nn as nn
 
 from datamodules.sequences import CONSTANT_GUESS_MSE
 from lightning_modules.base import RecordedModule
+from lightning_modules.configs import AnalysisConfig, ClipModelConfig, ClipOptimConfig, radius_key
 
 LOGISTIC_R = 3.5
 
@@ -183,33 +184,6 @@ def cycle_phase(x0: torch.Tensor, steps: int, r: float = LOGISTIC_R) -> torch.Te
     return phase
 
 
-# ----------------------------------------------------------------------------- the analysis module
-@dataclass
-class AnalysisConfig:
-    scalar_steps: int = 50  # T of the slide's scalar example
-    bptt_steps: int = 8  # the hand-vs-autograd check: sequence length and sizes
-    bptt_sizes: tuple[int, ...] = (3, 5, 2)  # inputs m, hidden n, outputs k
-    hidden: int = 64  # Jacobian study: hidden units
-    max_steps: int = 100  # largest T of ||dh_T/dh_1||
-    radii: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)  # spectral radii of W; the orthogonal W is added
-    input_std: float = 0.1  # std of each entry of U x_t + b (the input drive)
-    logistic_points: int = 20001  # starting points on [0, 1]
-    logistic_steps: int = 30  # n of (f^n)'
-    small: float = 1e-3  # "near zero" for |(f^n)'|
-
-    def validate(self) -> None:
-        if min(self.scalar_steps, self.bptt_steps, self.hidden, self.max_steps, self.logistic_steps) < 1:
-            raise ValueError("step counts and sizes must be >= 1")
-        if len(self.bptt_sizes) != 3 or min(self.bptt_sizes) < 1 or not self.radii or min(self.radii) <= 0:
-            raise ValueError("bptt_sizes is (m, n, k), all >= 1; radii must be > 0")
-        if self.logistic_points < 10 or self.input_std < 0:
-            raise ValueError("logistic_points must be >= 10 and input_std >= 0")
-
-
-def radius_key(radius: float | None) -> str:
-    return "orth" if radius is None else f"r{radius:g}"
-
-
 class GradientAnalysis(RecordedModule):
     """Computes parts 1-4 (module docstring) in its one training step, from the run seed."""
 
@@ -301,23 +275,6 @@ class GradientAnalysis(RecordedModule):
 
     def extras(self) -> dict:
         return {"curves": self.curves}
-
-
-# ----------------------------------------------------------------------------- 5. clipping
-@dataclass
-class ClipModelConfig:
-    hidden: int = 32
-    init_radius: float = 1.5  # spectral radius of the initial recurrent matrix (Gaussian, rescaled)
-
-
-@dataclass
-class ClipOptimConfig:
-    lr: float = 0.1  # plain SGD, no momentum, constant rate
-    clip: float = 0.0  # gradient-norm threshold c; 0: no clipping
-
-    def validate(self) -> None:
-        if self.lr <= 0 or self.clip < 0:
-            raise ValueError("need lr > 0 and clip >= 0")
 
 
 class RecallRNN(nn.Module):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -28,34 +27,9 @@ import torch.nn.functional as F
 
 from datamodules.adding import CONSTANT_GUESS_MSE
 from lightning_modules.base import RecordedModule
+from lightning_modules.configs import SequenceModelConfig, SequenceOptimConfig
 
-CELLS = ("rnn", "irnn", "lstm")
 FORCE = 1000.0  # a gate pre-activation this large makes sigmoid exactly 1 (or 0 for -FORCE) in float64
-
-
-@dataclass
-class SequenceModelConfig:
-    cell: str = "lstm"  # rnn (tanh) | irnn (ReLU, identity init) | lstm
-    hidden: int = 128
-    # LSTM only: initial forget-gate bias (PyTorch's default init gives about 0, i.e. f about 0.5 per step); 1.0 is
-    # the usual LSTM practice (Gers et al. 2000, Jozefowicz et al. 2015): the cell starts out remembering
-    forget_bias: float = 1.0
-
-    def validate(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}")
-        if self.hidden < 1:
-            raise ValueError("hidden must be >= 1")
-
-
-@dataclass
-class SequenceOptimConfig:
-    lr: float = 1e-3  # Adam
-    clip: float = 1.0  # max gradient norm (0: no clipping)
-
-    def validate(self) -> None:
-        if self.lr <= 0 or self.clip < 0:
-            raise ValueError("need lr > 0 and clip >= 0")
 
 
 def steps_to_solve(curve: list[tuple[int, float]], threshold: float) -> float:

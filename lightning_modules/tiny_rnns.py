@@ -26,11 +26,7 @@ import torch.nn as nn
 
 from datamodules.sequences import INPUTS, TinyRNNConfig
 from lightning_modules.base import RecordedModule
-
-# slide 29's example, and a hand-made example for slide 30 (ours: the lead changes hands at every step)
-SUMMING_INPUTS = (2.0, -0.5, 1.0, 1.0)
-SUMMING_OUTPUTS = (2.0, 1.5, 2.5, 3.5)
-COMPARING_INPUTS = ((2.0, 1.0), (-0.5, 1.0), (1.0, -1.0), (1.0, 3.0))  # (input 1, input 2) at each step
+from lightning_modules.configs import COMPARING_INPUTS, SUMMING_INPUTS, SUMMING_OUTPUTS
 
 
 class TinyRNN(nn.Module):

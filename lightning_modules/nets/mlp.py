@@ -13,27 +13,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-
-@dataclass
-class MLPConfig:
-    hidden: tuple[int, ...] = (1024, 1024, 2048)
-    input_dropout: float = 0.0  # the paper's MNIST nets: 0.2
-    hidden_dropout: float = 0.0  # the paper's MNIST nets: 0.5
-    max_norm: float = 0.0  # > 0: after every step, each hidden unit's incoming weights get norm <= max_norm
-    bottleneck: int = 0  # > 0: a linear layer of this width (no bias, no nonlinearity) right after the input
-
-    def validate(self) -> None:
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ValueError("hidden must list one or more layer widths >= 1")
-        if not (0 <= self.input_dropout < 1 and 0 <= self.hidden_dropout < 1):
-            raise ValueError("dropout rates must be in [0, 1)")
-        if self.max_norm < 0 or self.bottleneck < 0:
-            raise ValueError("max_norm and bottleneck must be >= 0")
+from lightning_modules.configs import MLPConfig
 
 
 class MLP(nn.Module):

@@ -8,25 +8,11 @@ ResNet and its plain twin (``residual=False``) have exactly the same parameters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-@dataclass
-class ResNetConfig:
-    depth: int = 20  # 6n+2: 8, 14, 20, 32, 44, 56, 110, ...
-    width: int = 16  # filters in the first stage (then 2x, 4x)
-    residual: bool = True  # False: the same net without shortcuts (a "plain" net)
-    zero_init_residual: bool = False  # zero the last BN scale of each block, so each block starts as F(x)=0
-
-    def validate(self) -> None:
-        if self.depth < 8 or (self.depth - 2) % 6:
-            raise ValueError("depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...)")
-        if self.width < 1:
-            raise ValueError("width must be >= 1")
+from lightning_modules.configs import ResNetConfig
 
 
 class BasicBlock(nn.Module):

@@ -1,0 +1,190 @@
+"""The configs of the data modules: plain dataclasses (and the names they are checked against), importable
+without torch, so that the experiment layer can declare its runs, and `repro list` answer, in a fraction of a
+second. The data modules that read them import them from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IMAGE_DATASETS = ("cifar10", "mnist")
+
+
+# The order in which ``augment`` applies them: the pixel-exact ones as one uint8 gather first, then
+# the float ops: warps (local, then global) before the noises, so that noise is never smeared by
+# interpolation. An op that is not requested draws nothing from the generator, so adding names here
+# leaves the random stream, and so the results, of every older combination exactly as they were.
+GEOMETRIC = ("flip", "vflip", "translate")
+
+
+FLOAT = ("elastic", "rotate", "pixelflip", "noise")
+
+
+AUGMENTATIONS = GEOMETRIC + FLOAT
+
+
+# Defaults for 28x28 MNIST and 32x32 CIFAR-10 alike. Simard et al. used alpha 34, sigma 4 on MNIST:
+# fields that vary over ~4 pixels (an eighth of the image, the scale of a stroke's bend) and move a
+# pixel by 1.4 pixels rms per axis, up to ~4 in a typical image: a strong wobble for digits, and it
+# would smear CIFAR's small objects and textures. We keep their smoothness scale and halve the
+# amplitude: alpha 16, sigma 4 moves a pixel by 0.66 pixels rms per axis, its largest move in a
+# typical 32x32 image ~2 pixels (measured over 2,000 fields): a visible bend of strokes and
+# outlines that leaves what the image shows intact.
+ELASTIC_ALPHA = 16.0
+
+
+ELASTIC_SIGMA = 4.0
+
+
+# Inverting 1 pixel in 20 (~50 of CIFAR's 1024, ~40 of MNIST's 784) corrupts an image as plainly as
+# the Gaussian noise's std 0.1 does, while leaving nearly all of it intact.
+PIXEL_FLIP_PROB = 0.05
+
+@dataclass
+class ImageDataConfig:
+    dataset: str = "cifar10"  # cifar10 | mnist
+    val_size: int = 5000  # held out from the training set (fixed split_seed) for model selection
+    train_size: int = 0  # 0: every remaining training image; else a fixed subset of this many
+    test_size: int = 0  # 0: the whole test set; else a fixed subset
+    # Clean (unaugmented) training error is measured on up to this many of the training images (all of a smaller
+    # train_size subset); more than the training images left after val_size is an error, as for the sizes above.
+    train_eval_size: int = 5000
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    augment: tuple[str, ...] = ()  # any of AUGMENTATIONS (applied in that order, whatever the order here)
+    pad: int = 4  # translate: pixels of zero padding before the random crop
+    rotate_degrees: float = 15.0
+    noise_std: float = 0.1
+    elastic_alpha: float = ELASTIC_ALPHA  # elastic: scale of the displacement field, in pixels
+    elastic_sigma: float = ELASTIC_SIGMA  # elastic: std of its Gaussian smoothing, in pixels
+    pixel_flip_prob: float = PIXEL_FLIP_PROB  # pixelflip: chance that each pixel is inverted
+    split_seed: int = 0  # the train/val split and subsets; independent of the run seed
+
+    def validate(self) -> None:
+        if self.dataset not in IMAGE_DATASETS:
+            raise ValueError(f"dataset must be one of {', '.join(IMAGE_DATASETS)}")
+        unknown = set(self.augment) - set(AUGMENTATIONS)
+        if unknown:
+            raise ValueError(f"unknown augmentation {sorted(unknown)[0]!r}; known: {', '.join(AUGMENTATIONS)}")
+        for name in ("val_size", "train_size", "test_size", "train_eval_size", "pad"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError("batch sizes must be >= 1")
+        if self.elastic_alpha < 0:
+            raise ValueError("elastic_alpha must be >= 0")
+        if not self.elastic_sigma > 0:
+            raise ValueError("elastic_sigma must be > 0")
+        if not 0 <= self.pixel_flip_prob <= 1:
+            raise ValueError("pixel_flip_prob must be in [0, 1]")
+
+@dataclass
+class TextDataConfig:
+    dataset: str = "tinyshakespeare"
+    val_fraction: float = 0.1  # the last 10% of the characters, as nanoGPT
+    batch_size: int = 64  # B: parallel streams of the training text
+    seq_len: int = 128  # T: characters per chunk (the truncated-BPTT length)
+    chunks_per_epoch: int = 0  # 0: one pass over the streams per epoch
+    train_chars: int = 0  # 0: the whole training text; else only its first train_chars characters
+    # 0: the whole validation text; else the stateful evaluation reads only its first val_chars characters
+    # (the random windows are drawn from all of it)
+    val_chars: int = 0
+    eval_batch_size: int = 32  # streams of the validation (and held-out) text
+    eval_seq_len: int = 0  # 0: each validation stream is one chunk (all of it scored, the state never cut)
+    # the last holdout_chars characters of the training split, never trained on: they choose the epoch
+    # whose weights are reported (0: none held out, the last epoch's weights are reported)
+    holdout_chars: int = 0
+    # the windowed validation loss (nanoGPT's estimate_loss: block_size 256, 200 batches of 64)
+    window_len: int = 256
+    windows: int = 12800
+    window_batch_size: int = 64
+    window_seed: int = 0
+
+    def validate(self) -> None:
+        if self.dataset != "tinyshakespeare":
+            raise ValueError("dataset must be tinyshakespeare")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError("val_fraction must be in (0, 1)")
+        if min(self.batch_size, self.seq_len, self.eval_batch_size) < 1 or self.eval_seq_len < 0:
+            raise ValueError("batch sizes and seq_len must be >= 1, eval_seq_len >= 0")
+        if min(self.chunks_per_epoch, self.train_chars, self.val_chars, self.holdout_chars) < 0:
+            raise ValueError("chunks_per_epoch, train_chars, val_chars and holdout_chars must be >= 0")
+        if min(self.window_len, self.windows, self.window_batch_size) < 1:
+            raise ValueError("window_len, windows and window_batch_size must be >= 1")
+
+RECALL_GUESS_MSE = 1 / 3  # Var(U[-1, 1]): the MSE of predicting 0, the best constant
+
+
+@dataclass
+class RecallConfig:
+    length: int = 100  # T: time steps per sequence
+    train_size: int = 2048  # sequences in the fixed training set
+    test_size: int = 1024
+    batch_size: int = 32
+
+    def validate(self) -> None:
+        if self.length < 1 or self.train_size < 1 or self.test_size < 1 or self.batch_size < 1:
+            raise ValueError("length, train_size, test_size and batch_size must be >= 1")
+
+
+TASKS = ("summing", "comparing")
+
+
+INPUTS = {"summing": 1, "comparing": 2}
+
+
+@dataclass
+class TinyRNNConfig:
+    task: str = "summing"  # summing | comparing
+    seq_len: int = 10  # training and test sequences
+    long_seq_len: int = 100  # a second test set, 10x longer than training: does the learned rule extrapolate?
+    batch_size: int = 32
+    steps_per_epoch: int = 100  # fresh sequences every step, drawn from the run seed and the epoch
+    n_test: int = 1000
+    lr: float = 0.01  # Adam; cosine decay to final_lr_fraction * lr over the run
+    final_lr_fraction: float = 0.01
+    init_scale: float = 1.0  # each trained weight starts ~ U(-init_scale, init_scale)
+    hand_output_weight: float = 5.0  # the comparing net's large output weight (summing: 1)
+    trace_every: int = 10  # training steps between the weight snapshots the plot draws
+
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}")
+        if (
+            min(self.seq_len, self.long_seq_len, self.batch_size, self.steps_per_epoch, self.n_test, self.trace_every)
+            < 1
+        ):
+            raise ValueError("lengths, sizes and steps must be >= 1")
+        if self.lr <= 0 or not 0 < self.final_lr_fraction <= 1 or self.init_scale <= 0:
+            raise ValueError("need lr > 0, 0 < final_lr_fraction <= 1, init_scale > 0")
+
+ADDING_GUESS_MSE = 1 / 6  # Var(x1 + x2) for x1, x2 ~ U[0, 1]: the MSE of predicting the mean, 1
+
+
+@dataclass
+class AddingConfig:
+    length: int = 100  # T, steps per sequence
+    batch_size: int = 50
+    steps_per_epoch: int = 100  # training batches between two evaluations on the test set
+    test_size: int = 2000
+    eval_batch_size: int = 1000
+
+    def validate(self) -> None:
+        if self.length < 2:
+            raise ValueError("length must be >= 2 (one marker in each half)")
+        if min(self.batch_size, self.steps_per_epoch, self.test_size, self.eval_batch_size) < 1:
+            raise ValueError("batch_size, steps_per_epoch, test_size and eval_batch_size must be >= 1")
+
+@dataclass
+class PolyConfig:
+    degree: int = 9
+    l2: float = 0.0  # lambda of the penalty lambda/2 ||w||^2 (0: plain least squares)
+    n_train: int = 10
+    n_test: int = 1000
+    noise_std: float = 0.3
+    even_x: bool = True  # training x evenly spaced on [0, 1] (Bishop); False: drawn from U[0, 1]
+
+    def validate(self) -> None:
+        if self.degree < 0 or self.l2 < 0:
+            raise ValueError("degree and l2 must be >= 0")
+        if self.n_train < 1 or self.n_test < 1 or self.noise_std < 0:
+            raise ValueError("need n_train >= 1, n_test >= 1, noise_std >= 0")
