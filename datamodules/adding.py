@@ -9,7 +9,7 @@ the last step: to predict it the network must carry the first marked value acros
 up to T - 1 of them.
 
 The target is a sum of two independent U[0, 1] values: its mean is 1 and its variance 2 * 1/12 = 1/6, so
-the best constant guess (1) has mean squared error 1/6 (CONSTANT_GUESS_MSE). A network that ignores the
+the best constant guess (1) has mean squared error 1/6 (ADDING_GUESS_MSE). A network that ignores the
 markers cannot do better.
 
 Data comes from the run seed: fresh training batches every step (epoch e draws from its own stream, so a

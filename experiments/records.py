@@ -161,6 +161,29 @@ def _plain(v: Any) -> Any:
     return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
 
 
+def load_trained(exp, profile: str, variant: str, seed: int) -> tuple[Any, dict]:
+    """The config and last checkpoint of a trained run (one line and exit 2 for every way there is none)."""
+    import torch
+
+    from experiments.config import config_from_dict
+
+    exp.variant(variant)
+    folder = run_dir(exp.name, profile, variant, seed)
+    ckpt = folder / "checkpoints" / "last.ckpt"
+    if not (folder / "config.yaml").is_file():
+        raise ReproError(f"no run at {folder}; train it first: repro run {exp.name} --profile {profile} --variant "
+                         f"{variant} --seed {seed}")  # fmt: skip
+    if not ckpt.is_file():
+        raise ReproError(f"{folder} has no checkpoints/last.ckpt (the run has not finished an epoch yet)")
+    saved = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+    identity = ("experiment", "profile", "variant", "seed", "launch")
+    cfg = config_from_dict(exp.config(), {k: v for k, v in saved.items() if k not in identity})
+    try:
+        return cfg, torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ReproError(f"{ckpt} cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+
+
 # ----------------------------------------------------------------------------- collections of records
 Key = tuple[str, int]  # (variant, seed)
 

@@ -39,228 +39,32 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchmetrics import MeanMetric, Metric
+from torchmetrics import MeanMetric
 
 from lightning_modules.base import RecordedModule
+from lightning_modules.char_metrics import (
+    GroupMeans,
+    MeanWithError,
+    line_position_buckets,
+    line_positions,
+    long_range_metrics,
+)
 from lightning_modules.configs import (
     LINE_POSITION_EDGES,
     LINE_POSITION_LABELS,
-    LINE_POSITION_METRICS,
     LONG_RANGE_METRICS,
     PROBE_TARGETS,
-    RECURRENT_KINDS,
     CharModelConfig,
     LMOptimConfig,
     SampleConfig,
 )
-
-RECURRENT = dict(zip(RECURRENT_KINDS, (nn.RNN, nn.LSTM, nn.GRU), strict=True))
-
-# Positions 0-2 are the line start: a context-3 window still holds the newline that began the line, so even
-# the MLP knows the position and the whole line so far; from position 3 on it sees neither.
-LINE_START = 3
-
-
-# ----------------------------------------------------------------------------- networks
-class RecurrentLM(nn.Module):
-    def __init__(self, kind: str, vocab_size: int, embed: int, hidden: int, layers: int, dropout: float = 0.0):
-        super().__init__()
-        extra = {"nonlinearity": "tanh"} if kind == "rnn" else {}
-        self.embed = nn.Embedding(vocab_size, embed)
-        self.rnn = RECURRENT[kind](embed, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0,
-                                   **extra)  # fmt: skip
-        self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden, vocab_size)
-
-    def forward(self, x: torch.Tensor, state=None):
-        out, state = self.rnn(self.embed(x), state)
-        return self.head(self.drop(out)), state
-
-
-class ContextMLP(nn.Module):
-    """P(next | the last ``context`` characters). Before the start of a stream the context is filled with
-    an extra padding id, so the model never sees more than ``context`` characters of the past."""
-
-    def __init__(self, vocab_size: int, context: int, embed: int, hidden: int):
-        super().__init__()
-        self.context, self.pad = context, vocab_size
-        self.embed = nn.Embedding(vocab_size + 1, embed)
-        self.hidden = nn.Linear(context * embed, hidden)
-        self.head = nn.Linear(hidden, vocab_size)
-
-    def forward(self, x: torch.Tensor, state=None):
-        if state is None:
-            state = torch.full((x.shape[0], self.context - 1), self.pad, dtype=x.dtype, device=x.device)
-        seen = torch.cat([state, x], dim=1)  # [B, context - 1 + T]
-        windows = seen.unfold(1, self.context, 1)  # [B, T, context]: the characters up to and including x_t
-        h = torch.tanh(self.hidden(self.embed(windows).flatten(2)))
-        return self.head(h), seen[:, x.shape[1] :]
-
-
-class BigramLM(nn.Module):
-    """log P(next | current) = log (count(current, next) + 1) / (count(current) + V): add-one smoothing.
-    The table is a frozen parameter (it is counted, not trained); the logits are the log-probabilities."""
-
-    def __init__(self, vocab_size: int):
-        super().__init__()
-        self.log_probs = nn.Parameter(torch.full((vocab_size, vocab_size), -math.log(vocab_size)), requires_grad=False)
-
-    @torch.no_grad()
-    def fit(self, tokens: torch.Tensor) -> None:
-        v = self.log_probs.shape[0]
-        counts = torch.ones(v, v, dtype=torch.float64)
-        counts.index_put_((tokens[:-1].cpu(), tokens[1:].cpu()), torch.ones(len(tokens) - 1, dtype=torch.float64),
-                          accumulate=True)  # fmt: skip
-        self.log_probs.copy_((counts / counts.sum(dim=1, keepdim=True)).log().to(self.log_probs))
-
-    def forward(self, x: torch.Tensor, state=None):
-        return self.log_probs[x], None
-
-
-def build_char_net(cfg: CharModelConfig, vocab_size: int) -> nn.Module:
-    if cfg.kind in RECURRENT:
-        hidden = getattr(cfg, f"{cfg.kind}_hidden")
-        return RecurrentLM(cfg.kind, vocab_size, cfg.embed, hidden, cfg.layers, cfg.dropout)
-    if cfg.kind == "mlp":
-        return ContextMLP(vocab_size, cfg.context, cfg.embed, cfg.mlp_hidden)
-    return BigramLM(vocab_size)
-
-
-def detach_state(state):
-    """Cut the graph between chunks (truncated BPTT): the values carry over, the gradients do not."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):  # the LSTM's (h, c)
-        return tuple(s.detach() for s in state)
-    return state.detach()
+from lightning_modules.nets.char_nets import BigramLM, build_char_net, detach_state, generate, prompt_ids
+from lightning_modules.optim import lr_multiplier
 
 
 def bits_per_char(nats: float) -> float:
     """A loss in nats per character in bits per character: divide by ln 2."""
     return nats / math.log(2)
-
-
-# ----------------------------------------------------------------------------- long-range structure
-def line_positions(x: torch.Tensor, newline: int, last: torch.Tensor | None = None):
-    """The position within its line of each target of a chunk: target ``y[:, t]`` is the character after
-    input ``x[:, t]``, so its position is the number of inputs since the last newline among ``x[:, :t+1]``
-    (0 when ``x[:, t]`` is a newline). ``last`` holds the positions of the previous chunk's last targets of
-    the same streams (None at a reset). -1 where the stream has shown no newline yet: that line began before
-    the stream, which every model reads from a zero state, so no model can know the position there.
-    Returns the positions [B, T] and the ``last`` to carry into the next chunk."""
-    b, t = x.shape
-    steps = torch.arange(t, device=x.device).expand(b, t)
-    newline_at = torch.where(x == newline, steps, -1).cummax(dim=1).values  # last newline input at or before t
-    if last is None:
-        last = torch.full((b,), -1, dtype=torch.long, device=x.device)
-    continued = torch.where(last[:, None] >= 0, last[:, None] + 1 + steps, -1)  # no newline yet in this chunk
-    positions = torch.where(newline_at >= 0, steps - newline_at, continued)
-    return positions, positions[:, -1]
-
-
-def line_position_buckets(positions: torch.Tensor) -> torch.Tensor:
-    """Bucket index of each position (see LINE_POSITION_EDGES); unknown positions (-1) get the extra
-    index len(LINE_POSITION_EDGES)."""
-    edges = torch.tensor(LINE_POSITION_EDGES[1:], device=positions.device)
-    buckets = torch.bucketize(positions, edges, right=True)  # edges[i-1] <= position < edges[i]
-    return torch.where(positions >= 0, buckets, len(LINE_POSITION_EDGES))
-
-
-class GroupMeans(Metric):
-    """Sums and counts of per-character values by group (groups < 0 are left out), summed over ranks."""
-
-    full_state_update = False
-
-    def __init__(self, groups: int):
-        super().__init__()
-        self.groups = groups
-        self.add_state("sums", torch.zeros(groups, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("counts", torch.zeros(groups, dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, values: torch.Tensor, groups: torch.Tensor) -> None:
-        keep = groups >= 0
-        chosen = groups[keep]
-        self.sums.index_add_(0, chosen, values[keep].to(self.sums.dtype))
-        self.counts += torch.bincount(chosen, minlength=self.groups).to(self.counts.dtype)
-
-    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.sums, self.counts
-
-
-class MeanWithError(Metric):
-    """Mean of a sample of values and the standard error of that mean, summed over ranks."""
-
-    full_state_update = False
-
-    def __init__(self):
-        super().__init__()
-        for name in ("total", "squares", "count"):
-            self.add_state(name, torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, values: torch.Tensor) -> None:
-        values = values.detach().to(torch.float64)
-        self.total += values.sum()
-        self.squares += values.square().sum()
-        self.count += values.numel()
-
-    def compute(self) -> tuple[float, float]:
-        """(mean, standard error); nan for no values, and a nan error for one."""
-        n = float(self.count)
-        if n == 0:
-            return math.nan, math.nan
-        mean = float(self.total) / n
-        if n == 1:
-            return mean, math.nan
-        variance = max(0.0, (float(self.squares) - n * mean**2) / (n - 1))
-        return mean, math.sqrt(variance / n)
-
-
-def pooled_mean(sums: torch.Tensor, counts: torch.Tensor, groups: slice | int) -> float:
-    """Mean over the characters of the chosen groups together (nan when they hold none)."""
-    n = float(counts[groups].sum())
-    return float(sums[groups].sum()) / n if n else math.nan
-
-
-def long_range_metrics(by_position: tuple, by_target: tuple) -> dict[str, float]:
-    """The LONG_RANGE_METRICS from the (sums, counts) of the losses by line-position bucket (the last group:
-    unknown position, left out) and by probe target."""
-    sums, counts = by_position
-    out = {name: pooled_mean(sums, counts, i) for i, name in enumerate(LINE_POSITION_METRICS)}
-    out["line_start_loss"] = pooled_mean(sums, counts, slice(0, LINE_START))
-    out["line_rest_loss"] = pooled_mean(sums, counts, slice(LINE_START, len(LINE_POSITION_EDGES)))
-    sums, counts = by_target
-    out.update({name: pooled_mean(sums, counts, i) for i, name in enumerate(PROBE_TARGETS)})
-    return out
-
-
-# ----------------------------------------------------------------------------- sampling
-def prompt_ids(prompt: str, vocab: str) -> list[int]:
-    """The prompt's character ids; characters outside the vocabulary are dropped (newline if none remain)."""
-    ids = [vocab.index(c) for c in prompt if c in vocab]
-    return ids or [vocab.index("\n") if "\n" in vocab else 0]
-
-
-@torch.no_grad()
-def generate(net: nn.Module, prompt: list[int], length: int, temperature: float, seed: int) -> list[int]:
-    """Feed the prompt, then sample ``length`` characters one at a time, each fed back as the next input.
-    Temperature 0 takes the most likely character; the draws come from a generator seeded with ``seed``,
-    so the same model, prompt and seed give the same text."""
-    was_training = net.training
-    net.eval()
-    device = next(net.parameters()).device
-    g = torch.Generator().manual_seed(seed)
-    logits, state = net(torch.tensor([prompt], device=device), None)
-    out: list[int] = []
-    for _ in range(length):
-        last = logits[0, -1].float().cpu()
-        if temperature == 0:
-            nxt = int(last.argmax())
-        else:
-            nxt = int(torch.multinomial(torch.softmax(last / temperature, dim=-1), 1, generator=g))
-        out.append(nxt)
-        logits, state = net(torch.tensor([[nxt]], device=device), state)
-    net.train(was_training)
-    return out
 
 
 # ----------------------------------------------------------------------------- the LightningModule
@@ -464,7 +268,10 @@ class CharLanguageModel(RecordedModule):
             self.trainable, lr=self.optim.lr, betas=(0.9, 0.99), weight_decay=self.optim.weight_decay
         )
         total = max(1, self.trainer.estimated_stepping_batches)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(self.optim, step, total))
+        o = self.optim  # warm-up, then constant or cosine down to 1/10
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: lr_multiplier(step, total, o.schedule, o.warmup_steps, floor=0.1)
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -- resume state ---------------------------------------------------------------------------
@@ -528,11 +335,18 @@ def reported_net_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
     return {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
 
 
-def lr_factor(cfg: LMOptimConfig, step: int, total: int) -> float:
-    """Multiplier of the base learning rate: linear warm-up, then constant or cosine down to 1/10."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return 1.0
-    t = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
+def continue_text(model: CharModelConfig, checkpoint: dict, prompt: str, length: int, temperature: float,
+                  seed: int) -> str:  # fmt: skip
+    """``prompt`` and ``length`` characters generated by the net a checkpoint reports (see reported_net_weights)."""
+    from datamodules.errors import ReproError
+
+    if length < 0 or temperature < 0:
+        raise ReproError("--length and --temperature must be >= 0")
+    vocab = checkpoint["repro"]["vocab"]
+    net = build_char_net(model, len(vocab))
+    net.load_state_dict(reported_net_weights(checkpoint))
+    unknown = sorted({c for c in prompt if c not in vocab})
+    if unknown:
+        raise ReproError(f"the prompt has characters outside the model's vocabulary: {''.join(unknown)!r}")
+    ids = [vocab.index(c) for c in prompt] or [vocab.index("\n") if "\n" in vocab else 0]
+    return prompt + "".join(vocab[i] for i in generate(net, ids, length, temperature, seed))

@@ -22,6 +22,7 @@ class MLPConfig:
         if self.max_norm < 0 or self.bottleneck < 0:
             raise ValueError("max_norm and bottleneck must be >= 0")
 
+
 @dataclass
 class ResNetConfig:
     depth: int = 20  # 6n+2: 8, 14, 20, 32, 44, 56, 110, ...
@@ -34,6 +35,7 @@ class ResNetConfig:
             raise ValueError("depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...)")
         if self.width < 1:
             raise ValueError("width must be >= 1")
+
 
 @dataclass
 class OptimConfig:
@@ -53,6 +55,7 @@ class OptimConfig:
             raise ValueError("need lr > 0, weight_decay >= 0, l1 >= 0, 0 <= momentum < 1")
         if not 0 <= self.warmup < 1 or any(not 0 < m < 1 for m in self.milestones):
             raise ValueError("warmup and milestones are fractions of training in [0, 1)")
+
 
 # Position of a character within its line: the characters since the last newline, so 0 is a line's first
 # character and the newline that ends a line counts at the line's length. Buckets by lower edge:
@@ -135,6 +138,7 @@ class SampleConfig:
         if self.length < 0 or self.temperature < 0:
             raise ValueError("need length >= 0 and temperature >= 0")
 
+
 CELLS = ("rnn", "irnn", "lstm")
 
 
@@ -161,6 +165,7 @@ class SequenceOptimConfig:
     def validate(self) -> None:
         if self.lr <= 0 or self.clip < 0:
             raise ValueError("need lr > 0 and clip >= 0")
+
 
 # ----------------------------------------------------------------------------- the analysis module
 @dataclass
@@ -204,6 +209,7 @@ class ClipOptimConfig:
     def validate(self) -> None:
         if self.lr <= 0 or self.clip < 0:
             raise ValueError("need lr > 0 and clip >= 0")
+
 
 # slide 29's example, and a hand-made example for slide 30 (ours: the lead changes hands at every step)
 SUMMING_INPUTS = (2.0, -0.5, 1.0, 1.0)

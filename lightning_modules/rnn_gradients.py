@@ -29,9 +29,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from datamodules.sequences import CONSTANT_GUESS_MSE
+from datamodules.configs import RECALL_GUESS_MSE
 from lightning_modules.base import RecordedModule
 from lightning_modules.configs import AnalysisConfig, ClipModelConfig, ClipOptimConfig, radius_key
+from lightning_modules.nets.recurrent import RecallRNN, recurrent_matrix
 
 LOGISTIC_R = 3.5
 
@@ -122,16 +123,6 @@ def bptt_vs_autograd(p: TanhRNN, xs: torch.Tensor, targets: torch.Tensor, h0: to
     auto = torch.autograd.grad(rnn_loss(leaves, xs, targets, h0_leaf), inputs)
     hand = bptt_by_hand(p, xs, targets, h0)
     return max(float((hand[n] - a).abs().max()) for n, a in zip((*p.names(), "h0"), auto, strict=True))
-
-
-# ----------------------------------------------------------------------------- 3. Jacobian norms
-def recurrent_matrix(n: int, radius: float | None, generator: torch.Generator) -> torch.Tensor:
-    """A Gaussian n x n matrix rescaled to spectral radius ``radius``; ``None``: a random orthogonal matrix."""
-    g = torch.randn(n, n, generator=generator, dtype=torch.float64)
-    if radius is None:
-        q, r = torch.linalg.qr(g)
-        return q * torch.sign(torch.diagonal(r))  # Haar-distributed
-    return radius * g / torch.linalg.eigvals(g).abs().max()
 
 
 def jacobian_norms(W: torch.Tensor, drive: torch.Tensor, linear: bool = False) -> list[float]:
@@ -277,25 +268,6 @@ class GradientAnalysis(RecordedModule):
         return {"curves": self.curves}
 
 
-class RecallRNN(nn.Module):
-    """A tanh RNN over (B, T, 1) inputs; a linear readout of the last hidden state. Every weight is drawn from
-    ``seed`` (PyTorch's default init, then the recurrent matrix rescaled), whatever the global RNG holds."""
-
-    def __init__(self, cfg: ClipModelConfig, seed: int):
-        super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.rnn = nn.RNN(1, cfg.hidden, nonlinearity="tanh", batch_first=True)
-            self.readout = nn.Linear(cfg.hidden, 1)
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            self.rnn.weight_hh_l0.copy_(recurrent_matrix(cfg.hidden, cfg.init_radius, g).float())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)
-        return self.readout(out[:, -1])
-
-
 class ClippedRNNRegressor(RecordedModule):
     """Plain SGD on mean squared error, one gradient-norm reading per step; records divergence, never raises."""
 
@@ -365,7 +337,7 @@ class ClippedRNNRegressor(RecordedModule):
             "diverged_step": self.diverged_at - 1 if diverged else math.nan,
             "test_mse": test,  # nan for a diverged run
             # a diverged run scored as the constant guess (a lenient score for a net whose weights are NaN)
-            "test_mse_scored": CONSTANT_GUESS_MSE if diverged else test,
+            "test_mse_scored": RECALL_GUESS_MSE if diverged else test,
             "final_train_loss": statistics.fmean(self.losses[-20:]) if self.losses and not diverged else math.nan,
             "max_grad_norm": max(finite) if finite else math.nan,
             "median_grad_norm": statistics.median(finite) if finite else math.nan,

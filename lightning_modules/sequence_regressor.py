@@ -25,9 +25,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from datamodules.adding import CONSTANT_GUESS_MSE
+from datamodules.configs import ADDING_GUESS_MSE
 from lightning_modules.base import RecordedModule
 from lightning_modules.configs import SequenceModelConfig, SequenceOptimConfig
+from lightning_modules.nets.recurrent import RecurrentRegressor
 
 FORCE = 1000.0  # a gate pre-activation this large makes sigmoid exactly 1 (or 0 for -FORCE) in float64
 
@@ -38,33 +39,6 @@ def steps_to_solve(curve: list[tuple[int, float]], threshold: float) -> float:
         if mse < threshold:
             return float(step)
     return math.nan
-
-
-class RecurrentRegressor(nn.Module):
-    def __init__(self, cfg: SequenceModelConfig, in_features: int = 2):
-        super().__init__()
-        cfg.validate()
-        self.cfg = cfg
-        if cfg.cell == "lstm":
-            self.rnn = nn.LSTM(in_features, cfg.hidden, batch_first=True)
-        else:
-            nonlinearity = "tanh" if cfg.cell == "rnn" else "relu"
-            self.rnn = nn.RNN(in_features, cfg.hidden, nonlinearity=nonlinearity, batch_first=True)
-        if cfg.cell == "lstm":
-            with torch.no_grad():  # b_f = b_ih[f] + b_hh[f] = forget_bias
-                n = cfg.hidden
-                self.rnn.bias_ih_l0[n : 2 * n] = cfg.forget_bias
-                self.rnn.bias_hh_l0[n : 2 * n] = 0.0
-        if cfg.cell == "irnn":
-            with torch.no_grad():
-                self.rnn.weight_hh_l0.copy_(torch.eye(cfg.hidden))
-                self.rnn.bias_hh_l0.zero_()
-                self.rnn.bias_ih_l0.zero_()
-        self.head = nn.Linear(cfg.hidden, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)
-        return self.head(out[:, -1]).squeeze(-1)
 
 
 # ----------------------------------------------------------------------------- the slide-51 exercise
@@ -211,7 +185,7 @@ class SequenceRegressor(RecordedModule):
             "steps_to_solve": steps_to_solve(curve, self.solved_below),
             "min_test_mse": min((mse for _, mse in curve if not math.isnan(mse)), default=math.nan),
             # as a percentage of the constant guess's 1/6 (what the tables show: 2 decimals stay readable)
-            "mse_pct_of_guess": 100 * test / CONSTANT_GUESS_MSE,
+            "mse_pct_of_guess": 100 * test / ADDING_GUESS_MSE,
             "steps": float(self.global_step),
             **self.carry_check(),
             "wall_time": self.train_seconds,

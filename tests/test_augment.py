@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from datamodules import augment as aug
 from datamodules.batches import ResidentBatches
+from datamodules.configs import AUGMENTATIONS
 from datamodules.images import ImageDataConfig, ImageDataModule
 
 
@@ -188,7 +189,7 @@ def test_elastic_displacement_is_smooth_and_scaled_by_alpha():
         ("vflip",),
         ("elastic",),
         ("pixelflip",),
-        aug.NAMES,
+        AUGMENTATIONS,
     ],
 )
 def test_pipeline_is_deterministic_under_a_seed(names):
@@ -247,11 +248,11 @@ def test_old_pipeline_is_exactly_its_ops_in_sequence():
 
 def test_new_ops_apply_in_the_documented_order():
     x, g = batch(), gen(9)
-    out = aug.augment(x, tuple(reversed(aug.NAMES)), gen(9), pad=2, pixel_flip_prob=0.1)
+    out = aug.augment(x, tuple(reversed(AUGMENTATIONS)), gen(9), pad=2, pixel_flip_prob=0.1)
     by_hand = aug.flip_and_crop(x, g, flip=True, pad=2, vflip=True).float() / 255
     by_hand = aug.random_rotate(aug.elastic_warp(by_hand, g), g, 15.0)
     by_hand = aug.gaussian_noise(aug.random_pixel_flip(by_hand, g, 0.1), g, 0.1)
-    assert aug.NAMES == ("flip", "vflip", "translate", "elastic", "rotate", "pixelflip", "noise")
+    assert AUGMENTATIONS == ("flip", "vflip", "translate", "elastic", "rotate", "pixelflip", "noise")
     assert torch.equal(out, by_hand)
 
 
@@ -274,7 +275,7 @@ def _as_trainer(dm, training):
 
 
 @pytest.mark.parametrize(
-    "names", [("flip", "translate", "rotate", "noise"), ("vflip",), ("elastic",), ("pixelflip",), aug.NAMES]
+    "names", [("flip", "translate", "rotate", "noise"), ("vflip",), ("elastic",), ("pixelflip",), AUGMENTATIONS]
 )
 def test_evaluation_batches_are_never_augmented(tiny_data_dir, session_cache, monkeypatch, names):
     dm = _module(tiny_data_dir, session_cache, monkeypatch, augment=names)

@@ -30,14 +30,11 @@ from experiments.char_lm import sample
 from experiments.cli import main
 from experiments.spec import ReproError, Results, config_to_dict
 from lightning_modules.char_lm import (
-    LINE_POSITION_METRICS,
     LONG_RANGE_METRICS,
     BigramLM,
     CharLanguageModel,
     CharModelConfig,
-    ContextMLP,
     LMOptimConfig,
-    RecurrentLM,
     SampleConfig,
     bits_per_char,
     build_char_net,
@@ -47,6 +44,8 @@ from lightning_modules.char_lm import (
     line_positions,
     reported_net_weights,
 )
+from lightning_modules.configs import LINE_POSITION_METRICS
+from lightning_modules.nets.char_nets import ContextMLP, RecurrentLM
 from tests.conftest import repro, tiny_text
 
 

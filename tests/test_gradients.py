@@ -9,7 +9,8 @@ import lightning as L
 import pytest
 import torch
 
-from datamodules.sequences import CONSTANT_GUESS_MSE, RecallConfig, RecallDataModule
+from datamodules.configs import RECALL_GUESS_MSE
+from datamodules.sequences import RecallConfig, RecallDataModule
 from experiments import get
 from experiments.spec import Results
 from lightning_modules.rnn_gradients import (
@@ -132,7 +133,7 @@ def test_divergence_is_recorded_not_raised():
     data.train[0][20, 3, 0] = math.nan  # a poisoned sequence: the loss of its batch is NaN
     module = _fit(ClippedRNNRegressor(ClipModelConfig(hidden=8), ClipOptimConfig(lr=0.01), seed=0), data)
     m = module.summary()
-    assert m["diverged"] == 1.0 and math.isnan(m["test_mse"]) and m["test_mse_scored"] == CONSTANT_GUESS_MSE
+    assert m["diverged"] == 1.0 and math.isnan(m["test_mse"]) and m["test_mse_scored"] == RECALL_GUESS_MSE
     assert m["diverged_step"] < 4 and m["steps"] == m["diverged_step"] + 1  # stopped at the poisoned batch
     assert module.extras()["traces"]["loss"][-1] is None
     json.dumps(module.summary())  # the record stays writable

@@ -11,7 +11,8 @@ import lightning as L
 import pytest
 import torch
 
-from datamodules.adding import CONSTANT_GUESS_MSE, AddingConfig, AddingDataModule, adding_batch
+from datamodules.adding import AddingConfig, AddingDataModule, adding_batch
+from datamodules.configs import ADDING_GUESS_MSE
 from experiments import get
 from experiments.spec import Results
 from lightning_modules.sequence_regressor import (
@@ -48,7 +49,7 @@ def test_constant_guess_has_mse_one_sixth():
     # standard error of the mean of (y - 1)^2 is about 0.2 / sqrt(4e5) = 3e-4
     assert mse == pytest.approx(1 / 6, abs=2e-3)
     assert float(y.mean()) == pytest.approx(1.0, abs=3e-3)  # 1 is the best constant
-    assert CONSTANT_GUESS_MSE == 1 / 6
+    assert ADDING_GUESS_MSE == 1 / 6
 
 
 def test_streams_are_seeded_fresh_per_epoch_and_the_test_set_is_separate():

@@ -12,7 +12,8 @@ import torch
 from datamodules.sequences import TinyRNNConfig, TinySequenceDataModule, make_batch
 from experiments import get
 from experiments.spec import Results
-from lightning_modules.tiny_rnns import TinyRNN, TinyRNNModule, accuracy, hand_set, hand_table
+from lightning_modules.nets.tiny_rnn import TinyRNN
+from lightning_modules.tiny_rnns import TinyRNNModule, accuracy, hand_set, hand_table
 from tests.conftest import repro
 
 
