@@ -13,10 +13,18 @@ class MLPConfig:
     hidden_dropout: float = 0.0  # the paper's MNIST nets: 0.5
     max_norm: float = 0.0  # > 0: after every step, each hidden unit's incoming weights get norm <= max_norm
     bottleneck: int = 0  # > 0: a linear layer of this width (no bias, no nonlinearity) right after the input
+    activation: str = "relu"  # relu | sigmoid (the logistic: near-linear while its inputs are small, slide 15)
+    # "" | batch: batch normalization after each hidden linear layer, normalizing with each mini-batch's statistics
+    # while training | fixed: the same layer normalizing with its running statistics instead (no batch noise)
+    batch_norm: str = ""
 
     def validate(self) -> None:
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError("hidden must list one or more layer widths >= 1")
+        if self.activation not in ("relu", "sigmoid"):
+            raise ValueError("activation must be relu or sigmoid")
+        if self.batch_norm not in ("", "batch", "fixed"):
+            raise ValueError("batch_norm must be empty, batch or fixed")
         if not (0 <= self.input_dropout < 1 and 0 <= self.hidden_dropout < 1):
             raise ValueError("dropout rates must be in [0, 1)")
         if self.max_norm < 0 or self.bottleneck < 0:

@@ -34,7 +34,9 @@ class MLP(nn.Module):
         for h in cfg.hidden:
             linear = nn.Linear(width, h)
             self.hidden_layers.append(linear)
-            layers += [linear, nn.ReLU(), nn.Dropout(cfg.hidden_dropout)]
+            norm = [] if not cfg.batch_norm else [nn.BatchNorm1d(h) if cfg.batch_norm == "batch" else FixedStatsNorm(h)]
+            act = nn.ReLU() if cfg.activation == "relu" else nn.Sigmoid()
+            layers += [linear, *norm, act, nn.Dropout(cfg.hidden_dropout)]
             width = h
         self.out = nn.Linear(width, num_classes)
         self.body = nn.Sequential(*layers)
@@ -43,6 +45,16 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.body(x))
+
+    @torch.no_grad()
+    def pre_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The inputs of each hidden layer's nonlinearity (after its normalization, if any) on ``x``."""
+        out, h = [], x
+        for layer in self.body:
+            if isinstance(layer, (nn.ReLU, nn.Sigmoid)):
+                out.append(h)
+            h = layer(h)
+        return out
 
     @torch.no_grad()
     def after_step(self) -> None:
@@ -67,6 +79,23 @@ class MLP(nn.Module):
             return 0, 0, 0, 0
         steps, units, clipped_steps, clipped_units = (int(v) for v in self.max_norm_counters)
         return steps, units, clipped_steps, clipped_units
+
+
+class FixedStatsNorm(nn.BatchNorm1d):
+    """Batch normalization without the batch noise: while training it still updates its running mean and
+    variance from each batch, but normalizes with those running statistics, so an example's output does not
+    depend on the other examples of its batch (slide 24: the noise of the batch statistics is what regularizes).
+    In evaluation mode it is an ordinary BatchNorm1d."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            with torch.no_grad():  # the running statistics follow the data; no gradient through them
+                mean, var = x.mean(0), x.var(0, unbiased=True)
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var, self.momentum)
+                self.num_batches_tracked += 1
+        return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
+                                        self.eps)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- the bottleneck's linear algebra
