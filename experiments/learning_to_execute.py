@@ -40,14 +40,29 @@ def build(cfg: ExecuteRunConfig, seed: int):
 
 
 # ----------------------------------------------------------------------------- variants
-# (task, length, nesting): the targets. quick runs the small ones on a CPU; full the paper-scale grid.
-QUICK_TARGETS = (("program", 1, 2), ("addition", 3, 1))
+# (task, length, nesting): the targets. quick runs addition-2 on a CPU; long addition-3; full the paper-scale grid.
+QUICK_TARGETS = (("program", 1, 2), ("addition", 3, 1))  # the quick profile's before issue 15 (smoke, long)
+CPU_TARGET = ("addition", 2, 1)
 FULL_TARGETS = (("program", 4, 2), ("program", 4, 3), ("program", 6, 2), ("program", 6, 3), ("addition", 9, 1))
+TRICK_TARGETS = (("program", 6, 3), ("addition", 9, 1))  # input reversal and doubling, with combined
 CURRICULUM_TEXT = {
     "baseline": "no curriculum: every example at the target",
     "naive": "naive curriculum: from length 1, nesting 1, one step harder whenever progress stalls",
     "mix": "mix: length and nesting uniform in [1, target] per example",
     "combined": "combined: per example, mix with probability 1/5, else naive",
+}
+# a variant's name is <target>-<curriculum><suffix>: the suffix names the model or the input trick
+SUFFIXES = {
+    "": "one LSTM reads, then writes (the paper)",
+    "-seq2seq": "encoder-decoder LSTMs (slide 37)",
+    "-reverse": "the input read backwards (the paper's input reversal); one LSTM reads, then writes",
+    "-double": "the input read twice (the paper's input doubling); one LSTM reads, then writes",
+}
+SUFFIX_OVERRIDES = {
+    "": {"model.kind": "lstm"},
+    "-seq2seq": {"model.kind": "seq2seq"},
+    "-reverse": {"model.kind": "lstm", "data.reverse": True},
+    "-double": {"model.kind": "lstm", "data.double": True},
 }
 
 
@@ -61,35 +76,30 @@ def _target_text(task: str, length: int, nesting: int) -> str:
     return f"addition of two {length}-digit numbers" if task == "addition" else f"copying {length} digits"
 
 
-def _variant(target: tuple[str, int, int], curriculum: str, kind: str = "lstm") -> Variant:
+def _variant(target: tuple[str, int, int], curriculum: str, suffix: str = "") -> Variant:
     task, length, nesting = target
-    name = f"{target_name(*target)}-{curriculum}" + ("-seq2seq" if kind == "seq2seq" else "")
-    model = "encoder-decoder LSTMs (slide 37)" if kind == "seq2seq" else "one LSTM reads, then writes (the paper)"
     return Variant(
-        name,
-        f"{_target_text(*target)}; {CURRICULUM_TEXT[curriculum]}; {model}",
-        {
-            "data.task": task,
-            "data.length": length,
-            "data.nesting": nesting,
-            "data.curriculum": curriculum,
-            "model.kind": kind,
-        },
-    )
+        f"{target_name(*target)}-{curriculum}{suffix}",
+        f"{_target_text(*target)}; {CURRICULUM_TEXT[curriculum]}; {SUFFIXES[suffix]}",
+        {"data.task": task, "data.length": length, "data.nesting": nesting, "data.curriculum": curriculum,
+         **SUFFIX_OVERRIDES[suffix]},
+    )  # fmt: skip
 
 
-TARGETS = tuple(dict.fromkeys(QUICK_TARGETS + FULL_TARGETS))
-VARIANTS = tuple(_variant(t, c) for t in TARGETS for c in CURRICULA) + tuple(
-    _variant(t, "combined", "seq2seq") for t in TARGETS
+TARGETS = tuple(dict.fromkeys(QUICK_TARGETS + (CPU_TARGET,) + FULL_TARGETS))
+VARIANTS = (
+    tuple(_variant(t, c) for t in TARGETS for c in CURRICULA)
+    + tuple(_variant(t, c, "-seq2seq") for t in TARGETS for c in CURRICULA if c == "combined" or t == CPU_TARGET)
+    + tuple(_variant(t, "combined", trick) for t in TRICK_TARGETS for trick in ("-reverse", "-double"))
 )
 
 
-def _names(targets, seq2seq: tuple[str, int, int] | None = None) -> tuple[str, ...]:
-    names = tuple(f"{target_name(*t)}-{c}" for t in targets for c in CURRICULA)
+def _names(targets, seq2seq: tuple[str, int, int] | None = None, suffix: str = "") -> tuple[str, ...]:
+    names = tuple(f"{target_name(*t)}-{c}{suffix}" for t in targets for c in CURRICULA)
     return names + ((f"{target_name(*seq2seq)}-combined-seq2seq",) if seq2seq else ())
 
 
-# quick and long, on a CPU: Adam (the paper's SGD learns too slowly for these budgets), small epochs and sets
+# long, on a CPU: Adam (the paper's SGD learns too slowly for these budgets), small epochs and sets
 CPU_RECIPE = {
     "optim.optimizer": "adam",
     "optim.lr": 0.01,
@@ -98,6 +108,59 @@ CPU_RECIPE = {
     "data.val_size": 300,
     "data.test_size": 1000,
 }
+# the profiles whose committed results were made before issue 15 keep the stall test they were made with
+EARLIER_STALL_RULE = {"data.stall_rule": "not-higher"}
+
+# quick: the end of training on 2 CPU cores. Sized from measurements (seed 0, 2 runs at once, one thread each,
+# other jobs on the machine, load 2.5-4): the paper's single LSTM, 2 x 96, Adam 1e-2, stood at 80% of the
+# characters of 2-digit additions after 3,000 steps, the encoder-decoder at 99% after 1,600; the encoder-decoder
+# reached 70% on 3-digit additions after 3,000 steps: so 2 digits, the encoder-decoder. Windows of 10 steps let
+# noise in the training accuracy trigger the decays before learning ends (naive: 19 decays at 2,000 steps, 89%);
+# at 20 steps every curriculum ended by the rule (test char accuracy: baseline 100%, naive 98.6%, mix 99.3%,
+# combined 99.5%) after 1,580-1,980 steps (estimate: about 1,000 steps to 95% at the target, then 28 windows of
+# 20 steps at the target: 560), 108-151 s of training, 117-161 s per run with its evaluations and test. The
+# 12 runs, 2 at a time with about 15 s to start each: about 12 x 155 / 2 = 930 s at that load, about 700 s on
+# an idle machine (1.3x the per-run rate): a margin of 3 minutes only when the machine is otherwise idle.
+QUICK_OVERRIDES = {
+    **CPU_RECIPE,
+    "data.steps_per_epoch": 20,  # the stall rule's window (the original's: 100 steps)
+    "data.val_size": 200,
+    "model.hidden": 96,
+    "train.max_epochs": 150,  # a safety cap only: 3,000 steps, about twice the measured steps to the end
+}
+QUICK_TEXT = (
+    "the end of training on 2 CPU cores: addition of two 2-digit numbers (the largest that fit 15 minutes: 3-digit "
+    "additions stood at 70% of characters after 3,000 steps) with the encoder-decoder of slide 37 (it learned "
+    "2-digit addition to 99% in 1,600 steps, where the paper's single LSTM stood at 80% after 3,000), 2 x 96 "
+    "LSTMs, Adam at lr 1e-2 (the paper's SGD at 0.5 learned too slowly for this budget), batches of 100, the "
+    "stall rule's windows of 20 steps (the original's: 100); training ends after the paper's 28 decays of the "
+    "learning rate (below 2e-5, as 1e-3 at 0.5), at about 1,600-2,000 steps, capped at 3,000 for safety; "
+    "validation on 200 programs per level, test on 1,000; 3 seeds per curriculum, 2 runs at a time"
+)
+# full: the paper's grid to the end of training, on a GPU (not run yet). Steps to the end, estimated from the
+# rule (windows of 100 steps): a target of length L and nesting N first takes L*N - 1 level changes (7, 11, 11, 17
+# for programs 4x2, 4x3, 6x2, 6x3; 8 for addition-9), then 28 decays: 35-45 events. Each event is a change test
+# passing: the target's validation accuracy above 95% (the next window) or a stall (5 windows after the last
+# event at the earliest, then about even odds per window on a plateau: about 6 windows). Programs stay below
+# 95%, so about 6 windows per event: 21,000-27,000 steps; addition-9 about 21,600, or 7,600 plus the steps to
+# 95% if it gets there (then one window per decay). About 24,000 steps per run, 72 runs: 1.7 million steps;
+# at 542 steps/s in all (21 runs at once on an H100 at 62e3dfa: 15-58 per run) 53 GPU-minutes of training, 60
+# with evaluations (every 100 steps, 1,000 validation programs decoded greedily); 100 if slow learning keeps the
+# stall test from firing for twice as long. A session of 15 device-minutes trains about 10: 6-10 sessions of
+# about 12 runs each (`bench/gpu_execute.sh 590 full --variant ...`), their records merged into one table.
+FULL_OVERRIDES = {
+    "train.max_epochs": 1000,  # a safety cap only: 100,000 steps, 4 times the estimate
+    "train.max_minutes": 10.0,  # a safety cap for one lent GPU session: a run it stops is marked so
+}
+FULL_TEXT = (
+    "the paper's model and recipe (2 x 400 LSTM, SGD lr 0.5, batch 100, clip 5) on its grid, trained to the end: "
+    "programs of length 4 and 6 at nesting 2 and 3, and addition of two 9-digit numbers, under every curriculum, "
+    "3 seeds each, and the paper's input reversal and doubling with the combined curriculum on programs 6x3 and "
+    "addition-9 (72 runs); the original's stall rule every 100 steps; training ends after 28 decays of the "
+    "learning rate (below 1e-3), estimated at about 24,000 steps per run, 60 GPU-minutes for the profile at the "
+    "rates measured on an H100 (range 50-100); capped at 100,000 steps and 10 minutes per run for safety (a "
+    "capped run is marked)"
+)
 
 PROFILES = (
     Profile(
@@ -118,93 +181,97 @@ PROFILES = (
     ),
     Profile(
         "quick",
-        "small targets for 2 CPU cores: programs of length 1, nesting 2, and addition of 3-digit numbers; the "
-        "paper's model narrowed to 2 x 96 and trained with Adam at lr 1e-2 (the paper's SGD at 0.5 learned "
-        "too slowly for this budget: addition of 4-digit numbers, 600 steps, test character accuracy 38.6% "
-        "against 41.3% with Adam at 3e-3, seed 0); 28 epochs of 20 batches of 100 (56,000 programs); "
-        "validation on 300 programs per level, test on 1,000; the encoder-decoder on the addition target. At this "
-        "budget the models have not yet learned to execute (a few % of whole answers right), so the curricula's "
-        "ordering is not expected to show here: the full profile is the test",
+        QUICK_TEXT,
         seeds=3,
-        variants=_names(QUICK_TARGETS, QUICK_TARGETS[1]),
-        overrides={
-            **CPU_RECIPE,
-            "model.hidden": 96,
-            "train.max_epochs": 28,
-        },
+        variants=_names((CPU_TARGET,), suffix="-seq2seq"),
+        overrides=QUICK_OVERRIDES,
         cpu_jobs=2,
     ),
     Profile(
         "long",
-        "the quick profile's addition target trained 3.6 times longer on 2 CPU cores (measured: 22 minutes for "
-        "seeds 0-2, 11.5 more for seeds 3-4): a 2 x "
-        "128 LSTM, Adam at lr 1e-2, 100 epochs of 20 batches of 100 (200,000 programs), long enough for the "
-        "curricula to separate (in a trial, seed 0: baseline 41.7% and combined 66.5% test character accuracy)",
+        "the quick profile before issue 15, its addition target trained 3.6 times longer on 2 CPU cores "
+        "(measured: 22 minutes for seeds 0-2, 11.5 more for seeds 3-4): a 2 x 128 LSTM, Adam at lr 1e-2, 100 "
+        "epochs of 20 batches of 100 (200,000 programs), long enough for the curricula to separate (in a "
+        "trial, seed 0: baseline 41.7% and combined 66.5% test character accuracy); a fixed length, with the "
+        "suite's earlier stall test (`data.stall_rule=not-higher`), as its committed results were made",
         seeds=5,
         variants=_names(QUICK_TARGETS[1:], QUICK_TARGETS[1]),
-        overrides={
-            **CPU_RECIPE,
-            "model.hidden": 128,
-            "train.max_epochs": 100,
-        },
+        overrides={**CPU_RECIPE, **EARLIER_STALL_RULE, "model.hidden": 128, "train.max_epochs": 100},
         cpu_jobs=2,
     ),
     Profile(
         "full",
-        "the paper's model and recipe (2 x 400 LSTM, SGD lr 0.5, batch 100, clip 5) on the paper-scale grid: "
-        "programs of length 4 and 6 at nesting 2 and 3 and addition of 9-digit numbers under every curriculum, "
-        "and the encoder-decoder on programs 6x3; sized for one 15-minute GPU session: 80 epochs of 100 "
-        "batches (800,000 programs) per run, the 21 runs at once on one GPU (`bench/gpu_execute.sh`), each "
-        "run's training capped at 8 minutes (the steps column shows where the cap came first). Far shorter "
-        "than the paper's training: a test of the curricula's early ordering, not of its 99%",
+        FULL_TEXT,
+        seeds=3,
+        variants=_names(FULL_TARGETS)
+        + tuple(f"{target_name(*t)}-combined{trick}" for t in TRICK_TARGETS for trick in ("-reverse", "-double")),
+        overrides=FULL_OVERRIDES,
+    ),
+    Profile(
+        "full-8k",
+        "the full profile before issue 15 (named full then): the paper's model and recipe (2 x 400 LSTM, SGD lr "
+        "0.5, batch 100, clip 5) on the paper-scale grid: programs of length 4 and 6 at nesting 2 and 3 and "
+        "addition of 9-digit numbers under every curriculum, and the encoder-decoder on programs 6x3; sized for "
+        "one 15-minute GPU session: 80 epochs of 100 batches (800,000 programs) per run, the 21 runs at once on "
+        "one GPU (`bench/gpu_execute.sh`), each run's training capped at 8 minutes (the steps column shows "
+        "where the cap came first), with the suite's earlier stall test. Far shorter than the paper's "
+        "training: a test of the curricula's early ordering, not of its 99%",
         seeds=1,
         variants=_names(FULL_TARGETS, ("program", 6, 3)),
-        overrides={"train.max_epochs": 80, "train.max_minutes": 8.0},
+        overrides={**EARLIER_STALL_RULE, "train.max_epochs": 80, "train.max_minutes": 8.0},
     ),
     Profile(
         "gpu-short",
-        "the start of the full profile, sized for one 15-minute GPU session: its model and recipe (2 x 400 "
+        "the start of the full-8k profile, sized for one 15-minute GPU session: its model and recipe (2 x 400 "
         "LSTM, SGD lr 0.5, batch 100, clip 5) on two of its targets, addition of 9-digit numbers and programs "
         "of length 4, nesting 2, the eight runs at once on one GPU, each stopped after 2 minutes of training "
-        "(`train.max_minutes`; the steps column says how far each got). It measures the full profile's speed "
-        "and how far the curricula get in that time, not the paper's end point",
+        "(`train.max_minutes`; the steps column says how far each got), with the suite's earlier stall test. "
+        "It measures the speed and how far the curricula get in that time, not the paper's end point",
         seeds=1,
         variants=_names((("addition", 9, 1), ("program", 4, 2))),
-        overrides={"train.max_minutes": 2.0},
+        overrides={**EARLIER_STALL_RULE, "train.max_minutes": 2.0},
     ),
 )
 
 
 # ----------------------------------------------------------------------------- claims
-def _targets_in(results: Results) -> list[str]:
-    """The targets (e.g. 'program-2x2') with runs of every curriculum."""
-    names = [target_name(*t) for t in TARGETS]
-    return [t for t in names if all(results.get(f"{t}-{c}", "test_acc") for c in CURRICULA)]
+def _series_in(results: Results) -> list[str]:
+    """The series (a target and a model or input suffix, e.g. 'addition-2' + '-seq2seq') with runs of every
+    curriculum, as '<target>{curriculum}<suffix>' name templates."""
+    series = [f"{target_name(*t)}-{{}}{suffix}" for suffix in SUFFIXES for t in TARGETS]
+    return [t for t in series if all(results.get(t.format(c), "test_acc") for c in CURRICULA)]
 
 
-def _pooled(better: str, worse: str, results: Results) -> tuple[list[str], list[float]]:
-    """Differences in test accuracy (better minus worse curriculum) paired by target and seed."""
+def _label(series: str) -> str:
+    return series.replace("-{}", "")
+
+
+MEASURES = {"test_acc": "test char accuracy", "test_exact": "test whole answers right (greedy)"}
+
+
+def _pooled(better: str, worse: str, results: Results, metric: str) -> tuple[list[str], list[float]]:
+    """Differences in a test metric (better minus worse curriculum) paired by series and seed."""
     keys, diffs = [], []
-    for t in _targets_in(results):
-        seeds, d = stats.paired(results.get(f"{t}-{better}", "test_acc"), results.get(f"{t}-{worse}", "test_acc"))
-        keys += [f"{t}/s{s}" for s in seeds]
+    for t in _series_in(results):
+        seeds, d = stats.paired(results.get(t.format(better), metric), results.get(t.format(worse), metric))
+        keys += [f"{_label(t)}/s{s}" for s in seeds]
         diffs += d
     return keys, diffs
 
 
-def _beats(better: str, worse: str):
-    """Supported when the mean difference in test accuracy over every (target, seed) pair has a 95% interval
+def _beats(better: str, worse: str, metric: str = "test_acc"):
+    """Supported when the mean difference in ``metric`` over every (target, seed) pair has a 95% interval
     above zero (or, below 3 pairs, the same sign in all: a weak test)."""
 
     def check(results: Results) -> Verdict:
-        keys, diffs = _pooled(better, worse, results)
+        keys, diffs = _pooled(better, worse, results, metric)
         if not diffs:
             return Verdict("inconclusive", f"no paired runs of {better} and {worse}")
         v = stats.expect_positive(diffs, list(range(len(diffs))), "")
         mean, lo, hi = stats.interval(diffs)
         ci = f" (95% CI {100 * lo:+.2f} to {100 * hi:+.2f})" if len(diffs) >= 2 else ""
         signs = " ".join(f"{k} {100 * d:+.1f}" for k, d in zip(keys, diffs, strict=True))
-        text = f"test char accuracy, {better} minus {worse}: mean {100 * mean:+.2f} pts{ci}"
+        text = f"{MEASURES[metric]}, {better} minus {worse}: mean {100 * mean:+.2f} pts{ci}"
         text += f" over {len(diffs)} (target, seed) pairs: {signs}"
         return Verdict(v.status, text, v.weak)
 
@@ -215,15 +282,18 @@ def _naive_sometimes_worse(results: Results) -> Verdict:
     """Supported when naive is below baseline at some target (its 95% CI, or the sign over < 3 seeds);
     contradicted when naive is above baseline at every target; inconclusive otherwise."""
     parts, worse, better = [], [], []
-    for t in _targets_in(results):
-        seeds, d = stats.paired(results.get(f"{t}-naive", "test_acc"), results.get(f"{t}-baseline", "test_acc"))
+    series = _series_in(results)
+    for t in series:
+        seeds, d = stats.paired(
+            results.get(t.format("naive"), "test_acc"), results.get(t.format("baseline"), "test_acc")
+        )
         sign = stats.positive(d)
         (better if sign is True else worse if sign is False else []).append(t)
-        parts.append(f"{t}: {stats.describe(d, seeds)}")
+        parts.append(f"{_label(t)}: {stats.describe(d, seeds)}")
     if not parts:
         return Verdict("inconclusive", "no target with runs of every curriculum")
     status = "supported" if worse else "contradicted" if len(better) == len(parts) else "inconclusive"
-    few = any(len(results.get(f"{t}-naive", "test_acc")) < 3 for t in _targets_in(results))
+    few = any(len(results.get(t.format("naive"), "test_acc")) < 3 for t in series)
     return Verdict(
         status, "test accuracy, naive minus baseline: " + " | ".join(parts), weak=few and status != "inconclusive"
     )
@@ -238,6 +308,17 @@ CLAIMS = (
     Claim("38-39", "The combined curriculum beats the naive curriculum", _beats("combined", "naive")),
     Claim("38-39", "The combined curriculum beats mix", _beats("combined", "mix")),
     Claim("38-39", "The naive curriculum is sometimes worse than no curriculum at all", _naive_sometimes_worse),
+    # the same comparisons in what the model computes on its own: whole answers written greedily
+    Claim(
+        "38-39",
+        "The combined curriculum beats no curriculum (baseline) in whole answers right (greedy)",
+        _beats("combined", "baseline", "test_exact"),
+    ),
+    Claim(
+        "38-39",
+        "The combined curriculum beats the naive curriculum in whole answers right (greedy)",
+        _beats("combined", "naive", "test_exact"),
+    ),
 )
 
 METRICS = {
@@ -248,42 +329,34 @@ METRICS = {
     "level_length": "final level: length",
     "level_nesting": "final level: nesting",
     "final_lr": "final lr",
+    "decays": "lr decays",
+    "ended_by_lr_rule": "ended by the lr rule (1) or a cap (0)",
     "chars_per_second": "train chars/s",
     "steps": "steps",
     "wall_time": "train time (s)",
 }
+TABLE_METRICS = ("test_acc", "test_exact", "best_val_acc", "train_acc", "level_length", "level_nesting", "decays",
+                 "steps", "chars_per_second")  # fmt: skip
+TABLE_CAPTION = (
+    "Character accuracy is the paper's measure: the share of answer characters (end mark included) predicted "
+    "right when every earlier answer character is given (teacher forcing). Whole answers right: the model writes "
+    "the answer from its own previous characters (greedy) and all of it, end mark included, must equal the "
+    "target. The final level is the naive schedule's (length, nesting) at the end; under baseline and mix it "
+    "only chooses validation programs and delays the learning-rate decay. Training ends when the learning rate, "
+    "multiplied by 0.8 at each stall at the target, passes the stop value: 28 decays; fewer mean a cap "
+    "(`train.max_epochs`, `train.max_minutes`) ended the run first (`ended_by_lr_rule` in the CSV). Steps: "
+    "batches trained on. Training speed depends on what else ran at the same time."
+)
 
 
 def _tables() -> tuple[Table, ...]:
     tables = []
     for t in TARGETS:
         name = target_name(*t)
-        variants = tuple(f"{name}-{c}" for c in CURRICULA) + tuple(
-            v.name for v in VARIANTS if v.name == f"{name}-combined-seq2seq"
-        )
-        tables.append(
-            Table(
-                f"{_target_text(*t)}",
-                variants,
-                (
-                    "test_acc",
-                    "test_exact",
-                    "best_val_acc",
-                    "train_acc",
-                    "level_length",
-                    "level_nesting",
-                    "steps",
-                    "chars_per_second",
-                ),
-                caption="Character accuracy is the paper's measure: the share of answer characters (end mark "
-                "included) predicted right when every earlier answer character is given (teacher forcing). Whole "
-                "answers right: the model writes the answer from its own previous characters (greedy) and all of "
-                "it, end mark included, must equal the target. The final level is the naive schedule's (length, "
-                "nesting) at the end; under baseline and mix it only chooses validation programs and delays the "
-                "learning-rate decay. Steps: batches trained on (a profile with `train.max_minutes` stops runs by "
-                "time, so their steps differ). Training speed depends on what else ran at the same time.",
-            )
-        )
+        variants = tuple(f"{name}-{c}{suffix}" for suffix in SUFFIXES for c in CURRICULA)
+        known = {v.name for v in VARIANTS}
+        tables.append(Table(_target_text(*t), tuple(v for v in variants if v in known), TABLE_METRICS,
+                            caption=TABLE_CAPTION))  # fmt: skip
     return tuple(tables)
 
 
@@ -291,6 +364,42 @@ REFERENCES = (
     # in the table's unit (%), like every published figure
     Reference("addition-9-combined", "test_acc", 99, "Zaremba & Sutskever 2014: 99% with the combined curriculum"),
 )
+
+
+# ----------------------------------------------------------------------------- example predictions
+def _code(text: str) -> str:
+    """A program or answer as markdown table cell text: each line a code span, lines joined by <br>."""
+    return "<br>".join(f"`{line}`" for line in text.split("\n")) if text else "(nothing)"
+
+
+def example_table(by_variant: dict[str, list[dict]], profile: str, rows: int = 4) -> list[str]:
+    """Slide 39's table: the same test programs, their target and the greedy answers of the models trained
+    with baseline, naive, mix and combined (one seed, the lowest all four share), one table per target (and
+    model or input suffix) with runs of every curriculum. Markdown lines; nothing when no target has them.
+    Every run records its answers to the first test programs of its target (the same for every run)."""
+    lines: list[str] = []
+    for suffix in SUFFIXES:
+        for t in TARGETS:
+            names = [f"{target_name(*t)}-{c}{suffix}" for c in CURRICULA]
+            if not all(by_variant.get(n) for n in names):
+                continue
+            seeds = set.intersection(*({r["seed"] for r in by_variant[n] if r.get("examples")} for n in names))
+            if not seeds:
+                continue
+            seed = min(seeds)
+            shown = [next(r for r in by_variant[n] if r["seed"] == seed)["examples"][:rows] for n in names]
+            inputs = [e["input"] for e in shown[0]]
+            if any([e["input"] for e in ex] != inputs for ex in shown):  # records of another generator version
+                continue
+            header = ["input", "target", *CURRICULA]
+            lines += [f"**{_target_text(*t)}; {SUFFIXES[suffix]}** ({profile} profile, seed {seed}): test "
+                      "programs and each model's greedy answer (right ✓, wrong ✗)", ""]  # fmt: skip
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            for i, text in enumerate(inputs):
+                answers = [f"{_code(ex[i]['greedy'])} {'✓' if ex[i]['right'] else '✗'}" for ex in shown]
+                lines.append("| " + " | ".join([_code(text), _code(shown[0][i]["target"]), *answers]) + " |")
+            lines.append("")
+    return lines
 
 
 # ----------------------------------------------------------------------------- plot
