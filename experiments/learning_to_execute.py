@@ -111,16 +111,17 @@ CPU_RECIPE = {
 # the profiles whose committed results were made before issue 15 keep the stall test they were made with
 EARLIER_STALL_RULE = {"data.stall_rule": "not-higher"}
 
-# quick: the end of training on 2 CPU cores. Sized from measurements (seed 0, 2 runs at once, one thread each,
-# other jobs on the machine, load 2.5-4): the paper's single LSTM, 2 x 96, Adam 1e-2, stood at 80% of the
-# characters of 2-digit additions after 3,000 steps, the encoder-decoder at 99% after 1,600; the encoder-decoder
-# reached 70% on 3-digit additions after 3,000 steps: so 2 digits, the encoder-decoder. Windows of 10 steps let
-# noise in the training accuracy trigger the decays before learning ends (naive: 19 decays at 2,000 steps, 89%);
-# at 20 steps every curriculum ended by the rule (test char accuracy: baseline 100%, naive 98.6%, mix 99.3%,
-# combined 99.5%) after 1,580-1,980 steps (estimate: about 1,000 steps to 95% at the target, then 28 windows of
-# 20 steps at the target: 560), 108-151 s of training, 117-161 s per run with its evaluations and test. The
-# 12 runs, 2 at a time with about 15 s to start each: about 12 x 155 / 2 = 930 s at that load, about 700 s on
-# an idle machine (1.3x the per-run rate): a margin of 3 minutes only when the machine is otherwise idle.
+# quick: the end of training on 2 CPU cores. Sized from measurements (2 runs at once, one thread each): the
+# paper's single LSTM, 2 x 96, Adam 1e-2, stood at 80% of the characters of 2-digit additions after 3,000 steps,
+# the encoder-decoder at 99% after 1,600; the encoder-decoder stood at 70% on 3-digit additions after 3,000
+# steps: so 2 digits, the encoder-decoder. Windows of 10 steps let noise in the training accuracy trigger the
+# decays long before learning ends (naive: 19 decays by 2,000 steps, 89%); at 20 steps every curriculum ends by
+# the rule. Estimate: about 1,000 steps to 95% at the target, then 28 windows of 20 steps (560): 1,600-2,000
+# steps. Measured, the whole profile at e2072ba: every run ended by the rule after 1,580-2,960 steps (mean
+# 1,985; naive seed 2 came within 40 steps of the cap), 897 s in all while other jobs shared the machine (load
+# 3.5: about 15 steps/s per run); `bench/execute_speed.py` on the quiet machine: 30.9 steps/s per run, 61.9
+# in all with 2 at once, so 12 x 1,985 steps in 6.4 minutes plus about 10 s per run of start, evaluations and
+# test: about 8 minutes, a margin of 7 (none when the machine is shared as it was).
 QUICK_OVERRIDES = {
     **CPU_RECIPE,
     "data.steps_per_epoch": 20,  # the stall rule's window (the original's: 100 steps)
@@ -372,11 +373,13 @@ def _code(text: str) -> str:
     return "<br>".join(f"`{line}`" for line in text.split("\n")) if text else "(nothing)"
 
 
-def example_table(by_variant: dict[str, list[dict]], profile: str, rows: int = 4) -> list[str]:
+def example_table(by_variant: dict[str, list[dict]], profile: str, rows: int = 6) -> list[str]:
     """Slide 39's table: the same test programs, their target and the greedy answers of the models trained
     with baseline, naive, mix and combined (one seed, the lowest all four share), one table per target (and
     model or input suffix) with runs of every curriculum. Markdown lines; nothing when no target has them.
-    Every run records its answers to the first test programs of its target (the same for every run)."""
+    Every run records its answers to the first test programs of its target (the same for every run); of
+    these the table shows, in test order, first those the four answer differently (right or wrong), then
+    the others, ``rows`` in all."""
     lines: list[str] = []
     for suffix in SUFFIXES:
         for t in TARGETS:
@@ -387,17 +390,20 @@ def example_table(by_variant: dict[str, list[dict]], profile: str, rows: int = 4
             if not seeds:
                 continue
             seed = min(seeds)
-            shown = [next(r for r in by_variant[n] if r["seed"] == seed)["examples"][:rows] for n in names]
+            shown = [next(r for r in by_variant[n] if r["seed"] == seed)["examples"] for n in names]
             inputs = [e["input"] for e in shown[0]]
             if any([e["input"] for e in ex] != inputs for ex in shown):  # records of another generator version
                 continue
+            split = [i for i in range(len(inputs)) if len({ex[i]["right"] for ex in shown}) > 1]
+            picked = sorted((split + [i for i in range(len(inputs)) if i not in split])[:rows])
             header = ["input", "target", *CURRICULA]
             lines += [f"**{_target_text(*t)}; {SUFFIXES[suffix]}** ({profile} profile, seed {seed}): test "
-                      "programs and each model's greedy answer (right ✓, wrong ✗)", ""]  # fmt: skip
+                      f"programs and each model's greedy answer (right ✓, wrong ✗); of the first {len(inputs)} "
+                      f"test programs, {len(split)} answered differently by the four, shown first", ""]  # fmt: skip
             lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            for i, text in enumerate(inputs):
+            for i in picked:
                 answers = [f"{_code(ex[i]['greedy'])} {'✓' if ex[i]['right'] else '✗'}" for ex in shown]
-                lines.append("| " + " | ".join([_code(text), _code(shown[0][i]["target"]), *answers]) + " |")
+                lines.append("| " + " | ".join([_code(inputs[i]), _code(shown[0][i]["target"]), *answers]) + " |")
             lines.append("")
     return lines
 

@@ -328,6 +328,8 @@ class ProgramExecutor(L.LightningModule):
             )
 
     # -- the final test (the test split at the target) ------------------------------------------
+    EXAMPLES = 20  # test programs whose greedy answers the record keeps: the same programs in every run of a target
+
     def on_test_epoch_start(self) -> None:
         self._test = {"correct": 0, "chars": 0, "exact": 0, "answers": 0, "loss": 0.0}
         self.examples = []
@@ -342,8 +344,8 @@ class ProgramExecutor(L.LightningModule):
         t["chars"] += int(n)
         t["exact"] += int(right.sum())
         t["answers"] += len(right)
-        if batch_idx == 0:  # a few programs with the model's greedy answers (the slide-39 table)
-            shown = self.trainer.datamodule.examples("test")[: min(6, len(right))]
+        if batch_idx == 0:  # the first test programs with the model's greedy answers (the slide-39 table)
+            shown = self.trainer.datamodule.examples("test")[: min(self.EXAMPLES, len(right))]
             for ex, p, ok in zip(shown, pred, right, strict=False):  # the batch's first rows are these
                 self.examples.append(
                     {"input": ex.input, "target": ex.target, "greedy": answer_text(p), "right": bool(ok)}

@@ -286,8 +286,8 @@ def test_claims_read_each_model_as_its_own_series():
 
 
 # ----------------------------------------------------------------------------- example predictions
-def _record(seed: int, answers: list[str], inputs=("a=3;\nprint(a+4)", "print(12+34)")) -> dict:
-    targets = ("7.", "46.")
+def _record(seed: int, answers: list[str], inputs=("a=3;\nprint(a+4)", "print(12+34)", "print(5)")) -> dict:
+    targets = ("7.", "46.", "5.")
     examples = [{"input": i, "target": t, "greedy": a, "right": a == t}
                 for i, t, a in zip(inputs, targets, answers, strict=True)]  # fmt: skip
     return {"seed": seed, "examples": examples}
@@ -297,23 +297,28 @@ def test_example_table_shows_each_curriculums_answers_to_the_same_programs():
     from experiments.learning_to_execute import example_table
 
     by_variant = {
-        "program-1x2-baseline": [_record(1, ["7.", "4."]), _record(0, ["8.", "46."])],
-        "program-1x2-naive": [_record(0, ["7.", "46."]), _record(1, ["7.", "46."])],
-        "program-1x2-mix": [_record(0, ["", "46."])],
-        "program-1x2-combined": [_record(0, ["7.", "47."])],
-        "addition-3-baseline": [_record(0, ["7.", "46."])],  # one curriculum only: no table
+        "program-1x2-baseline": [_record(1, ["7.", "4.", "5."]), _record(0, ["8.", "46.", "5."])],
+        "program-1x2-naive": [_record(0, ["7.", "46.", "5."]), _record(1, ["7.", "46.", "5."])],
+        "program-1x2-mix": [_record(0, ["7.", "46.", "5."])],
+        "program-1x2-combined": [_record(0, ["7.", "46.", "6"])],
+        "addition-3-baseline": [_record(0, ["7.", "46.", "5."])],  # one curriculum only: no table
     }
-    lines = example_table(by_variant, "quick")
+    lines = example_table(by_variant, "quick", rows=2)
     assert lines[0].startswith("**programs of length 1 (literals up to 10^1), nesting 2; one LSTM reads")
     assert "(quick profile, seed 0)" in lines[0]  # the one seed all four curricula share
-    assert lines[2:] == [
+    assert "of the first 3 test programs, 2 answered differently" in lines[0]
+    assert lines[2:] == [  # the two programs the curricula answer differently, in test order
         "| input | target | baseline | naive | mix | combined |",
         "|---|---|---|---|---|---|",
-        "| `a=3;`<br>`print(a+4)` | `7.` | `8.` ✗ | `7.` ✓ | (nothing) ✗ | `7.` ✓ |",
-        "| `print(12+34)` | `46.` | `46.` ✓ | `46.` ✓ | `46.` ✓ | `47.` ✗ |",
+        "| `a=3;`<br>`print(a+4)` | `7.` | `8.` ✗ | `7.` ✓ | `7.` ✓ | `7.` ✓ |",
+        "| `print(5)` | `5.` | `5.` ✓ | `5.` ✓ | `5.` ✓ | `6` ✗ |",
         "",
     ]
-    by_variant["program-1x2-mix"] = [_record(0, ["7.", "46."], inputs=("print(1)", "print(2)"))]
+    by_variant["program-1x2-mix"] = [_record(0, ["", "46.", "5."])]
+    rows = example_table(by_variant, "quick", rows=3)[4:7]  # all three, in test order
+    assert [r.split(" | ")[0] for r in rows] == ["| `a=3;`<br>`print(a+4)`", "| `print(12+34)`", "| `print(5)`"]
+    assert rows[0].split(" | ")[4] == "(nothing) ✗"  # mix wrote an empty answer
+    by_variant["program-1x2-mix"] = [_record(0, ["7.", "46.", "5."], inputs=("print(1)", "print(2)", "print(3)"))]
     assert example_table(by_variant, "quick") == []  # records of other programs are not set side by side
 
 
@@ -343,7 +348,8 @@ def test_smoke_run_records_curves_examples_and_a_report(data_env, tmp_path):
     assert [row["epoch"] for row in rec["history"]] == [1, 2, 3]
     assert rec["provenance"]["stopped_by_time"] is False
     assert {"val_acc", "val_exact", "level_length", "lr", "action"} <= set(rec["history"][0])
-    assert len(rec["examples"]) == 6 and all(e["target"].endswith(END) for e in rec["examples"])
+    # the first test programs with greedy answers: as many as the first test batch holds, at most 20
+    assert len(rec["examples"]) == 16 and all(e["target"].endswith(END) for e in rec["examples"])
     assert m["ended_by_lr_rule"] == 0 and m["decays"] < 28  # the smoke profile's 3-epoch cap ended it
     s2s = json.loads((runs / "program-1x2-combined-seq2seq" / "seed0" / "record.json").read_text())
     assert s2s["metrics"]["params_k"] > m["params_k"]  # separate encoder and decoder weights
