@@ -415,7 +415,7 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     with a model's greedy answers (the slide-39 table)."""
     plt = pyplot()
     targets = [target_name(*t) for t in TARGETS if any(n.startswith(target_name(*t) + "-") for n in by_variant)]
-    fig = plt.figure(figsize=(6 * max(1, len(targets)), 11))
+    fig = plt.figure(figsize=(max(9, 6 * len(targets)), 11))
     grid = fig.add_gridspec(2, max(1, len(targets)), height_ratios=[1, 1])
     for i, target in enumerate(targets):
         ax = fig.add_subplot(grid[0, i])
@@ -438,8 +438,8 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     text.axis("off")
     lines = []
     for target in targets:
-        name = f"{target}-combined"
-        if name not in by_variant:
+        name = next((f"{target}-combined{x}" for x in SUFFIXES if f"{target}-combined{x}" in by_variant), None)
+        if name is None:
             continue
         rec = min(by_variant[name], key=lambda r: r["seed"])
         lines.append(f"--- {name}, seed {rec['seed']}: test programs and the model's greedy answers ---")
