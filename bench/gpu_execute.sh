@@ -6,7 +6,9 @@
 #
 #   OUT=/tmp/out bash bench/gpu_execute.sh [seconds] [profile] [more `repro run` options]
 #
-# [seconds] (default 590) is the whole script's budget, [profile] defaults to full. Each run's training
+# [seconds] (default 590) is the whole script's budget, [profile] defaults to full. The full profile (72 runs,
+# about 60 GPU-minutes to the end of training) is run a part per session: choose its runs with --variant and
+# --seed; JOBS=N caps how many train at once (default: all the profile's). Each run's training
 # stops at the profile's own `train.max_minutes`, or earlier (a --set, which the report names) where the
 # budget leaves less. Without a git folder, set REPRO_COMMIT=<sha> so the records name the code's commit.
 # Dry run on a CPU: ACC=cpu bash bench/gpu_execute.sh 240 smoke
@@ -31,7 +33,7 @@ echo "learning-to-execute $PROFILE: $runs runs at once, training capped at $cap 
 
 share_gpu
 timeout -k 10 $(($(left) - 20)) python3 -m experiments run learning-to-execute --profile "$PROFILE" \
-    --accelerator "$ACC" --precision 32-true --wandb off --no-report --jobs "$runs" "${sets[@]}" "$@" 2>&1 |
+    --accelerator "$ACC" --precision 32-true --wandb off --no-report --jobs "${JOBS:-$runs}" "${sets[@]}" "$@" 2>&1 |
     tee "$OUT/learning-to-execute.log"
 unshare_gpu
 pack_runs

@@ -153,6 +153,25 @@ def test_a_stall_in_training_accuracy_also_raises_the_level():
     assert c.level == (3, 1)
 
 
+def test_the_original_stall_test_needs_a_lower_accuracy_patience_evaluations_back():
+    """main.lua 285-298: a stall when the training accuracy is lower than the one recorded 5 evaluations back
+    (a tie at 100% counts too); the record restarts at each change with the accuracy that made it."""
+    lower, not_higher = (Curriculum(_cfg(stall_rule=r)) for r in ("lower", "not-higher"))
+    accs = (0.50, 0.60, 0.60, 0.60, 0.60)
+    assert [lower.update(0.1, a) for a in accs] == [""] * 5
+    assert [not_higher.update(0.1, a) for a in accs] == [""] * 5
+    assert lower.update(0.1, 0.50) == ""  # a tie with 5 back (0.50) is no stall ...
+    assert not_higher.update(0.1, 0.50) == "harder"  # ... under the suite's earlier test it was
+    assert lower.update(0.1, 0.59) == "harder" and lower.train_accs == [0.59]  # 0.60 five back is higher
+    # after the change, the first test comes 5 evaluations later, against the accuracy that made the change
+    assert [lower.update(0.1, a) for a in (0.1, 0.2, 0.3, 0.4)] == [""] * 4
+    assert lower.update(0.1, 0.58) == "harder"  # 0.58 < 0.59, the first entry of the restarted record
+    memorized = Curriculum(_cfg())
+    assert [memorized.update(0.5, 1.0) for _ in range(6)] == [""] * 5 + ["harder"]  # a 100% plateau is a stall
+    with pytest.raises(ValueError, match="stall_rule"):
+        _cfg(stall_rule="never").validate()
+
+
 def test_addition_has_one_nesting_level():
     c = Curriculum(_cfg(task="addition", length=2, nesting=3))
     assert c.target == (2, 1)
@@ -206,14 +225,18 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
         cfg.data = _cfg(length=2, nesting=2, curriculum="combined", batch_size=8, steps_per_epoch=3, val_size=8,
                         test_size=8, eval_batch_size=8, advance_accuracy=0.01)  # fmt: skip
         cfg.model.hidden = 8
+        cfg.optim.stop_lr = 0.35  # 0.5 -> 0.4 -> 0.32: the second decay ends training
         torch.manual_seed(0)
         return build(cfg, seed=0)
 
-    whole, resumed = train_whole_and_resumed(make, stop=2, epochs=5, tmp_path=tmp_path)
+    whole, resumed = train_whole_and_resumed(make, stop=2, epochs=9, tmp_path=tmp_path)
     levels = [(r["level_length"], r["level_nesting"]) for r in whole.history]
     assert levels == [(1, 1), (2, 1), (1, 2), (2, 2), (2, 2)]  # the level rose after every evaluation
     assert [r["action"] for r in whole.history] == ["harder"] * 3 + ["decay"] * 2
     assert whole.history[-1]["lr"] == pytest.approx(0.5 * 0.8)  # logged before this epoch's decay
+    # the learning-rate rule, not the 9-epoch cap, ended both runs
+    assert whole.ended_by_lr_rule and resumed.ended_by_lr_rule and len(resumed.history) == 5
+    assert whole.summary()["decays"] == 2 and whole.summary()["ended_by_lr_rule"] == 1
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in whole.history]
     assert [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.history] == strip
     assert resumed.curriculum.level == whole.curriculum.level == (2, 2)
@@ -227,7 +250,7 @@ def _results(acc: dict[str, list[float]]) -> Results:
 
 def test_claims_pool_targets_and_seeds():
     exp = get("learning-to-execute")
-    beats_baseline, beats_naive, beats_mix, naive_worse = (c.check for c in exp.claims)
+    beats_baseline, beats_naive, beats_mix, naive_worse, exact_baseline, exact_naive = (c.check for c in exp.claims)
     acc = {}
     for t in ("program-1x2", "addition-3"):
         acc.update({f"{t}-baseline": [0.5, 0.6, 0.7], f"{t}-naive": [0.4, 0.5, 0.6]})
@@ -242,6 +265,76 @@ def test_claims_pool_targets_and_seeds():
     acc["program-1x2-naive"] = [0.6, 0.7, 0.8]  # better at every target
     assert naive_worse(_results(acc)).status == "contradicted"
     assert beats_baseline(_results({})).status == "inconclusive"
+    # whole answers are a second measure, read from their own metric
+    exact = {name: {"test_exact": dict(enumerate(v))} for name, v in acc.items()}
+    exact["addition-3-combined"]["test_exact"] = {0: 0.0, 1: 0.0, 2: 0.0}
+    exact["program-1x2-combined"]["test_exact"] = {0: 0.0, 1: 0.0, 2: 0.0}
+    assert exact_baseline(Results(exact)).status == "inconclusive"  # no runs with test_acc: no series
+    both = Results({n: {**_results(acc).values[n], **exact[n]} for n in acc})
+    assert exact_baseline(both).status == "contradicted" and "whole answers" in exact_baseline(both).statistic
+
+
+def test_claims_read_each_model_as_its_own_series():
+    """The quick profile's encoder-decoder runs (<target>-<curriculum>-seq2seq) form a series of their own."""
+    beats_baseline = get("learning-to-execute").claims[0].check
+    acc = {f"addition-2-{c}-seq2seq": [0.9, 0.95, 0.97] for c in ("baseline", "naive", "mix")}
+    acc["addition-2-combined-seq2seq"] = [0.92, 0.98, 1.0]
+    acc["addition-2-combined"] = [0.1, 0.1, 0.1]  # one curriculum of the single-LSTM series: not a series
+    verdict = beats_baseline(_results(acc))
+    assert verdict.status == "supported" and "over 3 (target, seed) pairs" in verdict.statistic
+    assert "addition-2-seq2seq/s0 +2.0" in verdict.statistic
+
+
+# ----------------------------------------------------------------------------- example predictions
+def _record(seed: int, answers: list[str], inputs=("a=3;\nprint(a+4)", "print(12+34)", "print(5)")) -> dict:
+    targets = ("7.", "46.", "5.")
+    examples = [{"input": i, "target": t, "greedy": a, "right": a == t}
+                for i, t, a in zip(inputs, targets, answers, strict=True)]  # fmt: skip
+    return {"seed": seed, "examples": examples}
+
+
+def test_example_table_shows_each_curriculums_answers_to_the_same_programs():
+    from experiments.learning_to_execute import example_table
+
+    by_variant = {
+        "program-1x2-baseline": [_record(1, ["7.", "4.", "5."]), _record(0, ["8.", "46.", "5."])],
+        "program-1x2-naive": [_record(0, ["7.", "46.", "5."]), _record(1, ["7.", "46.", "5."])],
+        "program-1x2-mix": [_record(0, ["7.", "46.", "5."])],
+        "program-1x2-combined": [_record(0, ["7.", "46.", "6"])],
+        "addition-3-baseline": [_record(0, ["7.", "46.", "5."])],  # one curriculum only: no table
+    }
+    lines = example_table(by_variant, "quick", rows=2)
+    assert lines[0].startswith("**programs of length 1 (literals up to 10^1), nesting 2; one LSTM reads")
+    assert "(quick profile, seed 0)" in lines[0]  # the one seed all four curricula share
+    assert "of the first 3 test programs, 2 answered differently" in lines[0]
+    assert lines[2:] == [  # the two programs the curricula answer differently, in test order
+        "| input | target | baseline | naive | mix | combined |",
+        "|---|---|---|---|---|---|",
+        "| `a=3;`<br>`print(a+4)` | `7.` | `8.` ✗ | `7.` ✓ | `7.` ✓ | `7.` ✓ |",
+        "| `print(5)` | `5.` | `5.` ✓ | `5.` ✓ | `5.` ✓ | `6` ✗ |",
+        "",
+    ]
+    by_variant["program-1x2-mix"] = [_record(0, ["", "46.", "5."])]
+    rows = example_table(by_variant, "quick", rows=3)[4:7]  # all three, in test order
+    assert [r.split(" | ")[0] for r in rows] == ["| `a=3;`<br>`print(a+4)`", "| `print(12+34)`", "| `print(5)`"]
+    assert rows[0].split(" | ")[4] == "(nothing) ✗"  # mix wrote an empty answer
+    by_variant["program-1x2-mix"] = [_record(0, ["7.", "46.", "5."], inputs=("print(1)", "print(2)", "print(3)"))]
+    assert example_table(by_variant, "quick") == []  # records of other programs are not set side by side
+
+
+def test_profiles_made_before_the_original_stall_rule_resolve_as_they_were_run():
+    """The committed full (now full-8k), gpu-short and long tables came from these configs."""
+    exp = get("learning-to-execute")
+    old_full = exp.resolve("addition-9-combined", "full-8k")
+    assert (old_full.data.stall_rule, old_full.train.max_epochs, old_full.train.max_minutes) == ("not-higher", 80, 8.0)
+    assert (old_full.data.steps_per_epoch, old_full.optim.lr, old_full.model.hidden) == (100, 0.5, 400)
+    assert exp.variant_names("full-8k")[-1] == "program-6x3-combined-seq2seq" and exp.profile("full-8k").seeds == 1
+    short = exp.resolve("program-4x2-naive", "gpu-short")
+    assert (short.data.stall_rule, short.train.max_epochs, short.train.max_minutes) == ("not-higher", 200, 2.0)
+    assert exp.resolve("addition-3-mix", "long").data.stall_rule == "not-higher"
+    new = exp.resolve("addition-9-combined-reverse", "full")
+    assert new.data.stall_rule == "lower" and new.data.reverse and not new.data.double
+    assert exp.resolve("addition-2-naive-seq2seq", "quick").model.kind == "seq2seq"
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -255,9 +348,16 @@ def test_smoke_run_records_curves_examples_and_a_report(data_env, tmp_path):
     assert [row["epoch"] for row in rec["history"]] == [1, 2, 3]
     assert rec["provenance"]["stopped_by_time"] is False
     assert {"val_acc", "val_exact", "level_length", "lr", "action"} <= set(rec["history"][0])
-    assert len(rec["examples"]) == 6 and all(e["target"].endswith(END) for e in rec["examples"])
+    # the first test programs with greedy answers: as many as the first test batch holds, at most 20
+    assert len(rec["examples"]) == 16 and all(e["target"].endswith(END) for e in rec["examples"])
+    assert m["ended_by_lr_rule"] == 0 and m["decays"] < 28  # the smoke profile's 3-epoch cap ended it
     s2s = json.loads((runs / "program-1x2-combined-seq2seq" / "seed0" / "record.json").read_text())
     assert s2s["metrics"]["params_k"] > m["params_k"]  # separate encoder and decoder weights
+    # every run answered the same test programs: the example table sets them side by side
+    inputs = [e["input"] for e in rec["examples"]]
+    for other in ("baseline", "naive", "mix", "combined-seq2seq"):
+        r = json.loads((runs / f"program-1x2-{other}" / "seed0" / "record.json").read_text())
+        assert [e["input"] for e in r["examples"]] == inputs
     md = (tmp_path / "results" / "learning-to-execute-smoke.md").read_text()
     assert "combined curriculum beats" in md and "whole answers right" in md
 
