@@ -39,6 +39,7 @@ ELASTIC_SIGMA = 4.0
 # the Gaussian noise's std 0.1 does, while leaving nearly all of it intact.
 PIXEL_FLIP_PROB = 0.05
 
+
 @dataclass
 class ImageDataConfig:
     dataset: str = "cifar10"  # cifar10 | mnist
@@ -77,6 +78,7 @@ class ImageDataConfig:
         if not 0 <= self.pixel_flip_prob <= 1:
             raise ValueError("pixel_flip_prob must be in [0, 1]")
 
+
 @dataclass
 class TextDataConfig:
     dataset: str = "tinyshakespeare"
@@ -110,6 +112,7 @@ class TextDataConfig:
             raise ValueError("chunks_per_epoch, train_chars, val_chars and holdout_chars must be >= 0")
         if min(self.window_len, self.windows, self.window_batch_size) < 1:
             raise ValueError("window_len, windows and window_batch_size must be >= 1")
+
 
 RECALL_GUESS_MSE = 1 / 3  # Var(U[-1, 1]): the MSE of predicting 0, the best constant
 
@@ -157,6 +160,7 @@ class TinyRNNConfig:
         if self.lr <= 0 or not 0 < self.final_lr_fraction <= 1 or self.init_scale <= 0:
             raise ValueError("need lr > 0, 0 < final_lr_fraction <= 1, init_scale > 0")
 
+
 ADDING_GUESS_MSE = 1 / 6  # Var(x1 + x2) for x1, x2 ~ U[0, 1]: the MSE of predicting the mean, 1
 
 
@@ -174,6 +178,7 @@ class AddingConfig:
         if min(self.batch_size, self.steps_per_epoch, self.test_size, self.eval_batch_size) < 1:
             raise ValueError("batch_size, steps_per_epoch, test_size and eval_batch_size must be >= 1")
 
+
 @dataclass
 class PolyConfig:
     degree: int = 9
@@ -188,3 +193,56 @@ class PolyConfig:
             raise ValueError("degree and l2 must be >= 0")
         if self.n_train < 1 or self.n_test < 1 or self.noise_std < 0:
             raise ValueError("need n_train >= 1, n_test >= 1, noise_std >= 0")
+
+
+# ----------------------------------------------------------------------------- Learning to Execute
+CURRICULA = ("baseline", "naive", "mix", "combined")
+
+
+STALL_RULES = ("lower", "not-higher")
+
+
+@dataclass
+class ProgramDataConfig:
+    task: str = "program"  # program | addition | copy
+    length: int = 6  # the target length: literals up to 10**length (digits, for addition and copy)
+    nesting: int = 3  # the target nesting: operations chained (1 for addition and copy)
+    curriculum: str = "combined"
+    mix_share: float = 0.2  # combined: the share of examples drawn from mix
+    reverse: bool = False  # the paper's input reversal
+    double: bool = False  # the paper's input doubling
+    batch_size: int = 100
+    steps_per_epoch: int = 100  # an epoch = this many fresh batches, then an evaluation
+    val_size: int = 1000  # validation programs per level (the current one and the target)
+    test_size: int = 2000  # test programs at the target
+    eval_batch_size: int = 500
+    advance_accuracy: float = 0.95  # raise the level when validation accuracy exceeds this
+    patience: int = 5  # ... or when training accuracy is lower than this many evaluations ago
+    stall_rule: str = "lower"  # lower: the original's test (and a 100% plateau); not-higher: the suite's earlier
+    # 0: the characters as they are; k > 0: every character but padding, GO and the end mark replaced by another,
+    # the same way in every program, input and answer alike (a permutation drawn from k): slide 38's scrambled text
+    scramble: int = 0
+
+    def validate(self) -> None:
+        if self.curriculum not in CURRICULA:
+            raise ValueError(f"curriculum must be one of {', '.join(CURRICULA)}")
+        from datamodules.programs import check_difficulty  # (numpy: imported when a config is checked)
+
+        try:
+            check_difficulty(self.task, self.length, self.nesting)
+        except Exception as e:  # ReproError: one line saying what is wrong
+            raise ValueError(str(e)) from None
+        if not 0 <= self.mix_share <= 1 or not 0 < self.advance_accuracy <= 1:
+            raise ValueError("mix_share must be in [0, 1] and advance_accuracy in (0, 1]")
+        if min(self.batch_size, self.steps_per_epoch, self.val_size, self.test_size, self.eval_batch_size) < 1:
+            raise ValueError("batch and set sizes must be >= 1")
+        if self.patience < 1:
+            raise ValueError("patience must be >= 1")
+        if self.scramble < 0:
+            raise ValueError("scramble must be >= 0 (0: plain characters)")
+        if self.stall_rule not in STALL_RULES:
+            raise ValueError(f"stall_rule must be one of {', '.join(STALL_RULES)}")
+
+    @property
+    def target_nesting(self) -> int:
+        return self.nesting if self.task == "program" else 1

@@ -49,58 +49,18 @@ from __future__ import annotations
 import hashlib
 import inspect
 import random
-from dataclasses import dataclass
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from datamodules import programs
-from datamodules.programs import GO, Example, check_difficulty, draw, encode, encode_many, transform_input
+from datamodules.base import RecordedDataModule
+from datamodules.batches import StreamBatches, epoch_of
+from datamodules.configs import ProgramDataConfig
+from datamodules.programs import GO, SPLITS, Example, draw, encode, encode_many, scramble_table, transform_input
 
-CURRICULA = ("baseline", "naive", "mix", "combined")
-SPLITS = {"train": 0, "val": 1, "test": 2}
-STALL_RULES = ("lower", "not-higher")
-
-
-@dataclass
-class ProgramDataConfig:
-    task: str = "program"  # program | addition | copy
-    length: int = 6  # the target length: literals up to 10**length (digits, for addition and copy)
-    nesting: int = 3  # the target nesting: operations chained (1 for addition and copy)
-    curriculum: str = "combined"
-    mix_share: float = 0.2  # combined: the share of examples drawn from mix
-    reverse: bool = False  # the paper's input reversal
-    double: bool = False  # the paper's input doubling
-    batch_size: int = 100
-    steps_per_epoch: int = 100  # an epoch = this many fresh batches, then an evaluation
-    val_size: int = 1000  # validation programs per level (the current one and the target)
-    test_size: int = 2000  # test programs at the target
-    eval_batch_size: int = 500
-    advance_accuracy: float = 0.95  # raise the level when validation accuracy exceeds this
-    patience: int = 5  # ... or when training accuracy is lower than this many evaluations ago
-    stall_rule: str = "lower"  # lower: the original's test (and a 100% plateau); not-higher: the suite's earlier
-
-    def validate(self) -> None:
-        if self.curriculum not in CURRICULA:
-            raise ValueError(f"curriculum must be one of {', '.join(CURRICULA)}")
-        try:
-            check_difficulty(self.task, self.length, self.nesting)
-        except Exception as e:  # ReproError: one line saying what is wrong
-            raise ValueError(str(e)) from None
-        if not 0 <= self.mix_share <= 1 or not 0 < self.advance_accuracy <= 1:
-            raise ValueError("mix_share must be in [0, 1] and advance_accuracy in (0, 1]")
-        if min(self.batch_size, self.steps_per_epoch, self.val_size, self.test_size, self.eval_batch_size) < 1:
-            raise ValueError("batch and set sizes must be >= 1")
-        if self.patience < 1:
-            raise ValueError("patience must be >= 1")
-        if self.stall_rule not in STALL_RULES:
-            raise ValueError(f"stall_rule must be one of {', '.join(STALL_RULES)}")
-
-    @property
-    def target_nesting(self) -> int:
-        return self.nesting if self.task == "program" else 1
+TRAIN_STREAM = 7  # the training programs' stream (stream ids apart from the other data modules')
 
 
 class Curriculum:
@@ -158,11 +118,16 @@ class Curriculum:
         self.train_accs = list(state["train_accs"])
 
 
-def collate(examples: list[Example], reverse: bool = False, double: bool = False) -> dict[str, torch.Tensor]:
+def collate(
+    examples: list[Example], reverse: bool = False, double: bool = False, scramble: np.ndarray | None = None
+) -> dict[str, torch.Tensor]:
     """Examples -> the padded tensors described in the module docstring (laid out with numpy masks: a
-    training step waits for its batch, so this is kept fast)."""
+    training step waits for its batch, so this is kept fast). ``scramble``: a table of ids the characters are
+    replaced by (see ``programs.scramble_table``)."""
     src_ids, src_len = encode_many([transform_input(e.input, reverse, double) for e in examples])
     tgt_ids, tgt_len = encode_many([e.target for e in examples])
+    if scramble is not None:
+        src_ids, tgt_ids = scramble[src_ids], scramble[tgt_ids]
     b, s, t = len(examples), int(src_len.max()), int(tgt_len.max())
     cols = np.arange(s + 1 + t)
     x_end, y_start, y_end = src_len[:, None], src_len[:, None] + 1, (src_len + 1 + tgt_len)[:, None]
@@ -188,38 +153,23 @@ def collate(examples: list[Example], reverse: bool = False, double: bool = False
     }
 
 
-class ProgramBatches:
-    """One epoch of ``steps`` fresh training batches (an iterable the Trainer uses as its dataloader).
-    With several ranks (DDP), each rank draws its own programs: rank 0 those of a single-device run."""
-
-    def __init__(self, cfg: ProgramDataConfig, curriculum: Curriculum, seed: int, epoch_fn=lambda: 0, rank: int = 0):
-        self.cfg, self.curriculum, self.seed, self.epoch_fn, self.rank = cfg, curriculum, seed, epoch_fn, rank
-
-    def __len__(self) -> int:
-        return self.cfg.steps_per_epoch
-
-    def __iter__(self):
-        cfg = self.cfg
-        stream = self.seed * 1_000_003 + self.epoch_fn()
-        rng = random.Random(stream if self.rank == 0 else f"{stream}/rank{self.rank}")
-        for _ in range(cfg.steps_per_epoch):
-            levels = [self.curriculum.difficulty(rng) for _ in range(cfg.batch_size)]
-            batch = [draw(cfg.task, length, nesting, rng, SPLITS["train"]) for length, nesting in levels]
-            yield collate(batch, cfg.reverse, cfg.double)
-
-
 def fixed_set(cfg: ProgramDataConfig, split: str, length: int, nesting: int, size: int) -> list[Example]:
     """The same programs for every run and seed: seeded by the split and the difficulty only."""
     rng = random.Random(f"{cfg.task}/{split}/{length}/{nesting}")
-    return [draw(cfg.task, length, nesting, rng, SPLITS[split]) for _ in range(size)]
+    return [draw(cfg.task, length, nesting, rng, SPLITS.index(split)) for _ in range(size)]
 
 
 def batched(cfg: ProgramDataConfig, examples: list[Example]) -> list[dict[str, torch.Tensor]]:
-    n = cfg.eval_batch_size
-    return [collate(examples[i : i + n], cfg.reverse, cfg.double) for i in range(0, len(examples), n)]
+    n, table = cfg.eval_batch_size, scramble_table(cfg.scramble) if cfg.scramble else None
+    return [collate(examples[i : i + n], cfg.reverse, cfg.double, table) for i in range(0, len(examples), n)]
 
 
-class ProgramDataModule(L.LightningDataModule):
+class ProgramDataModule(RecordedDataModule):
+    """Fresh programs every step (each rank draws its own share of a step's batch) from the curriculum, and
+    fixed validation and test programs."""
+
+    shards = True
+
     def __init__(self, cfg: ProgramDataConfig, seed: int = 0):
         super().__init__()
         cfg.validate()
@@ -236,10 +186,19 @@ class ProgramDataModule(L.LightningDataModule):
             self._sets[key] = fixed_set(self.cfg, split, length, nesting, size)
         return self._sets[key]
 
+    def draw_batch(self, rng: random.Random, n: int) -> dict[str, torch.Tensor]:
+        """``n`` training programs, each at a difficulty the curriculum chooses, as one batch."""
+        cfg, table = self.cfg, scramble_table(self.cfg.scramble) if self.cfg.scramble else None
+        levels = [self.curriculum.difficulty(rng) for _ in range(n)]
+        examples = [draw(cfg.task, length, nesting, rng, SPLITS.index("train")) for length, nesting in levels]
+        return collate(examples, cfg.reverse, cfg.double, table)
+
     def train_dataloader(self):
-        t = self.trainer
-        epoch_fn = (lambda: t.current_epoch) if t is not None else (lambda: 0)
-        return ProgramBatches(self.cfg, self.curriculum, self.seed, epoch_fn, t.global_rank if t is not None else 0)
+        rank, _ = self.rank_world()
+        c = self.cfg
+        return StreamBatches(self.draw_batch, steps=c.steps_per_epoch, batch_size=self.per_rank(c.batch_size),
+                             seed=self.seed, stream=TRAIN_STREAM, epoch_fn=epoch_of(self), rank=rank,
+                             make_rng=random.Random)  # fmt: skip
 
     def test_dataloader(self):
         # a DataLoader over the ready-made batches (a bare list would read as several dataloaders)
@@ -253,7 +212,7 @@ class ProgramDataModule(L.LightningDataModule):
             "task": c.task,
             "target": {"length": c.length, "nesting": c.target_nesting},
             "curriculum": c.curriculum,
-            "input": {"reverse": c.reverse, "double": c.double},
+            "input": {"reverse": c.reverse, "double": c.double, "scramble": c.scramble},
             "fingerprint": hashlib.sha256(source).hexdigest()[:16],  # changes with the generator
             "val_size": c.val_size,
             "test_size": c.test_size,

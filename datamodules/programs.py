@@ -45,7 +45,6 @@ never the target. ``random.Random(seed)`` makes everything deterministic.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass
 
@@ -96,6 +95,16 @@ def encode_many(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         for text in texts:
             encode(text)
     return ids.astype(np.int64), lengths
+
+
+def scramble_table(seed: int) -> np.ndarray:
+    """A fixed permutation of the character ids (a lookup table, ``table[id]``) drawn from ``seed``: every
+    character but padding, GO and the end mark goes to another one. The identity for seed 0."""
+    table = np.arange(len(VOCAB))
+    if seed:
+        movable = np.array([i for i, c in enumerate(VOCAB) if c not in (PAD, GO, END)])
+        table[movable] = movable[np.random.default_rng(seed).permutation(len(movable))]
+    return table
 
 
 def decode(ids) -> str:
@@ -250,20 +259,3 @@ def draw(task: str, length: int, nesting: int, rng: random.Random, split: int) -
         f"no {SPLITS[split]} example of task {task} at length {length}, nesting {nesting} in {MAX_TRIES} draws: "
         "too few distinct inputs at this difficulty"
     )
-
-
-# ----------------------------------------------------------------------------- `repro programs`
-def programs_command(args) -> int:
-    """Print ``args.count`` examples of ``args.split`` as JSON lines {"input": ..., "target": ...}."""
-    if args.split not in SPLITS:
-        raise ReproError(unknown_name("split", args.split, list(SPLITS)))
-    if args.count < 1:
-        raise ReproError(f"--count must be >= 1, got {args.count}")
-    if args.seed < 0:
-        raise ReproError(f"--seed must be >= 0, got {args.seed}")
-    check_difficulty(args.task, args.length, args.nesting)
-    rng, split = random.Random(args.seed), SPLITS.index(args.split)
-    for _ in range(args.count):
-        ex = draw(args.task, args.length, args.nesting, rng, split)
-        print(json.dumps({"input": ex.input, "target": ex.target}))
-    return 0

@@ -213,6 +213,28 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_programs(args) -> int:
+    """Print ``args.count`` examples of ``args.split`` as JSON lines {"input": ..., "target": ...}."""
+    import json
+    import random
+
+    from datamodules.errors import unknown_name
+    from datamodules.programs import SPLITS, check_difficulty, draw
+
+    if args.split not in SPLITS:
+        raise ReproError(unknown_name("split", args.split, list(SPLITS)))
+    if args.count < 1:
+        raise ReproError(f"--count must be >= 1, got {args.count}")
+    if args.seed < 0:
+        raise ReproError(f"--seed must be >= 0, got {args.seed}")
+    check_difficulty(args.task, args.length, args.nesting)
+    rng, split = random.Random(args.seed), SPLITS.index(args.split)
+    for _ in range(args.count):
+        ex = draw(args.task, args.length, args.nesting, rng, split)
+        print(json.dumps({"input": ex.input, "target": ex.target}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -225,9 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sample":
             return cmd_sample(args)
         if args.command == "programs":
-            from datamodules.programs import programs_command
-
-            return programs_command(args)
+            return cmd_programs(args)
         return cmd_show(args)
     except ReproError as e:
         print(f"repro: error: {e}", file=sys.stderr)

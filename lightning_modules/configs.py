@@ -227,3 +227,40 @@ SUMMING_OUTPUTS = (2.0, 1.5, 2.5, 3.5)
 
 
 COMPARING_INPUTS = ((2.0, 1.0), (-0.5, 1.0), (1.0, -1.0), (1.0, 3.0))  # (input 1, input 2) at each step
+
+
+# ----------------------------------------------------------------------------- Learning to Execute
+EXECUTE_KINDS = ("lstm", "seq2seq")
+
+
+@dataclass
+class ExecuteModelConfig:
+    kind: str = "lstm"  # lstm: one LSTM reads, then writes (the paper); seq2seq: encoder + decoder
+    hidden: int = 400
+    layers: int = 2
+    embed: int = 0  # 0: as wide as the LSTM (the original's Embedding(vocab, rnn_size))
+    init_scale: float = 0.08  # every weight uniform in [-init_scale, init_scale]
+    dropout: float = 0.0  # between LSTM layers (the original code had 0.5 on each layer's input)
+
+    def validate(self) -> None:
+        if self.kind not in EXECUTE_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(EXECUTE_KINDS)}")
+        if self.hidden < 1 or self.layers < 1 or self.embed < 0 or self.init_scale <= 0:
+            raise ValueError("hidden and layers must be >= 1, embed >= 0, init_scale > 0")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("dropout must be in [0, 1)")
+
+
+@dataclass
+class ExecuteOptimConfig:
+    optimizer: str = "sgd"  # sgd (the paper) | adam
+    lr: float = 0.5
+    clip_norm: float = 5.0  # global gradient norm clipping (0: off)
+    decay: float = 0.8  # lr *= decay whenever the curriculum is at its target and progress stalls
+    stop_lr: float = 1e-3  # the original's end of training (28 decays from 0.5): stop once the lr falls below this
+
+    def validate(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError("optimizer must be sgd or adam")
+        if self.lr <= 0 or self.clip_norm < 0 or not 0 < self.decay <= 1 or self.stop_lr < 0:
+            raise ValueError("lr > 0, clip_norm >= 0, decay in (0, 1], stop_lr >= 0")

@@ -33,51 +33,17 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
-import lightning as L
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from datamodules.execute import Curriculum, ProgramDataConfig, batched
-from datamodules.programs import END, GO, VOCAB, decode, encode
-
-KINDS = ("lstm", "seq2seq")
-
-
-@dataclass
-class ExecuteModelConfig:
-    kind: str = "lstm"  # lstm: one LSTM reads, then writes (the paper); seq2seq: encoder + decoder
-    hidden: int = 400
-    layers: int = 2
-    embed: int = 0  # 0: as wide as the LSTM (the original's Embedding(vocab, rnn_size))
-    init_scale: float = 0.08  # every weight uniform in [-init_scale, init_scale]
-    dropout: float = 0.0  # between LSTM layers (the original code had 0.5 on each layer's input)
-
-    def validate(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-        if self.hidden < 1 or self.layers < 1 or self.embed < 0 or self.init_scale <= 0:
-            raise ValueError("hidden and layers must be >= 1, embed >= 0, init_scale > 0")
-        if not 0 <= self.dropout < 1:
-            raise ValueError("dropout must be in [0, 1)")
-
-
-@dataclass
-class ExecuteOptimConfig:
-    optimizer: str = "sgd"  # sgd (the paper) | adam
-    lr: float = 0.5
-    clip_norm: float = 5.0  # global gradient norm clipping (0: off)
-    decay: float = 0.8  # lr *= decay whenever the curriculum is at its target and progress stalls
-    stop_lr: float = 1e-3  # the original's end of training (28 decays from 0.5): stop once the lr falls below this
-
-    def validate(self) -> None:
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError("optimizer must be sgd or adam")
-        if self.lr <= 0 or self.clip_norm < 0 or not 0 < self.decay <= 1 or self.stop_lr < 0:
-            raise ValueError("lr > 0, clip_norm >= 0, decay in (0, 1], stop_lr >= 0")
+from datamodules.programs import END, GO, VOCAB, decode, encode, scramble_table
+from lightning_modules.base import RecordedModule
+from lightning_modules.configs import ExecuteModelConfig, ExecuteOptimConfig
 
 
 # ----------------------------------------------------------------------------- the networks
@@ -185,7 +151,7 @@ def answer_text(ids) -> str:
 
 
 # ----------------------------------------------------------------------------- the LightningModule
-class ProgramExecutor(L.LightningModule):
+class ProgramExecutor(RecordedModule):
     """Teacher-forced training on generated programs, an evaluation and a curriculum step every epoch."""
 
     def __init__(
@@ -194,19 +160,18 @@ class ProgramExecutor(L.LightningModule):
         super().__init__()
         self.cfg, self.optim, self.data_cfg, self.curriculum = model, optim, data, curriculum
         self.net = build_execute_net(model)
-        self.automatic_optimization = False  # clipping, lr decay and divergence handled in training_step
-        self.history: list[dict] = []
+        # manual: the learning rate decays by the curriculum's stall rule, not by a scheduler, and the step's
+        # statistics stay on the device
+        self.automatic_optimization = False
         self.final: dict[str, float] = {}
         self.examples: list[dict] = []
         self.steps = 0
         self.train_chars = 0  # characters read (inputs, GO, answers) in training steps
-        self.train_seconds = 0.0  # training epochs' wall time, drawing the batches included; evaluations not
-        self.diverged = False
+        self.step_seconds = 0.0  # training epochs' wall time, drawing the batches included; evaluations not
         self.reached_target_epoch = 0  # the epoch after which the level first equalled the target
         self.ended_by_lr_rule = False  # the lr fell below stop_lr (else a cap, or a divergence, ended training)
         self._epoch = torch.zeros(len(self._STATS), dtype=torch.float64)  # this epoch's sums of _STATS
         self._epoch_steps = 0
-        self._epoch_start = 0.0
 
     def _loss(self, batch: dict):
         """Summed cross-entropy over the answer characters, and how many were predicted right, of how many:
@@ -226,9 +191,9 @@ class ProgramExecutor(L.LightningModule):
     _STATS = ("loss", "correct", "chars", "norm", "clipped", "read")  # read: characters read (input, GO, answer)
 
     def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
         self._epoch = torch.zeros(len(self._STATS), dtype=torch.float64, device=self.device)
         self._epoch_steps = 0
-        self._epoch_start = time.perf_counter()
 
     def training_step(self, batch, batch_idx):
         if self.diverged:
@@ -239,7 +204,7 @@ class ProgramExecutor(L.LightningModule):
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         limit = self.optim.clip_norm or math.inf
-        norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), limit)
+        norm = self.clip_gradient_norm(opt, self.optim.clip_norm)
         opt.step()  # a non-finite norm spoils the weights, but the run is then over (see below)
         read = (batch["seq"] != 0).sum()
         self._epoch += torch.stack([t.double() for t in (loss_sum.detach(), correct, count, norm, norm > limit, read)])
@@ -251,9 +216,10 @@ class ProgramExecutor(L.LightningModule):
         return None
 
     def _check_finite(self) -> bool:
-        if not self.diverged and not math.isfinite(float(self._epoch[self._STATS.index("norm")])):
-            self.diverged = True  # a non-finite loss or gradient: record the divergence, stop the run
-            self.trainer.should_stop = True
+        """A non-finite gradient norm (or an exploded loss) this epoch: the run is marked diverged and stops."""
+        stats = dict(zip(self._STATS, self._epoch.tolist(), strict=True))
+        if not self.diverged and self.check_loss(stats["norm"], limit=math.inf):
+            self.check_loss(stats["loss"] / max(1.0, stats["chars"]))  # the mean loss per answer character
         return not self.diverged
 
     @torch.no_grad()
@@ -279,7 +245,7 @@ class ProgramExecutor(L.LightningModule):
         if self.diverged or not self._epoch_steps:
             return
         finite = self._check_finite()  # waits for the epoch's last step: the time below is the GPU's too
-        self.train_seconds += time.perf_counter() - self._epoch_start
+        self.step_seconds += time.perf_counter() - self._epoch_start
         if not finite:
             return
         # every rank's sums (DDP), so that all ranks take the same curriculum step
@@ -304,7 +270,6 @@ class ProgramExecutor(L.LightningModule):
         if self.curriculum.level == self.curriculum.target and not self.reached_target_epoch:
             self.reached_target_epoch = self.current_epoch + 1
         row = {
-            "epoch": self.current_epoch + 1,
             "steps": self.steps,
             "train_loss": e["loss"] / e["chars"],
             "train_acc": train_acc,
@@ -318,14 +283,9 @@ class ProgramExecutor(L.LightningModule):
             "grad_norm": e["norm"] / steps,  # the same on every rank: gradients are averaged before clipping
             "clipped_fraction": e["clipped"] / steps,
             "action": action,
-            "seconds": self.train_seconds,
         }
-        self.history.append(row)
         self.log("val/acc", target["acc"], prog_bar=True)
-        for logger in self.loggers:
-            logger.log_metrics(
-                {f"epoch/{k}": v for k, v in row.items() if isinstance(v, (int, float))}, step=self.global_step
-            )
+        self.end_epoch(row)
 
     # -- the final test (the test split at the target) ------------------------------------------
     EXAMPLES = 20  # test programs whose greedy answers the record keeps: the same programs in every run of a target
@@ -346,6 +306,8 @@ class ProgramExecutor(L.LightningModule):
         t["answers"] += len(right)
         if batch_idx == 0:  # the first test programs with the model's greedy answers (the slide-39 table)
             shown = self.trainer.datamodule.examples("test")[: min(self.EXAMPLES, len(right))]
+            if self.data_cfg.scramble:  # the answers in plain characters, as the targets are shown
+                pred = torch.as_tensor(np.argsort(scramble_table(self.data_cfg.scramble)), device=pred.device)[pred]
             for ex, p, ok in zip(shown, pred, right, strict=False):  # the batch's first rows are these
                 self.examples.append(
                     {"input": ex.input, "target": ex.target, "greedy": answer_text(p), "right": bool(ok)}
@@ -365,26 +327,17 @@ class ProgramExecutor(L.LightningModule):
         return torch.optim.SGD(self.net.parameters(), lr=self.optim.lr)
 
     # -- resume state ---------------------------------------------------------------------------
-    _SAVED = (
-        "history",
-        "steps",
-        "train_chars",
-        "train_seconds",
-        "diverged",
-        "reached_target_epoch",
-        "ended_by_lr_rule",
-    )
+    _SAVED = ("steps", "train_chars", "step_seconds", "reached_target_epoch", "ended_by_lr_rule")
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["repro"] = {"curriculum": self.curriculum.state_dict(), **{k: getattr(self, k) for k in self._SAVED}}
+    def resume_state(self) -> dict:
+        return {"curriculum": self.curriculum.state_dict(), **{k: getattr(self, k) for k in self._SAVED}}
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("repro", {})
+    def load_resume_state(self, state: dict) -> None:
         if "curriculum" in state:
             self.curriculum.load_state_dict(state["curriculum"])
         for k in self._SAVED:
             if k in state:
-                setattr(self, k, list(state[k]) if k == "history" else state[k])
+                setattr(self, k, state[k])
 
     # -- the run record -------------------------------------------------------------------------
     def summary(self) -> dict[str, float]:
@@ -403,9 +356,8 @@ class ProgramExecutor(L.LightningModule):
             "final_lr": last.get("lr", nan),
             "decays": float(sum(r["action"] == "decay" for r in self.history)),  # the rule's end: 28 from 0.5 to 1e-3
             "ended_by_lr_rule": float(self.ended_by_lr_rule),  # 0: a cap (max_epochs, max_minutes) ended training
-            "chars_per_second": self.train_chars / self.train_seconds if self.train_seconds else nan,
+            "chars_per_second": self.train_chars / self.step_seconds if self.step_seconds else nan,
             "params_k": sum(p.numel() for p in self.net.parameters()) / 1e3,
-            "diverged": float(self.diverged),
             "steps": float(self.steps),
             "epochs": float(len(self.history)),
             "wall_time": self.train_seconds,

@@ -1,0 +1,57 @@
+"""The plot of ``experiments/learning_to_execute.py`` (its table's picture), apart from the experiment's declaration."""
+
+from __future__ import annotations
+
+import statistics
+import textwrap
+
+from experiments.plots import pyplot, save_figure
+from experiments.spec import Experiment
+
+
+def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
+    """Top: validation character accuracy at the target (solid) and whole answers right (dashed) against
+    training steps, one panel per target, a line per curriculum (mean over seeds). Bottom: test programs
+    with a model's greedy answers (the slide-39 table)."""
+    from experiments.learning_to_execute import SUFFIXES, TARGETS, target_name  # (a cycle at import time otherwise)
+
+    plt = pyplot()
+    targets = [target_name(*t) for t in TARGETS if any(n.startswith(target_name(*t) + "-") for n in by_variant)]
+    fig = plt.figure(figsize=(max(9, 6 * len(targets)), 11))
+    grid = fig.add_gridspec(2, max(1, len(targets)), height_ratios=[1, 1])
+    for i, target in enumerate(targets):
+        ax = fig.add_subplot(grid[0, i])
+        for name in [n for n in (v.name for v in exp.variants) if n.startswith(target + "-") and n in by_variant]:
+            recs = [r for r in by_variant[name] if r["history"]]
+            if not recs:
+                continue
+            epochs = min(len(r["history"]) for r in recs)
+            x = [recs[0]["history"][e]["steps"] for e in range(epochs)]
+            color = None
+            for key, style in (("val_acc", "-"), ("val_exact", "--")):
+                y = [100 * statistics.fmean(r["history"][e][key] for r in recs) for e in range(epochs)]
+                label = name[len(target) + 1 :] if key == "val_acc" else None
+                color = ax.plot(x, y, style, color=color, label=label)[0].get_color()  # dashed: same colour
+        ax.set(xlabel="training steps", ylabel="validation accuracy at the target (%)", title=target, ylim=(0, 100))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title="solid: characters (teacher forcing); dashed: whole answers (greedy)",
+                  title_fontsize=7)  # fmt: skip
+    text = fig.add_subplot(grid[1, :])
+    text.axis("off")
+    lines = []
+    for target in targets:
+        name = next((f"{target}-combined{x}" for x in SUFFIXES if f"{target}-combined{x}" in by_variant), None)
+        if name is None:
+            continue
+        rec = min(by_variant[name], key=lambda r: r["seed"])
+        lines.append(f"--- {name}, seed {rec['seed']}: test programs and the model's greedy answers ---")
+        for ex in (rec.get("examples") or [])[:3]:
+            lines += textwrap.indent(ex["input"], "    ").splitlines()
+            mark = "right" if ex["right"] else "wrong"
+            lines.append(f"    target: {ex['target']}   model: {ex['greedy']}   ({mark})")
+        lines.append("")
+    text.text(0, 1, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=8, parse_math=False,
+              transform=text.transAxes)  # fmt: skip
+    fig.suptitle(f"{exp.title} ({profile} profile)")
+    fig.tight_layout()
+    save_figure(fig, path)
