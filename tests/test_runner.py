@@ -79,7 +79,11 @@ def _metrics_without_time(rec):
     )
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+@pytest.mark.parametrize(
+    "sig",
+    [signal.SIGKILL, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],  # Ctrl-C: also in test_faults
+    ids=["kill-9", "ctrl-c"],
+)
 def test_a_run_stopped_mid_way_resumes_and_equals_an_uninterrupted_run(sig, data_env, tmp_path):
     args = [
         "run",
