@@ -34,7 +34,7 @@ def steps_per_second(profile: str, variant: str, steps: int, threads: int, seed:
 
     from datamodules.execute import Curriculum, ProgramBatches
     from experiments import get
-    from lightning_modules.execute import build_execute_net
+    from lightning_modules.nets.program_nets import build_execute_net
 
     torch.set_num_threads(threads)
     cfg = get("learning-to-execute").resolve(variant, profile)

@@ -1,5 +1,5 @@
-"""Files written so that nothing is ever half-written: a temporary name per writer, an atomic rename, and the
-removal of temporary files whose writer was killed mid-write."""
+"""Where the suite's data and caches live, and files written so that nothing is ever half-written: a temporary
+name per writer, an atomic rename, and the removal of temporary files whose writer was killed mid-write."""
 
 from __future__ import annotations
 
@@ -7,6 +7,19 @@ import os
 import re
 import socket
 from pathlib import Path
+
+
+def _user_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lecture7-repro"
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("REPRO_DATA_DIR") or _user_cache() / "data").expanduser()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("REPRO_CACHE_DIR") or _user_cache() / "cache").expanduser()
+
 
 # <name>.tmp<PID>@<host>; names without a host (from before hosts were part of them) are this machine's
 _TEMP_NAME = re.compile(r"^(?P<name>.+)\.tmp(?P<pid>\d+)(?:@(?P<host>[A-Za-z0-9_-]+))?$")

@@ -48,10 +48,10 @@ import torch
 
 from datamodules.base import RecordedDataModule
 from datamodules.batches import epoch_of
-from datamodules.catalog import data_dir, verify_checksum
 from datamodules.configs import TextDataConfig
+from datamodules.decode import verify_checksum
 from datamodules.errors import ReproError
-from datamodules.files import remove_stale_temp_files, temp_path
+from datamodules.files import data_dir, remove_stale_temp_files, temp_path
 
 TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"  # char-rnn's file

@@ -127,10 +127,11 @@ def cmd_list() -> int:
 
 def cmd_run(args) -> int:
     from experiments import get
+    from experiments.evidence import gather
     from experiments.plan import Launch, auto_jobs, is_rank_zero, plan
     from experiments.pool import watch_parent
     from experiments.records import runs_root
-    from experiments.report import gather, write_report
+    from experiments.report import write_report
     from experiments.runner import run_all
 
     exp = get(args.name)

@@ -20,6 +20,8 @@ import time
 import lightning as L
 import torch
 
+from datamodules.errors import ReproError
+
 # A loss above this is an explosion, not learning: every loss in the suite (cross-entropy over at most a few
 # hundred classes, MSEs of targets of order one) starts below 10.
 EXPLODED = 1e6
@@ -79,16 +81,23 @@ class RecordedModule(L.LightningModule):
 
     def clip_gradient_norm(self, optimizer, max_norm: float) -> torch.Tensor:
         """Clip the global gradient norm of ``optimizer``'s parameters to ``max_norm`` (0: no clipping) and return
-        the norm before clipping, as a tensor (reading it back would wait for a GPU). For manual optimization,
-        correct under every precision: with 16-bit mixed precision the gradients are still multiplied by the loss
-        scale at this point, so they are unscaled first (the optimizer step then skips its own unscaling, and
-        skips the step itself when a gradient is not finite)."""
+        the norm before clipping, as a tensor (reading it back would wait for a GPU). For manual optimization:
+        the gradients here are the true ones under 32-bit and bf16-mixed precision; fp16 with a loss scale is
+        refused when training starts (``on_fit_start``)."""
         opt = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer wraps the torch one
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
-        if scaler is not None:
-            scaler.unscale_(opt)
         params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
         return torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else math.inf)
+
+    def on_fit_start(self) -> None:
+        # Under fp16 mixed precision the gradients a manual training step sees are multiplied by the loss scale,
+        # and an overflow of that scale (a skipped step, routine in fp16) would read as divergence. The modules
+        # that optimize by hand clip and check gradients themselves, so they train in 32-bit or bf16-mixed.
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if not self.automatic_optimization and scaler is not None:
+            raise ReproError(
+                f"{type(self).__name__} clips and checks its gradients by hand, which a loss scale (fp16 "
+                "mixed precision) would falsify: use --precision bf16-mixed or 32"
+            )
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs

@@ -114,6 +114,7 @@ class CharLanguageModel(RecordedModule):
 
     # -- training -------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
+        super().on_fit_start()
         if isinstance(self.net, BigramLM):  # counted from the training text; no gradient steps
             self.net.fit(self.trainer.datamodule.load().train.to(self.device))
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from datamodules.base import mix_seed
 from lightning_modules.classifier import ImageClassifier
+from lightning_modules.nets.members import Members
 from lightning_modules.optim import OptimConfig, sgd_with_schedule
 
 # float64 rounding of the two sides of Jensen's inequality is ~1e-16 relative; anything above this is real
@@ -97,16 +98,6 @@ def jensen_violations(ensemble_loss: torch.Tensor, mean_member_loss: torch.Tenso
 
 
 # ----------------------------------------------------------------------------- the module
-class Members(nn.ModuleList):
-    """The member networks; ``after_step`` forwards to each (e.g. the MLP's max-norm projection)."""
-
-    def after_step(self) -> None:
-        for net in self:
-            step = getattr(net, "after_step", None)
-            if step is not None:
-                step()
-
-
 class EnsembleClassifier(ImageClassifier):
     """N member networks trained at once, each on its own loss; the run's model is their average.
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules.catalog import CIFAR10_CLASSES
+from datamodules.decode import CIFAR10_CLASSES
 
 REAL_DATA = os.environ.get("REPRO_DATA_DIR")
 

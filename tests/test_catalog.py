@@ -10,7 +10,7 @@ import tarfile
 import pytest
 import torch
 
-from datamodules import catalog
+from datamodules import catalog, decode
 from datamodules.catalog import load_cifar10, load_mnist
 from experiments.spec import ReproError
 from tests.conftest import REAL_DATA, make_mnist
@@ -33,7 +33,7 @@ def test_cifar_archive_is_decoded_once_into_the_cache(dirs, tiny_data_dir):
     images = load_cifar10()
     assert images.train_x.shape == (600, 3, 32, 32) and images.train_x.dtype == torch.uint8
     assert images.test_x.shape == (300, 3, 32, 32)
-    assert images.classes == catalog.CIFAR10_CLASSES
+    assert images.classes == decode.CIFAR10_CLASSES
     assert images.train_y.bincount().tolist() == [60] * 10
     # JPEG quality read back from the files; a copy smaller than the published one says so
     assert images.name == "CIFAR-10 (JPEG q75 mirror, 60/30 images per class)"
@@ -97,7 +97,7 @@ def test_corrupt_jpeg_inside_an_archive(dirs):
 
     with tarfile.open(data / "cifar10-jpeg.tar.gz", "w:gz") as tar:
         for split in ("train", "test"):
-            for c in catalog.CIFAR10_CLASSES:
+            for c in decode.CIFAR10_CLASSES:
                 payload = b"\xff\xd8 not really a jpeg"
                 info = tarfile.TarInfo(f"cifar10-jpeg/{split}/{c}/0000.jpg")
                 info.size = len(payload)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules import catalog, files, text
+from datamodules import catalog, decode, files, text
 from datamodules.catalog import load_cifar10, load_mnist
 from datamodules.images import ImageDataConfig, ImageDataModule
 from datamodules.text import TextDataConfig, TextDataModule
@@ -128,7 +128,7 @@ def test_the_name_says_when_a_copy_is_smaller_than_the_published_one(dirs, small
     (data / "cifar10-jpeg.tar.gz").write_bytes(small_archive)
     assert load_cifar10().name == "CIFAR-10 (JPEG q75 mirror, 2/1 images per class)"
     # the same files counted as the published copy carry the published name
-    monkeypatch.setattr(catalog, "CIFAR10_PER_CLASS", {"train": 2, "test": 1})
+    monkeypatch.setattr(decode, "CIFAR10_PER_CLASS", {"train": 2, "test": 1})
     for p in cache.glob("*.pt"):
         p.unlink()
     assert load_cifar10().name == "CIFAR-10 (JPEG q75 mirror)"

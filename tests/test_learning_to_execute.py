@@ -16,13 +16,8 @@ from datamodules.execute import Curriculum, ProgramDataModule, collate
 from datamodules.programs import END, GO, Example, decode, encode, encode_many
 from experiments import get
 from experiments.spec import ReproError, Results
-from lightning_modules.execute import (
-    ExecuteModelConfig,
-    answer_text,
-    build_execute_net,
-    exact_answers,
-    greedy_decode,
-)
+from lightning_modules.configs import ExecuteModelConfig
+from lightning_modules.nets.program_nets import answer_text, build_execute_net, exact_answers, greedy_decode
 from tests.conftest import repro, train_whole_and_resumed
 
 

@@ -11,8 +11,9 @@ import pytest
 
 from experiments import get, stats
 from experiments.config import config_to_dict
+from experiments.evidence import gather
 from experiments.records import committed_records, to_json
-from experiments.report import fmt_mean_std, gather, write_all, write_index, write_report
+from experiments.report import fmt_mean_std, write_all, write_index, write_report
 from experiments.spec import ReproError
 
 

@@ -1,0 +1,101 @@
+"""Which run records a table uses: the committed ones merged with this machine's finished runs, the stale and the
+missing named, and the runs grouped by the settings they were made with (only runs of the profile's own
+configuration decide its claims)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from datamodules.errors import ReproError
+from experiments.records import Key, committed_records, config_mismatch, local_records
+from experiments.spec import Experiment, Results
+
+
+@dataclass
+class Evidence:
+    """The records of one (experiment, profile), and what keeps them from making a complete table."""
+
+    records: list[dict]  # usable: known variant, config as the profile resolves it; sorted by (variant, seed)
+    expected: list[Key]  # every (variant, seed) the profile names
+    missing: list[Key] = field(default_factory=list)
+    stale: list[tuple[Key, str]] = field(default_factory=list)  # records made with another config, and how
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.stale
+
+    def problem(self, label: str) -> str:
+        parts = []
+        if self.missing:
+            names = ", ".join(f"{v}/seed{s}" for v, s in self.missing[:6])
+            parts.append(
+                f"{len(self.missing)} of {len(self.expected)} runs missing ({names}{', ...' * (len(self.missing) > 6)})"
+            )
+        if self.stale:
+            (v, s), why = self.stale[0]
+            parts.append(f"{len(self.stale)} made with another config ({v}/seed{s}: {why})")
+        return f"{label}: " + "; ".join(parts)
+
+
+def gather(exp: Experiment, profile: str, committed_only: bool = False) -> Evidence:
+    """Committed records merged with finished local runs (a local run replaces the committed one of the same
+    variant and seed: rerunning a cell is how a table changes), checked against the profile."""
+    prof = exp.profile(profile)
+    merged = committed_records(exp.name, profile)
+    if not committed_only:
+        merged.update(local_records(exp.name, profile))
+    expected = [(v, s) for v in exp.variant_names(profile) for s in range(prof.seeds)]
+    known = {v.name for v in exp.variants}
+    usable, stale = [], []
+    for key, record in sorted(merged.items()):
+        if key[0] not in known:
+            stale.append((key, f"no variant {key[0]!r} in {exp.name} now"))
+            continue
+        try:
+            why = config_mismatch(record, exp.resolve(key[0], profile, record.get("sets") or {}), exp.config())
+        except ReproError as e:
+            why = str(e)
+        if why:
+            stale.append((key, why))
+        else:
+            usable.append(record)
+    have = {(r["variant"], r["seed"]) for r in usable}
+    return Evidence(usable, expected, [k for k in expected if k not in have], stale)
+
+
+def signature(record: dict) -> tuple:
+    """What, beyond the variant, sets a run's numbers apart: its --set values, world size and precision."""
+    prov = record["provenance"]
+    return (tuple(sorted((record.get("sets") or {}).items())), prov.get("devices", 1), str(prov.get("precision")))
+
+
+def deviation(record: dict) -> str:
+    sets, world, precision = signature(record)
+    parts = [f"--set {k}={v}" for k, v in sets]
+    parts += [f"{world} processes"] if world != 1 else []
+    parts += [f"precision {precision}"] if precision not in ("32-true", "None") else []
+    return ", ".join(parts)
+
+
+def main_signature(records: list[dict]) -> tuple:
+    """The configuration most runs share (ties: the one closest to the profile, fewest --set values)."""
+    counts = Counter(signature(r) for r in records)
+    return max(counts, key=lambda s: (counts[s], -len(s[0]), -s[1]))
+
+
+def results_of(records: list[dict]) -> Results:
+    values: dict = defaultdict(lambda: defaultdict(dict))
+    for r in records:
+        for metric, v in r["metrics"].items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                values[r["variant"]][metric][r["seed"]] = float(v)
+    return Results({k: dict(v) for k, v in values.items()})
+
+
+def evaluate(exp: Experiment, records: list[dict]):
+    """Verdicts of the claims and outcomes of the checks, from the runs of the main configuration."""
+    main = main_signature(records) if records else None
+    results = results_of([r for r in records if signature(r) == main])
+    return [(c, c.check(results)) for c in exp.claims], [(c, c.check(results)) for c in exp.checks]
