@@ -25,7 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the registered experiments")
 
     run = sub.add_parser("run", help="train every run of an experiment (skips finished ones, resumes interrupted ones)")
-    run.add_argument("name")
+    run.add_argument("name", nargs="?", help="the experiment (see `repro list`)")
+    run.add_argument(
+        "--all", action="store_true", help="every experiment of the lecture, in slide order, with one progress bar"
+    )
     run.add_argument("--profile", help="smoke | quick | full (default: the experiment's, usually quick)")
     seeds = run.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1 (default: the profile's)")
@@ -134,20 +137,33 @@ def cmd_run(args) -> int:
     from experiments.report import write_report
     from experiments.runner import run_all
 
-    exp = get(args.name)
-    profile = args.profile or exp.default_profile
-    exp.profile(profile)
     if args.jobs != "auto" and (not args.jobs.isdigit() or int(args.jobs) < 1):
         raise ReproError(f"--jobs must be auto or a number >= 1, got {args.jobs!r}")
     if args.seeds is not None and args.seeds < 1:
         raise ReproError("--seeds must be >= 1")
     seeds = list(range(args.seeds)) if args.seeds is not None else args.seed
-    specs = plan(exp, profile, args.variant, seeds, _parse_sets(args.sets))
     devices = str(args.devices)
     Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision).validate()
-    auto = args.jobs == "auto"
-    jobs = auto_jobs(exp.profile(profile), args.accelerator, devices, args.num_nodes) if auto else int(args.jobs)
-    launch = Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision, args.wandb, jobs)
+
+    def plan_one(exp, profile):
+        specs = plan(exp, profile, args.variant, seeds, _parse_sets(args.sets))
+        auto = args.jobs == "auto"
+        jobs = auto_jobs(exp.profile(profile), args.accelerator, devices, args.num_nodes) if auto else int(args.jobs)
+        return specs, Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision, args.wandb, jobs)
+
+    if args.all:
+        from experiments import registry
+        from experiments.lecture import plan_lecture, run_lecture
+
+        if args.name or args.variant or args.sets:
+            raise ReproError("--all runs every experiment as its profile says: no name, --variant or --set with it")
+        return run_lecture(plan_lecture(list(registry().values()), args.profile, plan_one), not args.no_report)
+    if not args.name:
+        raise ReproError("run needs an experiment name (see `repro list`) or --all")
+    exp = get(args.name)
+    profile = args.profile or exp.default_profile
+    exp.profile(profile)
+    specs, launch = plan_one(exp, profile)
     watch_parent()  # a child of `--jobs`: stop when the parent is gone
     run_all(specs, launch)
     if is_rank_zero() and not args.no_report and not os.environ.get("REPRO_PARENT_PID"):

@@ -72,19 +72,22 @@ def _gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def run_children(pending: list[RunSpec], launch: Launch) -> None:
+def run_children(pending: list[RunSpec], launch: Launch, lecture_bar=None) -> None:
     """Run each spec in a child process, ``launch.jobs`` at a time. With several at once their output goes to
-    each run's run.log and this process shows one progress bar, in epochs."""
+    each run's run.log and this process shows one progress bar, in epochs. ``lecture_bar``: a bar over many
+    experiments' runs (``repro run --all``) to advance by one per finished run instead; output then always
+    goes to run.log."""
     from tqdm import tqdm
 
     jobs = max(1, launch.jobs)
+    quiet = jobs > 1 or lecture_bar is not None
     gpus = _gpu_count()
     running: list[tuple[subprocess.Popen, RunSpec, Any]] = []
     failed: list[RunSpec] = []
     queue = list(enumerate(pending))
     total = sum(spec.config.train.max_epochs for spec in pending)
-    bar = tqdm(total=total, unit="epoch", desc=f"{len(pending)} runs, {jobs} at a time", disable=jobs == 1,
-               mininterval=1 if sys.stderr.isatty() else 30)  # fmt: skip
+    bar = lecture_bar or tqdm(total=total, unit="epoch", desc=f"{len(pending)} runs, {jobs} at a time",
+                              disable=jobs == 1, mininterval=1 if sys.stderr.isatty() else 30)  # fmt: skip
     received = []
 
     def forward(signum, frame):
@@ -106,7 +109,7 @@ def run_children(pending: list[RunSpec], launch: Launch) -> None:
                     env["CUDA_VISIBLE_DEVICES"] = str(i % gpus)
                 spec.dir.mkdir(parents=True, exist_ok=True)
                 log = open(spec.dir / "run.log", "a")
-                out = log if jobs > 1 else None  # one job at a time: its own progress bar, on this terminal
+                out = log if quiet else None  # one job at a time: its own progress bar, on this terminal
                 proc = subprocess.Popen(_child_command(spec, launch), env=env, stdout=out,
                                         stderr=subprocess.STDOUT if out else None, start_new_session=True,
                                         preexec_fn=_die_with_parent)  # fmt: skip
@@ -129,13 +132,17 @@ def run_children(pending: list[RunSpec], launch: Launch) -> None:
                     shown = ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items()
                                       if k.endswith("error") and isinstance(v, float))  # fmt: skip
                     bar.write(f"[{done}/{len(pending)}] {spec.label}: done {shown}")
-            progress = finished_epochs + sum(_epochs_done(spec) for _, spec, _ in running)
-            if progress > bar.n:
-                bar.update(progress - bar.n)
+                if lecture_bar is not None:
+                    lecture_bar.update(1)
+            if lecture_bar is None:
+                progress = finished_epochs + sum(_epochs_done(spec) for _, spec, _ in running)
+                if progress > bar.n:
+                    bar.update(progress - bar.n)
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
-        bar.close()
+        if lecture_bar is None:
+            bar.close()
     if received:
         raise Interrupted(received[0], "stopped; the runs saved their last epoch, and the same command resumes them")
     if failed:

@@ -323,9 +323,9 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
             claims, checks = evaluate(exp, list(records.values()))
             counts = Counter(v.status for _, v in claims)
             verdicts = ", ".join(f"{counts[s]} {s}" for s in ("supported", "contradicted", "inconclusive") if counts[s])
-            if checks:
-                held = sum(bool(o.holds) for _, o in checks)
-                verdicts += f"; checks: {held} of {len(checks)} hold"
+            decided_checks = [o.holds for _, o in checks if o.holds is not None]
+            if decided_checks:
+                verdicts += f"; checks: {sum(decided_checks)} of {len(decided_checks)} hold"
             hardware = _uniq(list(records.values()), lambda r: r["provenance"]["hardware"].split(",")[0])
             rows.append(
                 [f"`{exp.name}`", exp.slides, exp.claim, verdicts, f"[{stem}.md]({stem}.md)", prof.name, hardware]

@@ -284,6 +284,36 @@ def test_every_experiment_runs_its_smoke_profile(data_env, capsys):
         assert len(records) == len(exp.variant_names("smoke")) * exp.profile("smoke").seeds
 
 
+def test_run_all_runs_each_experiment_as_its_profile_says_and_sums_up(data_env, capsys, monkeypatch):
+    """``repro run --all`` over a lecture of two experiments (registry cut down): every run in a child, one bar
+    over the lecture's runs, a preview per experiment and an index of them; a rerun skips everything."""
+    import experiments
+    from experiments import registry
+
+    two = {k: v for k, v in registry().items() if k in ("rnn-examples", "bottleneck")}
+    monkeypatch.setattr(experiments, "registry", lambda: two)
+    assert main(["run", "--all", "--profile", "smoke", "--wandb", "off"]) == 0
+    out = capsys.readouterr().out
+    runs = Path(data_env["REPRO_RUNS_DIR"])
+    assert "the lecture: 2 experiments, 4 runs: 0 finished, 4 to run" in out
+    assert "[1/2] bottleneck/smoke: 2 runs, 2 to run" in out and "[2/2] rnn-examples/smoke" in out  # slide order
+    assert len(list(runs.rglob("record.json"))) == 4
+    index = (runs / "lecture-smoke.md").read_text()
+    assert "| `bottleneck` | 2 inconclusive; checks: 3 of 3 hold |" in index  # one seed decides no claim
+    assert (runs / "rnn-examples" / "smoke" / "report" / "rnn-examples-smoke.md").is_file()
+    assert main(["run", "--all", "--profile", "smoke", "--wandb", "off", "--no-report"]) == 0
+    assert "4 runs: 4 finished, 0 to run" in capsys.readouterr().out
+
+
+def test_run_all_refuses_a_name_or_variant_and_a_profile_no_experiment_has(data_env, capsys):
+    assert main(["run", "augmentation", "--all"]) == 2
+    assert "no name, --variant or --set with it" in capsys.readouterr().err
+    assert main(["run", "--all", "--profile", "no-such"]) == 2
+    assert "no experiment has a profile 'no-such'" in capsys.readouterr().err
+    assert main(["run"]) == 2
+    assert "run needs an experiment name (see `repro list`) or --all" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_a_ddp_run_killed_mid_way_resumes_and_equals_an_uninterrupted_ddp_run(data_env, tmp_path):
     args = ["run", "augmentation", *SMOKE, "--variant", "flip+translate", "--wandb", "off", "--no-report",
