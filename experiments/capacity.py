@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datamodules.configs import ImageDataConfig
-from experiments.claims import all_of, higher, lower
+from experiments.claims import falls_along, higher, lower
 from experiments.common import SMOKE_DATA, MLPRunConfig
 from experiments.figures.capacity import plot
 from experiments.spec import Claim, Experiment, Profile, Table, Variant
@@ -184,12 +184,7 @@ CLAIMS = (
         "4",
         "More parameters fit the training set better: each wider net (8, 32, 128, 512 units) reaches a lower "
         "training loss than the next narrower one (fixed training set and steps)",
-        all_of(
-            *(
-                lower("train_loss", f"width-{w}", than=f"width-{n}", transform="log10")
-                for n, w in zip(WIDTHS[:3], WIDTHS[1:4], strict=True)
-            )
-        ),  # fmt: skip
+        falls_along("train_loss", WIDTH_VARIANTS[:4], transform="log10"),
     ),
     Claim(
         "4",

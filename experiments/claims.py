@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from experiments import stats
 from experiments.spec import CheckOutcome, Results
@@ -122,10 +122,18 @@ class Compare:
         scale, unit = self._scale_unit()
         what = self.describe()
         if self.kind in ("lower", "higher"):
-            return stats.difference(diffs, keys, what, scale, unit)
-        if self.kind == "same":
-            return stats.equivalent(diffs, keys, what, self.margin, scale, unit)
-        return stats.below_margin(diffs, keys, what, self.margin, scale, unit)
+            verdict = stats.difference(diffs, keys, what, scale, unit)
+        elif self.kind == "same":
+            verdict = stats.equivalent(diffs, keys, what, self.margin, scale, unit)
+        else:
+            verdict = stats.below_margin(diffs, keys, what, self.margin, scale, unit)
+        # Pooled pairs (several targets) are replications only across seeds too: pairs from fewer than
+        # MIN_SEEDS seeds (one run per target) decide nothing, however many targets they span.
+        seeds = {str(k).rsplit("/s", 1)[-1] for k in keys}
+        if len(self.pairs) > 1 and len(seeds) < stats.MIN_SEEDS and verdict.status != "inconclusive":
+            note = f"{verdict.test}; pairs from {len(seeds)} seed(s), {stats.MIN_SEEDS} needed"
+            verdict = replace(verdict, status="inconclusive", test=note)
+        return verdict
 
     # -- constructed examples ---------------------------------------------------------------------
     def example(self, holds: bool) -> Results:
@@ -247,6 +255,32 @@ class AnyOf:
 
 def all_of(*parts) -> AllOf:
     return AllOf(tuple(parts))
+
+
+@dataclass(frozen=True)
+class FallsAlong(AllOf):
+    """Each variant of ``order`` has a lower metric than the one before it: the AllOf of the adjacent pairs,
+    with examples that agree along the whole chain (merged pairwise examples would not)."""
+
+    order: tuple[str, ...] = ()
+    transform: str | None = None
+
+    def example(self, holds: bool) -> Results:
+        metric = self.parts[0].metric
+        values: dict = {}
+        for s in SEEDS:
+            for i, variant in enumerate(self.order):
+                x = 0.5 - 0.1 * i + 0.002 * (s - 2)
+                if not holds and i == 1:  # the second rises above the first: that step is contradicted
+                    x = 0.7 + 0.002 * (s - 2)
+                values.setdefault(variant, {}).setdefault(metric, {})[s] = 10**x if self.transform else x
+        return Results(values)
+
+
+def falls_along(metric: str, order: tuple[str, ...], transform: str | None = None) -> FallsAlong:
+    """The claim: ``metric`` falls at every step along ``order`` (e.g. widths 8, 32, 128, 512)."""
+    parts = tuple(lower(metric, b, than=a, transform=transform) for a, b in zip(order, order[1:], strict=False))
+    return FallsAlong(parts, tuple(order), transform)
 
 
 def any_of(*parts) -> AnyOf:

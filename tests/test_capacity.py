@@ -74,10 +74,16 @@ def test_claims_compare_the_smallest_and_largest_present_variants():
     assert train_n.check(r).status == "inconclusive"  # both fit their sets perfectly: no difference
     r.values["n-10000"]["train_error"] = {0: 0.01, 1: 0.012, 2: 0.02}
     assert train_n.check(r).status == "supported"
-    w = results(**{"width-8": {"train_error": [0.02, 0.03, 0.025]}, "width-512": {"train_error": [0.0, 0.0, 0.001]}})
+    # every step of the width sweep must lower the training loss (on a log scale: 1e-1, 1e-2, ... is steady progress)
+    losses = {"width-8": [0.3, 0.35, 0.32], "width-32": [0.03, 0.04, 0.035], "width-128": [3e-3, 4e-3, 3.5e-3],
+              "width-512": [4e-4, 5e-4, 4.5e-4]}  # fmt: skip
+    w = results(**{k: {"train_loss": v} for k, v in losses.items()})
     assert train_width.check(w).status == "supported"
-    w = results(**{"width-8": {"train_error": [0.0, 0.0, 0.001]}, "width-512": {"train_error": [0.02, 0.03, 0.025]}})
+    losses["width-512"] = [5e-3, 6e-3, 5.5e-3]  # the widest net fits worse than width 128: one step fails
+    w = results(**{k: {"train_loss": v} for k, v in losses.items()})
     assert train_width.check(w).status == "contradicted"
+    del losses["width-32"]  # a missing width leaves its two steps undecided, never skipped over
+    assert train_width.check(results(**{k: {"train_loss": v} for k, v in losses.items()})).status != "supported"
     assert widest.check(results()).status == "inconclusive"
     u = results(**{"width-128": {"test_error": [0.05, 0.05, 0.05]}, "width-512": {"test_error": [0.06, 0.07, 0.065]}})
     assert widest.check(u).status == "supported" and "width-512 minus width-128" in widest.check(u).statistic

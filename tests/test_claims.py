@@ -76,3 +76,14 @@ def test_statistics_need_three_seeds():
             for seed in (2, 3, 4):
                 metric.pop(seed)
     assert claims.lower("test_error", "a", than="b")(two).status == "inconclusive"
+
+
+def test_pooled_pairs_from_one_seed_decide_nothing_however_many_targets():
+    pairs = (("a-new", "a-old"), ("b-new", "b-old"), ("c-new", "c-old"), ("d-new", "d-old"))
+    claim = claims.Compare("test_error", pairs, "lower")
+    one_seed = Results({v: {"test_error": {0: 0.2 if v.endswith("new") else 0.5}} for p in pairs for v in p})
+    verdict = claim(one_seed)  # four pairs, all +30 pts, but every one from seed 0
+    assert verdict.status == "inconclusive" and "pairs from 1 seed(s), 3 needed" in verdict.test
+    three = Results({v: {"test_error": {s: (0.2 if v.endswith("new") else 0.5) + 0.01 * s for s in range(3)}}
+                     for p in pairs for v in p})  # fmt: skip
+    assert claim(three).status == "supported"
