@@ -84,9 +84,9 @@ def _pair(l2: float) -> dict:
 # profile's seeds, on quick's data and schedule. full: 1e-3, the suite's earlier value, not tuned.
 L2_DECAY = {"quick": 1e-2, "full": 1e-3}
 L1_PENALTY = 1e-4  # lambda of lambda sum |w| over the weight matrices
-# The pair fits' lambda: along x1 + x2 the inputs' second moment (per point) is about 2, along x2 - x1 about
-# eps^2 = 4e-4 (eps = 0.02); ridge scales each direction by s / (s + lambda), so lambda = 1e-2 (one of the
-# polynomial sweep's) keeps 99.5% of the well-determined w1 + w2 and about 4% of the undetermined w1 - w2.
+# The pair fits' lambda: the inputs' second moment per point along (1, 1)/sqrt(2) is about 2, along (1, -1)/sqrt(2)
+# eps^2 / 2 = 2e-4 (eps = 0.02); ridge scales w along each by s / (s + lambda), so lambda = 1e-2 (one of the
+# polynomial sweep's) keeps 99.5% of the well-determined w1 + w2 and about 2% of the undetermined w1 - w2.
 PAIR_L2 = 1e-2
 
 VARIANTS = (
@@ -112,17 +112,16 @@ VARIANTS = (
 MLP_VARIANTS = ("mlp-none", "mlp-l2", "mlp-l1")
 
 POWER = (
-    "8 seeds. Polynomials: the overfit fit's test error varies a lot between draws; with 3 seeds the 95% interval "
-    "of degree 9 vs degree 3 excludes 0 in about 1 of 3 simulated cases, with 5 in 19 of 20. Pairs (slide 10): "
-    "the unpenalized fit's extra test MSE is sigma^2 chi2_1 / n on matched inputs and 100x that on mismatched "
-    "ones; over 2,000 draws of this code (seeds 1000-2999) log10 of the mismatched MSE ratio averages 0.58 with "
-    "a per-seed sd of 0.44, so 5 seeds decide it in 58% of simulated profiles and 8 in 96%; the matched-MSE "
-    "equivalence (mean 0.02, sd 0.035, margin 0.1) in 97% at 8 seeds; the weight-gap ratio (log10 1.75, sd "
-    "0.19) in all. "
-    "MLP (slide 12): at the earlier 6,000 images and 12 epochs weight decay changed nothing (4.75 vs 4.74%, sd "
-    "0.10, 5 seeds); on 1,000 images for 100 epochs a 3-seed pilot (seeds 11-13, apart from the profile's) gave "
-    "none minus L2 +0.22, +0.49, +0.44 pts (mean 0.38, sd 0.14): 8 seeds decide it in >99% of profiles, and "
-    "an effect half that size, or twice that spread, in about 9 of 10 (5 seeds: 6 of 10)."
+    "8 seeds, about 9 min in one process (24 MLP runs of about 22 s each alone at 1 thread, 100 exact fits of "
+    "0.2 s). Pairs (slide 10): over 2,000 draws of this code (seeds 1000-2999) log10 of the mismatched test-MSE "
+    "ratio averages 0.58 with a per-seed sd of 0.44 (the unpenalized fit's extra MSE is sigma^2 chi2_1 / n, 100x "
+    "on 10x mismatched inputs), which 5 seeds decide in 58% of simulated profiles and 8 in 96%; the matched "
+    "equivalence (log10 ratio 0.02, sd 0.035, margin 0.1) 97%, the weight-gap ratio (log10 1.75, sd 0.19) all. "
+    "MLP (slide 12): on the earlier 6,000 images for 12 epochs weight decay changed nothing (4.75 vs 4.74%, sd "
+    "0.10); on 1,000 images for 100 epochs a 3-seed pilot (seeds 11-13) gave none minus L2 +0.22, +0.49, +0.44 "
+    "pts (mean 0.38, sd 0.14), which 8 seeds decide in >99% of profiles, and half that effect or twice that "
+    "spread in about 9 of 10. Polynomials: with 3 seeds the degree-9 vs degree-3 interval excludes 0 in about 1 "
+    "of 3 simulated cases, with 5 in 19 of 20."
 )
 
 MLP_COMMON = {"model.hidden": (256, 256), "optim.schedule": "cosine", "optim.lr": 0.05, "optim.momentum": 0.9}
@@ -130,7 +129,8 @@ MLP_COMMON = {"model.hidden": (256, 256), "optim.schedule": "cosine", "optim.lr"
 PROFILES = (
     Profile(
         "smoke",
-        "degree 9 with and without a penalty, and the L1 MLP for 2 epochs on 256 images: checks the plumbing only",
+        "degree 9 and the pair fits with and without a penalty, and the L1 MLP for 2 epochs on 256 images: checks "
+        "the plumbing only",
         seeds=1,
         overrides={
             **MLP_COMMON,
@@ -167,7 +167,8 @@ PROFILES = (
     ),
     Profile(
         "full",
-        "polynomials as in quick; MLP 784-256-256-10 on the full 50k/10k MNIST split, 50 epochs, lr 0.05 cosine",
+        "polynomials and pairs as in quick; MLP 784-256-256-10 on the full 50k/10k MNIST split, 50 epochs, lr 0.05 "
+        f"cosine, weight decay {L2_DECAY['full']:g} for mlp-l2 (not tuned)",
         seeds=10,
         overrides={**MLP_COMMON, "optim.weight_decay": L2_DECAY["full"]},  # mlp-l2's; the others set 0
     ),
