@@ -195,6 +195,27 @@ class PolyConfig:
             raise ValueError("need n_train >= 1, n_test >= 1, noise_std >= 0")
 
 
+@dataclass
+class PairConfig:
+    """Two nearly identical inputs (slide 10): x1 = x, x2 = x + eps z with x, z ~ N(0, 1), and the target
+    t = x1 + x2 + N(0, noise_std^2). Test sets: the same eps (matched) and ``mismatch`` times eps."""
+
+    l2: float = 0.0  # lambda of the penalty lambda/2 ||w||^2 (0: plain least squares)
+    n_train: int = 20
+    n_test: int = 1000
+    eps: float = 0.02  # std of x2 - x1 in training and in the matched test set
+    mismatch: float = 10.0  # the mismatched test set's x2 - x1 has std mismatch * eps
+    noise_std: float = 0.5
+
+    def validate(self) -> None:
+        if self.l2 < 0 or self.noise_std < 0:
+            raise ValueError("l2 and noise_std must be >= 0")
+        if self.n_train < 2 or self.n_test < 1:
+            raise ValueError("need n_train >= 2 (two weights) and n_test >= 1")
+        if not (self.eps > 0 and self.mismatch > 0):
+            raise ValueError("eps and mismatch must be > 0")
+
+
 # ----------------------------------------------------------------------------- Learning to Execute
 CURRICULA = ("baseline", "naive", "mix", "combined")
 

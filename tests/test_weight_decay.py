@@ -1,5 +1,6 @@
-"""Weight decay: the SGD update equals the decay rule exactly, the ridge solve on hand-computed cases,
-the claims' decisions, and a smoke run of the experiment end to end."""
+"""Weight decay: the SGD update equals the decay rule exactly, the ridge solve on hand-computed cases (a
+polynomial, and slide 10's two nearly identical inputs), the pair data, the claims' decisions, and a smoke run of
+the experiment end to end."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import math
 import pytest
 import torch
 
+from datamodules.configs import PairConfig
+from datamodules.pairs import sample_pairs
 from datamodules.polynomial import PolyConfig, sample_data
 from experiments import get
 from experiments.spec import Results
-from lightning_modules.regression import poly_features, ridge_fit, rmse
+from lightning_modules.regression import mse, poly_features, ridge_fit, ridge_solve, rmse, weight_measures
 from tests.conftest import repro
 
 
@@ -99,6 +102,62 @@ def test_data_are_drawn_from_the_seed():
     assert float((t - torch.sin(2 * math.pi * x)).std()) == pytest.approx(0.3, rel=0.03)
 
 
+# ----------------------------------------------------------------------------- two nearly identical inputs (slide 10)
+def test_pair_ridge_on_two_points_by_hand_puts_opposite_weights_without_a_penalty():
+    """Points (x1, x2) = (1, 1) and (-0.1, 0.1), targets 2.06 and 0.4. Write w = a (1, 1) + b (-1, 1): the
+    predictions are 2a and 0.2b, ||w||^2 = 2a^2 + 2b^2, so J_reg = 1/4 [(2a - 2.06)^2 + (0.2b - 0.4)^2]
+    + lambda (a^2 + b^2) is minimized at a = 2.06 / (2 + 2 lambda), b = 0.04 / (0.02 + 2 lambda).
+    lambda = 0: a = 1.03, b = 2, w = (-0.97, 3.03), opposite signs; lambda = 0.03: a = 1, b = 0.5, w = (0.5, 1.5)."""
+    inputs = torch.tensor([[1.0, 1.0], [-0.1, 0.1]], dtype=torch.float64)
+    t = torch.tensor([2.06, 0.4], dtype=torch.float64)
+    free, shared = ridge_solve(inputs, t, 0.0), ridge_solve(inputs, t, 0.03)
+    torch.testing.assert_close(free, torch.tensor([-0.97, 3.03], dtype=torch.float64))
+    torch.testing.assert_close(shared, torch.tensor([0.5, 1.5], dtype=torch.float64))
+    assert mse(free, inputs, t) == pytest.approx(0.0, abs=1e-20)  # two weights, two points: interpolated
+    m = weight_measures(free)
+    assert (m["w1"], m["w2"]) == pytest.approx((-0.97, 3.03))
+    assert m["weight_gap"] == pytest.approx(4.0) and m["opposite"] == pytest.approx(2 * 0.97)  # 2 min(|w1|, |w2|)
+    assert m["w_norm"] == pytest.approx(math.hypot(0.97, 3.03))
+    m = weight_measures(shared)
+    assert m["weight_gap"] == pytest.approx(1.0) and m["opposite"] == 0.0  # one sign: no opposite-sign mass
+
+
+def test_pair_data_have_the_stated_mismatch_and_targets():
+    cfg = PairConfig(n_train=20000, n_test=20000, eps=0.02, mismatch=10.0, noise_std=0.5)
+    d = sample_pairs(cfg, seed=0)
+    (train, t), (matched, tm), (mismatched, tx) = d["train"], d["matched"], d["mismatched"]
+    assert train.shape == (20000, 2) and train.dtype == torch.float64
+    for inputs in (train, matched):  # x2 - x1 = eps z: std eps
+        assert float((inputs[:, 1] - inputs[:, 0]).std()) == pytest.approx(0.02, rel=0.03)
+        assert float(inputs[:, 0].std()) == pytest.approx(1.0, rel=0.03)
+    # the two test sets share x, z and noise: the same x1, a difference exactly 10x, targets x1 + x2 + the same noise
+    assert torch.equal(matched[:, 0], mismatched[:, 0])
+    torch.testing.assert_close(mismatched[:, 1] - mismatched[:, 0], 10 * (matched[:, 1] - matched[:, 0]))
+    torch.testing.assert_close(tx - mismatched.sum(-1), tm - matched.sum(-1))
+    assert float((t - train.sum(-1)).std()) == pytest.approx(0.5, rel=0.03)
+    again, other = sample_pairs(cfg, seed=0), sample_pairs(cfg, seed=1)
+    assert torch.equal(again["train"][1], t) and not torch.equal(other["train"][1], t)
+
+
+def test_pair_mse_grows_with_the_weight_gap_times_the_mismatch():
+    """y = (w1 + w2)(x1 + x2)/2 + (w2 - w1)(x2 - x1)/2: the slide's (-9, 11) and the shared (1, 1) have the same
+    sum, so their predictions differ by 10 (x2 - x1): nothing where x1 = x2, more the less closely they match."""
+    d = sample_pairs(PairConfig(n_test=5000), seed=0)
+    shared, opposite = torch.tensor([1.0, 1.0], dtype=torch.float64), torch.tensor([-9.0, 11.0], dtype=torch.float64)
+    assert mse(shared, *d["matched"]) == pytest.approx(0.25, rel=0.05)  # the true weights: the noise alone
+    extra = {}
+    for name in ("matched", "mismatched"):
+        inputs, t = d[name]
+        diff, residual = inputs[:, 1] - inputs[:, 0], inputs @ shared - t
+        torch.testing.assert_close(inputs @ opposite - inputs @ shared, 10 * diff)
+        # the added error: 100 mean[(x2 - x1)^2] plus a cross term with the noise
+        extra[name] = float((10 * diff).pow(2).mean())
+        added = mse(opposite, inputs, t) - mse(shared, inputs, t)
+        assert added == pytest.approx(extra[name] + float(2 * (10 * diff * residual).mean()), rel=1e-9)
+    assert extra["matched"] == pytest.approx(0.04, rel=0.05)  # 100 eps^2, eps = 0.02
+    assert extra["mismatched"] == pytest.approx(100 * extra["matched"])  # a 10x mismatch: 100x the added error
+
+
 # ----------------------------------------------------------------------------- claims
 def results(**per_variant) -> Results:
     return Results({v: {m: dict(enumerate(vals)) for m, vals in ms.items()} for v, ms in per_variant.items()})
@@ -132,6 +191,35 @@ def test_shrinkage_is_a_check_of_a_strict_decrease_in_every_seed():
     assert not outcome.holds and "seeds [1]" in outcome.detail and outcome.largest_error == pytest.approx(0.1)
 
 
+def test_pair_claims_read_log_ratios_and_the_matched_equivalence_has_a_margin():
+    gap = _claim("Without a penalty the fit can put large opposite weights")
+    shared = {"pair-none": {"weight_gap": [8.0, 20.0, 3.0]}, "pair-l2": {"weight_gap": [0.2, 0.5, 0.06]}}
+    assert gap.check(results(**shared)).status == "supported"  # 40x, 40x, 50x
+    swapped = {"pair-none": shared["pair-l2"], "pair-l2": shared["pair-none"]}
+    assert gap.check(results(**swapped)).status == "contradicted"
+    same = _claim("On test inputs that match as closely as in training")
+    near = {"pair-none": {"test_mse": [0.26, 0.27, 0.25, 0.26]}, "pair-l2": {"test_mse": [0.25, 0.26, 0.25, 0.25]}}
+    assert same.check(results(**near)).status == "supported"  # within 4%: log10 ratios <= 0.017
+    far = {"pair-none": {"test_mse": [0.5, 0.55, 0.6, 0.5]}, "pair-l2": near["pair-l2"]}
+    assert same.check(results(**far)).status == "contradicted"  # 2x: log10 0.3, beyond the margin 0.1
+    worse = _claim("The unpenalized fit might make weird predictions")
+    mism = {"pair-none": {"test_mse_mismatched": [1.0, 1.5, 0.8]}, "pair-l2": {"test_mse_mismatched": [0.25] * 3}}
+    assert worse.check(results(**mism)).status == "supported"  # log10 ratios 0.60, 0.78, 0.51
+    mism["pair-none"]["test_mse_mismatched"] = [1.0, 3.0, 0.3]  # 0.60, 1.08, 0.08: too spread for 3 seeds
+    assert worse.check(results(**mism)).status == "inconclusive"
+
+
+def test_mlp_l2_takes_its_weight_decay_from_the_profile_and_only_it():
+    exp = get("weight-decay")
+    for profile in exp.profiles:
+        if "mlp-l2" not in exp.variant_names(profile.name):
+            continue
+        assert exp.resolve("mlp-l2", profile.name).optim.weight_decay > 0, profile.name
+        for other in ("mlp-none", "mlp-l1"):
+            assert exp.resolve(other, profile.name).optim.weight_decay == 0, (profile.name, other)
+    assert exp.resolve("mlp-l2", "quick").optim.weight_decay == 1e-2
+
+
 def test_sparsity_metrics_count_weight_matrix_entries_only():
     from lightning_modules import measures
 
@@ -163,5 +251,18 @@ def test_smoke_run_fits_polynomials_and_mlps_and_writes_the_report(data_env):
     mlp = json.loads(open(f"{runs}/mlp-l1/seed0/record.json").read())
     assert 0 <= mlp["metrics"]["pct_below_1e-3"] <= mlp["metrics"]["pct_below_1e-2"] <= 100
     assert mlp["config"]["kind"] == "mlp" and rec["config"]["kind"] == "poly"
+    # the pair fits: the record's weights are the exact fits to the data its seed draws
+    pairs = {v: json.loads(open(f"{runs}/{v}/seed0/record.json").read()) for v in ("pair-none", "pair-l2")}
+    for v, lam in (("pair-none", 0.0), ("pair-l2", 1e-2)):
+        cfg = PairConfig(**pairs[v]["config"]["pair"])
+        assert cfg.l2 == lam
+        d = sample_pairs(cfg, seed=0)
+        w = ridge_solve(*d["train"], lam)
+        pm = pairs[v]["metrics"]
+        fits = {"train_mse": mse(w, *d["train"]), "test_mse": mse(w, *d["matched"]),
+                "test_mse_mismatched": mse(w, *d["mismatched"])}  # fmt: skip
+        assert pm == pytest.approx({**pm, **weight_measures(w), **fits})
+    assert pairs["pair-l2"]["metrics"]["w_norm"] < pairs["pair-none"]["metrics"]["w_norm"]
     md = open(f"{runs}/report/weight-decay-smoke.md").read()
     assert "overfits" in md and "% weights below 1e-3 (abs)" in md and "weight-decay-smoke.png" in md
+    assert "Two nearly identical inputs" in md and "weight gap \\|w1 - w2\\|" in md  # (| escaped in tables)

@@ -11,8 +11,10 @@ from experiments.spec import Experiment
 
 def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
     """Top left: the fits of degree 1, 3, 9 (and 9 with lambda = 1e-4) to seed 0's points, with sin(2 pi x).
-    Top right: train and test RMSE of degree 9 against lambda. Bottom left: ||w||_2 against lambda, per
-    seed. Bottom right: the MLPs' histograms of log10 |w| over their weight matrices (summed over seeds)."""
+    Top middle: train and test RMSE of degree 9 against lambda. Bottom left: ||w||_2 against lambda, per
+    seed. Bottom middle: the MLPs' histograms of log10 |w| over their weight matrices (summed over seeds).
+    Right: slide 10's two nearly identical inputs: (w1, w2) per seed with and without L2 (top), and each
+    fit's test MSE on matched and mismatched inputs (bottom)."""
     import torch
 
     from experiments.weight_decay import MLP_VARIANTS, MODERATE, SWEEP  # (a cycle at import time otherwise)
@@ -23,7 +25,7 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     from datamodules.polynomial import true_function
     from lightning_modules.regression import poly_features
 
-    fig, ((fits, errors), (sizes, hists)) = plt.subplots(2, 2, figsize=(12, 9))
+    fig, ((fits, errors, pair_w), (sizes, hists, pair_mse)) = plt.subplots(2, 3, figsize=(18, 9))
     grid = torch.linspace(0, 1, 400, dtype=torch.float64)
     fits.plot(grid, true_function(grid), color="tab:green", lw=2, label="sin(2πx)")
     shown = False
@@ -85,6 +87,46 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     hists.set(xlabel="log10 |w| (values below 1e-7 in the first bin)", ylabel="% of weight-matrix entries",
               title="MLP weights after training: L1 vs L2 vs none")  # fmt: skip
     hists.legend(fontsize=8)
+    _pair_weights(pair_w, by_variant)
+    _pair_errors(pair_mse, by_variant)
     fig.suptitle(f"{exp.title} ({profile} profile)")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+PAIR_COLORS = {"pair-none": "tab:red", "pair-l2": "tab:blue"}
+
+
+def _pair_weights(ax, by_variant: dict[str, list[dict]]) -> None:
+    """(w1, w2) of every seed's fit: the data fix w1 + w2 (near 2) and leave w1 - w2 to the noise; L2 shares it."""
+    reach = 2.0
+    for name, color in PAIR_COLORS.items():
+        recs = by_variant.get(name, [])
+        if recs:
+            w1, w2 = [r["metrics"]["w1"] for r in recs], [r["metrics"]["w2"] for r in recs]
+            ax.scatter(w1, w2, color=color, s=25, zorder=3, label=f"{name} ({len(recs)} seeds)")
+            reach = max(reach, *(abs(v) for v in w1 + w2))
+    lim = 1.1 * reach
+    ax.plot([-lim, lim], [-lim, lim], color="k", ls=":", lw=1, label="w1 = w2 (shared)")
+    ax.plot([-lim, lim], [2 + lim, 2 - lim], color="tab:green", ls="--", lw=1, label="w1 + w2 = 2 (what the data fix)")
+    ax.scatter([1], [1], marker="x", color="k", zorder=4, label="true weights (1, 1)")
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="w1", ylabel="w2", aspect="equal",
+           title="two nearly identical inputs (x2 = x1 + 0.02 z): fitted weights")  # fmt: skip
+    ax.legend(fontsize=8, loc="lower left")  # the fits lie along w1 + w2 = 2, away from that corner
+    ax.grid(alpha=0.3)
+
+
+def _pair_errors(ax, by_variant: dict[str, list[dict]]) -> None:
+    """Each seed's test MSE on inputs that match as in training and on inputs that match less closely."""
+    pair_cfg = None
+    for name, color in PAIR_COLORS.items():
+        for j, r in enumerate(sorted(by_variant.get(name, []), key=lambda r: r["seed"])):
+            m, pair_cfg = r["metrics"], r["config"]["pair"]
+            ax.semilogy([0, 1], [m["test_mse"], m["test_mse_mismatched"]], "o-", color=color, alpha=0.5, ms=3,
+                        label=name if j == 0 else None)  # fmt: skip
+    if pair_cfg is not None:
+        ax.axhline(pair_cfg["noise_std"] ** 2, color="k", ls=":", lw=1, label="noise variance (the best possible)")
+        ax.set_xticks([0, 1], ["matched (as in training)", f"mismatched ({pair_cfg['mismatch']:g}x the difference)"])
+    ax.set(xlim=(-0.3, 1.3), ylabel="test MSE", title="test MSE per seed: inputs that match as in training vs less")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
