@@ -292,7 +292,9 @@ EXPERIMENT = Experiment(
     title="Early stopping",
     slides="13-15",
     claim="Validation error falls and then rises as training goes on; stopping where it is lowest (with a "
-    "patience rule, since the curve is noisy) gives lower test error than training to the end",
+    "patience rule, since the curve is noisy) gives lower test error than training to the end; the weights start "
+    "small and their norm grows as training goes on, so stopping early limits their size (like weight decay), and "
+    "logistic units start nearly linear and grow more nonlinear",
     config=EarlyStoppingConfig,
     variants=VARIANTS,
     profiles=PROFILES,
