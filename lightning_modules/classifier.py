@@ -4,7 +4,10 @@ optimizer, and the per-epoch history that ends up in the run record.
 
 What an experiment measures on the trained net beyond the errors (the rank of a bottleneck, how many
 weights are near zero...) is passed in as ``measures``: functions of the net returning final metrics
-(``lightning_modules/measures.py``), and ``extra_measures`` for the record's extras (histograms).
+(``lightning_modules/measures.py``), and ``extra_measures`` for the record's extras (histograms). What it
+measures as training goes on (the weights' norm, saturated units) is passed in as ``epoch_measures``: functions
+of the net and a fixed probe batch (the first ``probe_images`` validation images), recorded in every history
+row and, before the first step, in a row of its own: epoch 0, the net at initialization.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from lightning_modules.base import RecordedModule
 from lightning_modules.optim import OptimConfig, sgd_with_schedule
 
 Measure = Callable[[nn.Module], dict]
+EpochMeasure = Callable[[nn.Module, torch.Tensor], dict]  # (net, probe batch) -> history values
 
 
 class ImageClassifier(RecordedModule):
@@ -34,10 +38,14 @@ class ImageClassifier(RecordedModule):
         num_classes: int,
         measures: Sequence[Measure] = (),
         extra_measures: Sequence[Measure] = (),
+        epoch_measures: Sequence[EpochMeasure] = (),
+        probe_images: int = 1000,
     ):
         super().__init__()
         self.net, self.optim = net, optim
         self.measures, self.extra_measures = tuple(measures), tuple(extra_measures)
+        self.epoch_measures, self.probe_images = tuple(epoch_measures), probe_images
+        self._probe: torch.Tensor | None = None
         self.metrics = nn.ModuleDict(
             {
                 f"{split}_{kind}": (
@@ -97,7 +105,34 @@ class ImageClassifier(RecordedModule):
 
     def on_train_epoch_end(self) -> None:
         # Runs after this epoch's validation: one complete history row, then the checkpoint.
-        self.end_epoch({**self._compute("train"), **self._val, "lr": self.trainer.optimizers[0].param_groups[0]["lr"]})
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        self.end_epoch({**self._compute("train"), **self._val, "lr": lr, **self.measure_epoch()})
+
+    # -- measures along the way: epoch 0 (before any step), then after every epoch ---------------
+    def on_train_start(self) -> None:
+        if self.epoch_measures and not self.history:  # a resumed run has its epoch 0 already
+            row = {"epoch": 0, **self.measure_epoch(), "seconds": 0.0}
+            self.history.append(row)
+            for logger in self.loggers:
+                logger.log_metrics({f"epoch/{k}": v for k, v in row.items() if k != "epoch"}, step=0)
+
+    def measure_epoch(self) -> dict[str, float]:
+        """The epoch measures on the current weights, in evaluation mode (no dropout; batch norm's running
+        statistics), on a fixed probe batch: the first ``probe_images`` validation images (the same on every
+        rank)."""
+        if not self.epoch_measures:
+            return {}
+        if self._probe is None:
+            dm = self.trainer.datamodule
+            x = dm.val[0][: self.probe_images].to(self.device)
+            self._probe = dm.transform(x, train=False)
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            with torch.no_grad():
+                return {k: v for measure in self.epoch_measures for k, v in measure(self.net, self._probe).items()}
+        finally:
+            self.net.train(was_training)
 
     # -- testing: dataloader 0 = test set, 1 = clean training images ----------------------------
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
@@ -125,7 +160,7 @@ class ImageClassifier(RecordedModule):
             "params_k": sum(p.numel() for p in self.net.parameters()) / 1000,
             "steps": float(self.trainer.global_step),
             "steps_per_epoch": float(self.trainer.num_training_batches),
-            "epochs": float(len(self.history)),
+            "epochs": float(sum(row["epoch"] >= 1 for row in self.history)),  # not epoch 0, the initialization
             "wall_time": self.train_seconds,
         }
         for measure in self.measures:

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_modules.classifier import ImageClassifier
+from lightning_modules.classifier import EpochMeasure, ImageClassifier
 from lightning_modules.optim import OptimConfig
 
 
@@ -53,7 +53,11 @@ def correlation(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def stopping_metrics(history: list[dict], patiences: Sequence[int]) -> dict[str, float]:
-    """What each stopping rule would have given, from the per-epoch history rows (val_* and test_*)."""
+    """What each stopping rule would have given, from the per-epoch history rows (val_* and test_*). A row of
+    epoch 0 (the net at initialization, before any step) holds measures only, and is read by
+    ``trajectory_metrics``; the rules see epochs 1 to N."""
+    init = [row for row in history if row.get("epoch", 1) < 1]
+    history = [row for row in history if row.get("epoch", 1) >= 1]
     val = [row["val_error"] for row in history]
     test = [row["test_error"] for row in history]
     val_loss = [row["val_loss"] for row in history]
@@ -92,6 +96,27 @@ def stopping_metrics(history: list[dict], patiences: Sequence[int]) -> dict[str,
         out[f"kept_epoch_p{p}"] = float(kept)
         out[f"p{p}_test_error"] = test[kept - 1]
         out[f"epochs_saved_p{p}"] = float(len(val) - stop)  # epochs the rule would not have trained
+    if init:
+        out |= trajectory_metrics(init[0], history, {f"p{p}": patience_stop(val, p)[1] for p in patiences})
+    return out
+
+
+TRACKED = ("weight_norm", "saturated_pct")  # the epoch measures whose course the summary reports
+
+
+def trajectory_metrics(init: dict, epochs: list[dict], kept: dict[str, int]) -> dict[str, float]:
+    """Each tracked measure at initialization (``<m>_init``, the epoch-0 row), at the end (``<m>_final``) and at
+    the epoch each stopping rule keeps (``<m>_<rule>``, e.g. ``weight_norm_p10``: the weights early stopping
+    returns); ``weight_norm_growth``: final over initial norm."""
+    out: dict[str, float] = {}
+    for key in TRACKED:
+        if key not in init:
+            continue
+        out[f"{key}_init"], out[f"{key}_final"] = init[key], epochs[-1][key]
+        for rule, epoch in kept.items():
+            out[f"{key}_{rule}"] = epochs[epoch - 1][key]
+    if "weight_norm_init" in out:
+        out["weight_norm_growth"] = out["weight_norm_final"] / out["weight_norm_init"]
     return out
 
 
@@ -100,8 +125,16 @@ class TestTrackedClassifier(ImageClassifier):
     (``test_error``, ``test_loss``), so that stopping rules can be evaluated on the recorded curves.
     The test set only ever scores a fixed epoch; nothing is chosen on it."""
 
-    def __init__(self, net: nn.Module, optim: OptimConfig, num_classes: int, patiences: Sequence[int]):
-        super().__init__(net, optim, num_classes)
+    def __init__(
+        self,
+        net: nn.Module,
+        optim: OptimConfig,
+        num_classes: int,
+        patiences: Sequence[int],
+        epoch_measures: Sequence[EpochMeasure] = (),
+        probe_images: int = 1000,
+    ):
+        super().__init__(net, optim, num_classes, epoch_measures=epoch_measures, probe_images=probe_images)
         self.patiences = tuple(patiences)
         # the validation set in two fixed halves (even and odd positions of every batch)
         self.halves = nn.ModuleDict(

@@ -1,6 +1,7 @@
-"""What experiments measure on a trained net beyond its errors: functions of the net returning final metrics
-(or, for ``weight_histogram``, the record's extras). ``ImageClassifier(..., measures=(...))`` calls them once,
-after testing."""
+"""What experiments measure on a net beyond its errors: functions of the net returning final metrics (or, for
+``weight_histogram``, the record's extras), which ``ImageClassifier(..., measures=(...))`` calls once, after
+testing; and per-epoch measures of the net and a fixed probe batch (``weight_norm``, ``saturation``), which
+``ImageClassifier(..., epoch_measures=(...))`` records in the history at initialization and after every epoch."""
 
 from __future__ import annotations
 
@@ -23,6 +24,32 @@ def sparsity(net: nn.Module) -> dict[str, float]:
     w = weight_magnitudes(net)
     near = {f"pct_below_{t:.0e}".replace("e-0", "e-"): 100 * float((w < t).double().mean()) for t in NEAR_ZERO}
     return {**near, "weight_norm": float(w.norm()), "weight_mean_abs": float(w.mean())}
+
+
+# Slide 15: a logistic unit is nearly linear while its input z is small. Its slope s(z)(1 - s(z)) is 0.25 at z = 0
+# and 0.105 at |z| = 2 (0.045 at 3): past |z| = 2 the unit passes on less than half the gain it has at 0 and bends
+# visibly (s(2) = 0.881 against the tangent's 1.0), so |z| > 2 counts as outside the near-linear range.
+LINEAR_RANGE = 2.0
+
+
+def weight_norm(net: nn.Module, probe: torch.Tensor | None = None) -> dict[str, float]:
+    """The L2 norm of all weights: every entry of every weight matrix or kernel, not the biases (a bias shifts a
+    unit's input, it does not scale it, and the L1 penalty of ``weight_magnitudes`` skips them too). ``probe`` is
+    unused: the signature of an epoch measure."""
+    return {"weight_norm": float(weight_magnitudes(net).double().norm())}
+
+
+def share_outside(pre_activations: list[torch.Tensor], bound: float = LINEAR_RANGE) -> float:
+    """The fraction of all pre-activation values (every unit of every hidden layer, every example, pooled) with
+    |z| > ``bound``."""
+    z = torch.cat([p.detach().flatten() for p in pre_activations])
+    return float((z.abs() > bound).double().mean())
+
+
+def saturation(net: MLP, probe: torch.Tensor) -> dict[str, float]:
+    """The percentage of the hidden units' pre-activations on ``probe`` outside the logistic's near-linear range
+    (|z| > LINEAR_RANGE)."""
+    return {"saturated_pct": 100.0 * share_outside(net.pre_activations(probe))}
 
 
 def weight_histogram(net: nn.Module) -> dict:

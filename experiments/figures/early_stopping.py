@@ -10,13 +10,15 @@ from experiments.spec import Experiment
 
 def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
     """One row per variant. One panel per seed (up to three): train, validation and test error per epoch, the
-    best-val epoch and each patience rule's stopping point marked. Last panel: the losses, mean over seeds."""
-    from experiments.early_stopping import LABELS  # (a cycle at import time otherwise)
+    best-val epoch and each patience rule's stopping point marked. Then the losses, mean over seeds; last, the
+    weights (slide 15): their norm per epoch from initialization (epoch 0), and for logistic units the share of
+    pre-activations outside the near-linear range, one line per seed."""
+    from experiments.early_stopping import LABELS, MAIN_PATIENCE  # (a cycle at import time otherwise)
 
     plt = pyplot()
 
-    names = [v for v in ("mlp-noisy", "mlp") if v in by_variant]
-    cols = max(min(len(by_variant[v]), 3) for v in names) + 1
+    names = [v for v in ("mlp-noisy", "mlp", "mlp-sigmoid") if v in by_variant]
+    cols = max(min(len(by_variant[v]), 3) for v in names) + 2
     fig, axes = plt.subplots(len(names), cols, figsize=(4.5 * cols, 4 * len(names)), squeeze=False)
     styles = {
         "train_error": ("tab:blue", "train"),
@@ -24,7 +26,8 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
         "test_error": ("tab:green", "test"),
     }
     for row_axes, name in zip(axes, names, strict=True):
-        recs = sorted(by_variant[name], key=lambda r: r["seed"])[:3]
+        every = sorted(by_variant[name], key=lambda r: r["seed"])
+        recs = [{**r, "history": [row for row in r["history"] if row["epoch"] >= 1]} for r in every[:3]]
         for ax, rec in zip(row_axes, recs, strict=False):
             hist, m = rec["history"], rec["metrics"]
             x = [row["epoch"] for row in hist]
@@ -41,9 +44,10 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
             ax.set(xlabel="epoch", ylabel="error (%)", title=f"{LABELS[name]}, seed {rec['seed']}", ylim=(0, None))
             ax.legend(fontsize=7)
             ax.grid(alpha=0.3)
-        for ax in row_axes[len(recs) : -1]:
+        for ax in row_axes[len(recs) : -2]:
             ax.axis("off")
-        ax = row_axes[-1]
+        _weights(row_axes[-1], every, LABELS[name], MAIN_PATIENCE)
+        ax = row_axes[-2]
         epochs = min(len(r["history"]) for r in recs)
         for key, color in (("train_loss", "tab:blue"), ("val_loss", "tab:orange"), ("test_loss", "tab:green")):
             y = [statistics.fmean(r["history"][e][key] for r in recs) for e in range(epochs)]
@@ -57,3 +61,34 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     )
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def _weights(ax, recs: list[dict], label: str, patience: int) -> None:
+    """Weight norm per epoch (solid, left axis) and the share of pre-activations outside |z| <= 2 (dashed, right
+    axis, when recorded), one line of each per seed, from epoch 0; a dot at the epoch the patience rule keeps."""
+    if not any("weight_norm" in row for r in recs for row in r["history"]):
+        ax.axis("off")
+        return
+    saturated = any("saturated_pct" in row for r in recs for row in r["history"])
+    right = ax.twinx() if saturated else None
+    for i, rec in enumerate(recs):
+        rows = [row for row in rec["history"] if "weight_norm" in row]
+        color = f"C{i}"
+        ax.plot([r["epoch"] for r in rows], [r["weight_norm"] for r in rows], color=color, lw=1.2,
+                label=f"seed {rec['seed']}: weight norm")  # fmt: skip
+        norms = {row["epoch"]: row["weight_norm"] for row in rows}
+        kept = rec["metrics"].get(f"kept_epoch_p{patience}")
+        if kept in norms:
+            ax.plot(kept, norms[kept], "o", color=color, label=f"seed {rec['seed']}: P={patience} keeps {kept:.0f}")
+        if right is not None:
+            right.plot([r["epoch"] for r in rows], [r["saturated_pct"] for r in rows], color=color, ls="--", lw=1,
+                       label=f"seed {rec['seed']}: outside |z|<=2")  # fmt: skip
+    ax.set(xlabel="epoch (0: initialization)", ylabel="L2 norm of the weights (no biases)",
+           title=f"{label}: weights")  # fmt: skip
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if right is not None:
+        right.set_ylabel("pre-activations outside |z| <= 2 (%)")
+        more = right.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, fontsize=7)
