@@ -75,6 +75,12 @@ PROFILES = (
         seeds=5,
         overrides={"train.max_epochs": 10, "train.threads": 1},
         cpu_jobs=2,
+        power=(
+            "5 seeds, under a minute. Each claim is a property of every run (weights within 0.01 or 0.05 of "
+            "the hand-set ones, accuracy over 95%): in the committed runs before 2026-11-28 all held in 5 of "
+            "5 seeds with margins over 10x their spread; 3 seeds would decide them, 5 show they hold from "
+            "any init drawn."
+        ),
     ),
     Profile(
         "full",
