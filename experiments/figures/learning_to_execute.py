@@ -1,4 +1,5 @@
-"""The plot of ``experiments/learning_to_execute.py`` (its table's picture), apart from the experiment's declaration."""
+"""The plot of ``experiments/learning_to_execute.py`` (its table's picture) and slide 39's table of example answers,
+apart from the experiment's declaration."""
 
 from __future__ import annotations
 
@@ -55,3 +56,47 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     fig.suptitle(f"{exp.title} ({profile} profile)")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+# ----------------------------------------------------------------------------- example predictions
+def _code(text: str) -> str:
+    """A program or answer as markdown table cell text: each line a code span, lines joined by <br>."""
+    return "<br>".join(f"`{line}`" for line in text.split("\n")) if text else "(nothing)"
+
+
+def example_table(by_variant: dict[str, list[dict]], profile: str, rows: int = 6) -> list[str]:
+    """Slide 39's table: the same test programs, their target and the greedy answers of the models trained
+    with baseline, naive, mix and combined (one seed, the lowest all four share), one table per target (and
+    model or input suffix) with runs of every curriculum. Markdown lines; nothing when no target has them.
+    Every run records its answers to the first test programs of its target (the same for every run); of
+    these the table shows, in test order, first those the four answer differently (right or wrong), then
+    the others, ``rows`` in all."""
+    from datamodules.configs import CURRICULA
+    from experiments.learning_to_execute import SUFFIXES, TARGETS, _target_text, target_name
+
+    lines: list[str] = []
+    for suffix in SUFFIXES:
+        for t in TARGETS:
+            names = [f"{target_name(*t)}-{c}{suffix}" for c in CURRICULA]
+            if not all(by_variant.get(n) for n in names):
+                continue
+            seeds = set.intersection(*({r["seed"] for r in by_variant[n] if r.get("examples")} for n in names))
+            if not seeds:
+                continue
+            seed = min(seeds)
+            shown = [next(r for r in by_variant[n] if r["seed"] == seed)["examples"] for n in names]
+            inputs = [e["input"] for e in shown[0]]
+            if any([e["input"] for e in ex] != inputs for ex in shown):  # records of another generator version
+                continue
+            split = [i for i in range(len(inputs)) if len({ex[i]["right"] for ex in shown}) > 1]
+            picked = sorted((split + [i for i in range(len(inputs)) if i not in split])[:rows])
+            header = ["input", "target", *CURRICULA]
+            lines += [f"**{_target_text(*t)}; {SUFFIXES[suffix]}** ({profile} profile, seed {seed}): test "
+                      f"programs and each model's greedy answer (right ✓, wrong ✗); of the first {len(inputs)} "
+                      f"test programs, {len(split)} answered differently by the four, shown first", ""]  # fmt: skip
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            for i in picked:
+                answers = [f"{_code(ex[i]['greedy'])} {'✓' if ex[i]['right'] else '✗'}" for ex in shown]
+                lines.append("| " + " | ".join([_code(inputs[i]), _code(shown[0][i]["target"]), *answers]) + " |")
+            lines.append("")
+    return ["## Example predictions (slide 39)", "", *lines] if lines else []
