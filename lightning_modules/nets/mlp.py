@@ -82,20 +82,24 @@ class MLP(nn.Module):
 
 
 class FixedStatsNorm(nn.BatchNorm1d):
-    """Batch normalization without the batch noise: while training it still updates its running mean and
-    variance from each batch, but normalizes with those running statistics, so an example's output does not
-    depend on the other examples of its batch (slide 24: the noise of the batch statistics is what regularizes).
-    In evaluation mode it is an ordinary BatchNorm1d."""
+    """Batch normalization without the batch noise (slide 24: the noise of the batch statistics is what
+    regularizes). The same parameters (scale and shift per unit) and the same running statistics as
+    ``nn.BatchNorm1d``, but while training it normalizes each batch with the running mean and variance stored
+    *before* that batch, as constants; only then does it fold the batch's mean and variance into them (the same
+    update and momentum as BatchNorm1d). So an example's output never depends on the other examples of its
+    batch, and no gradient flows through the statistics. In evaluation mode it is an ordinary BatchNorm1d."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            with torch.no_grad():  # the running statistics follow the data; no gradient through them
-                mean, var = x.mean(0), x.var(0, unbiased=True)
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var, self.momentum)
-                self.num_batches_tracked += 1
-        return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
-                                        self.eps)  # fmt: skip
+        if not self.training:
+            return super().forward(x)
+        # copies: the stored statistics are updated in place below, after autograd has saved what it needs
+        mean, var = self.running_mean.clone(), self.running_var.clone()
+        out = nn.functional.batch_norm(x, mean, var, self.weight, self.bias, False, 0.0, self.eps)
+        with torch.no_grad():  # then the running statistics follow the data, as BatchNorm1d's do
+            self.running_mean.lerp_(x.mean(0), self.momentum)
+            self.running_var.lerp_(x.var(0, unbiased=True), self.momentum)
+            self.num_batches_tracked += 1
+        return out
 
 
 # ----------------------------------------------------------------------------- the bottleneck's linear algebra
