@@ -111,6 +111,32 @@ def test_an_hf_name_not_in_the_cache_offline_is_one_line(hf, tmp_path):
     assert "hf:no-such/corpus" in message and str(tmp_path / "cache" / "hf") in message
 
 
+def test_an_hf_corpus_in_the_cache_loads_offline(hf, tmp_path):
+    """A hub data set cached by an earlier online load, in the layout datasets gives it
+    (<namespace>___<name>/<config>/<version>/<hash>/<name>-<split>.arrow); made here from local parquet files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = {}
+    for split, rows in (("test", ["T"]), ("train", ["A", "B"])):
+        files[split] = str(tmp_path / f"{split}.parquet")
+        pq.write_table(pa.table({"text": rows, "id": list(range(len(rows)))}), files[split])
+    hf.load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "build"))
+    built = next((tmp_path / "build" / "parquet").glob("*/*/*/dataset_info.json")).parent
+    cached = tmp_path / "cache" / "hf" / "someone___plays" / "default" / "0.0.0" / "abc"
+    cached.mkdir(parents=True)
+    info = json.loads((built / "dataset_info.json").read_text())
+    (cached / "dataset_info.json").write_text(json.dumps({**info, "builder_name": "plays", "dataset_name": "plays"}))
+    for split in files:
+        (cached / f"plays-{split}.arrow").write_bytes((built / f"parquet-{split}.arrow").read_bytes())
+    c = load_corpus("hf:someone/plays")
+    assert (
+        c.text == "A\nB\nT"
+        and c.name == "hf:someone/plays (train+test, 5 characters)"
+        and c.source == "hf:someone/plays"
+    )
+
+
 def test_without_the_datasets_library_it_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` raises ImportError
     (tmp_path / "c.txt").write_text("x\n")
