@@ -67,6 +67,11 @@ def test_a_text_file_is_read_line_by_line(hf, tmp_path):
     json_file = tmp_path / "rows.jsonl"
     json_file.write_text("".join(json.dumps({"id": i, "body": r}) + "\n" for i, r in enumerate(["x", "yz"])))
     assert load_corpus(str(json_file)).text == "x\nyz"  # read by suffix; the only string column
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "train.txt").write_text("a\nb\n")
+    (folder / "test.txt").write_text("c\n")
+    assert load_corpus(str(folder)).text == "a\nb\nc"  # a folder of files: splits by their names
     other = tmp_path / "verse.doc"
     other.write_text("x\n")
     one_line(lambda: load_corpus(str(other)), r"a file must end in one of \.txt")
