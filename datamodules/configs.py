@@ -81,7 +81,10 @@ class ImageDataConfig:
 
 @dataclass
 class TextDataConfig:
+    # tinyshakespeare (char-rnn's file), hf:<name>[:<config>] (the Hugging Face hub) or a local file or folder read
+    # through datasets (datamodules/corpus.py: every split's rows joined by "\n", then split as Tiny Shakespeare)
     dataset: str = "tinyshakespeare"
+    text_column: str = ""  # hf: and local corpora: the column holding the text ("": the only string column, or "text")
     val_fraction: float = 0.1  # the last 10% of the characters, as nanoGPT
     batch_size: int = 64  # B: parallel streams of the training text
     seq_len: int = 128  # T: characters per chunk (the truncated-BPTT length)
@@ -103,7 +106,9 @@ class TextDataConfig:
 
     def validate(self) -> None:
         if self.dataset != "tinyshakespeare":
-            raise ValueError("dataset must be tinyshakespeare")
+            from datamodules.corpus import check_form  # the form only: no file is read here
+
+            check_form(self.dataset)
         if not 0 < self.val_fraction < 1:
             raise ValueError("val_fraction must be in (0, 1)")
         if min(self.batch_size, self.seq_len, self.eval_batch_size) < 1 or self.eval_seq_len < 0:

@@ -1,4 +1,5 @@
-"""Character-level text: Tiny Shakespeare, split like nanoGPT, served as truncated-BPTT chunks.
+"""Character-level text: Tiny Shakespeare (or any corpus, ``datamodules/corpus.py``), split like nanoGPT, served
+as truncated-BPTT chunks.
 
 The text is found under ``REPRO_DATA_DIR`` (``tinyshakespeare/input.txt``, char-rnn's layout, or
 ``tinyshakespeare.txt``), else downloaded from char-rnn's URL into it. Nothing damaged is used
@@ -231,7 +232,7 @@ class RandomWindows:
 
 # ----------------------------------------------------------------------------- the data module
 class TextDataModule(RecordedDataModule):
-    """Tiny Shakespeare as parallel streams. Batches shard by stream: rank r reads streams r, r + world, ...,
+    """The text as parallel streams. Batches shard by stream: rank r reads streams r, r + world, ...,
     so data.batch_size (the streams of one step) is the same whatever the number of processes."""
 
     shards = True
@@ -241,6 +242,7 @@ class TextDataModule(RecordedDataModule):
         cfg.validate()
         self.cfg, self.seed = cfg, seed  # the streams are deterministic: the seed changes nothing here
         self.text: CharText | None = None
+        self.corpus_info: dict = {}  # an hf: or local corpus: its splits and text column, for the record
 
     def prepare_data(self) -> None:
         self.load()
@@ -249,8 +251,7 @@ class TextDataModule(RecordedDataModule):
         """Read, split and encode the text once per process. The held-out part is the end of the whole
         training split; ``train_chars`` then keeps the first characters of what remains."""
         if self.text is None:
-            text, source = load_text()
-            name = text_name(text, source)
+            text, source, name = self._read()
             vocab, train, val = split_text(text, self.cfg.val_fraction)
             for key, part, what in (("train_chars", train, "training"), ("val_chars", val, "validation")):
                 if getattr(self.cfg, key) > len(part):
@@ -276,6 +277,20 @@ class TextDataModule(RecordedDataModule):
             encoded = (encode(part, vocab) for part in (train, holdout, val))
             self.text = CharText(vocab, *encoded, str(source), digest, name)
         return self.text
+
+    def _read(self) -> tuple[str, str | Path, str]:
+        """(text, source, name): Tiny Shakespeare as before, or a corpus read through datasets (corpus.py)."""
+        cfg = self.cfg
+        if cfg.dataset == "tinyshakespeare":
+            if cfg.text_column:
+                raise ReproError("data.text_column applies to hf: and local corpora, not to tinyshakespeare")
+            text, source = load_text()
+            return text, source, text_name(text, source)
+        from datamodules.corpus import load_corpus
+
+        corpus = load_corpus(cfg.dataset, cfg.text_column)
+        self.corpus_info = {"splits": list(corpus.splits), "text_column": corpus.column}
+        return corpus.text, corpus.source, corpus.name
 
     @property
     def stateful_val(self) -> torch.Tensor:
@@ -335,6 +350,7 @@ class TextDataModule(RecordedDataModule):
             "val_windows": self.cfg.windows,
             "val_window_len": self.cfg.window_len,
             "val_window_chars_from": len(t.val),  # the windows are drawn from the whole validation text
+            **self.corpus_info,
         }
 
 

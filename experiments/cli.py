@@ -90,13 +90,31 @@ def _parser() -> argparse.ArgumentParser:
     smp.add_argument("--temperature", type=float, default=0.8, help="0: always the most likely character")
     smp.add_argument("--sample-seed", type=int, default=0, help="seed of the sampling draws")
 
-    prg = sub.add_parser("programs", help="print Learning-to-Execute examples as JSON lines {input, target}")
-    prg.add_argument("--task", default="program", help="program | addition | copy (default: program)")
-    prg.add_argument("--length", type=int, default=4, help="digits of the literals (default 4)")
-    prg.add_argument("--nesting", type=int, default=2, help="operations chained, 1-10 (default 2)")
-    prg.add_argument("--count", type=int, default=5, help="examples to print (default 5)")
-    prg.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
-    prg.add_argument("--split", default="train", help="train | val | test (default: train)")
+    prg = sub.add_parser(
+        "programs",
+        help="print Learning-to-Execute examples as JSON lines {input, target}, or save a target's evaluation "
+        "programs as a datasets.DatasetDict (--save)",
+    )
+    prg.add_argument("--task", help="program | addition | copy (default: program)")
+    prg.add_argument("--length", type=int, help="digits of the literals (default 4)")
+    prg.add_argument("--nesting", type=int, help="operations chained, 1-10 (default 2)")
+    prg.add_argument("--count", type=int, help="examples to print (default 5)")
+    prg.add_argument("--seed", type=int, help="seed of the generator (default 0)")
+    prg.add_argument("--split", help="train | val | test (default: train)")
+    prg.add_argument(
+        "--save",
+        metavar="DIR",
+        help="write the target's validation and test programs, as every learning-to-execute run of it evaluates "
+        "them, into a new folder (datasets.DatasetDict.save_to_disk; read with datasets.load_from_disk)",
+    )
+    prg.add_argument("--val-size", type=int, help="with --save: validation programs (default 1000)")
+    prg.add_argument("--test-size", type=int, help="with --save: test programs (default 2000)")
+    prg.add_argument("--reverse", action="store_true", help="with --save: add what a reversed-input run reads")
+    prg.add_argument("--double", action="store_true", help="with --save: add what a doubled-input run reads")
+    prg.add_argument("--scramble", type=int, help="with --save: add what a run scrambled by this seed reads")
+    prg.add_argument("--variant", help="with --save: the target, sizes and input options of this learning-to-execute "
+                     "run (e.g. addition-2-combined-seq2seq)")  # fmt: skip
+    prg.add_argument("--profile", help="with --variant: its profile (default: quick)")
     return p
 
 
@@ -230,25 +248,78 @@ def cmd_sample(args) -> int:
     return 0
 
 
+_SAVE_ONLY = ("val_size", "test_size", "reverse", "double", "scramble", "variant", "profile")
+
+
 def cmd_programs(args) -> int:
-    """Print ``args.count`` examples of ``args.split`` as JSON lines {"input": ..., "target": ...}."""
+    """Print ``args.count`` examples of ``args.split`` as JSON lines {"input": ..., "target": ...}, or save the
+    evaluation programs of a target (``--save``)."""
     import json
     import random
 
     from datamodules.errors import unknown_name
     from datamodules.programs import SPLITS, check_difficulty, draw
 
-    if args.split not in SPLITS:
-        raise ReproError(unknown_name("split", args.split, list(SPLITS)))
-    if args.count < 1:
-        raise ReproError(f"--count must be >= 1, got {args.count}")
-    if args.seed < 0:
-        raise ReproError(f"--seed must be >= 0, got {args.seed}")
-    check_difficulty(args.task, args.length, args.nesting)
-    rng, split = random.Random(args.seed), SPLITS.index(args.split)
-    for _ in range(args.count):
-        ex = draw(args.task, args.length, args.nesting, rng, split)
+    if args.save is not None:
+        return _save_programs(args)
+    given = [f"--{k.replace('_', '-')}" for k in _SAVE_ONLY if getattr(args, k) not in (None, False)]
+    if given:
+        raise ReproError(f"{', '.join(given)} go{'es' * (len(given) == 1)} with --save")
+    task, length, nesting = args.task or "program", _or(args.length, 4), _or(args.nesting, 2)
+    count, seed, split_name = _or(args.count, 5), _or(args.seed, 0), args.split or "train"
+    if split_name not in SPLITS:
+        raise ReproError(unknown_name("split", split_name, list(SPLITS)))
+    if count < 1:
+        raise ReproError(f"--count must be >= 1, got {count}")
+    if seed < 0:
+        raise ReproError(f"--seed must be >= 0, got {seed}")
+    check_difficulty(task, length, nesting)
+    rng, split = random.Random(seed), SPLITS.index(split_name)
+    for _ in range(count):
+        ex = draw(task, length, nesting, rng, split)
         print(json.dumps({"input": ex.input, "target": ex.target}))
+    return 0
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+def _save_programs(args) -> int:
+    """``repro programs --save DIR``: the target's validation and test programs as a datasets.DatasetDict."""
+    from datamodules.configs import ProgramDataConfig
+    from datamodules.program_sets import save_evaluation_programs
+
+    stray = [f"--{k}" for k in ("count", "seed", "split") if getattr(args, k) is not None]
+    if stray:
+        raise ReproError(
+            f"{', '.join(stray)} do{'es' * (len(stray) == 1)} not apply to --save: the evaluation programs of a "
+            "target are the same for every run and seed (sizes: --val-size, --test-size)"
+        )
+    own = {"task": args.task, "length": args.length, "nesting": args.nesting, "val_size": args.val_size,
+           "test_size": args.test_size, "scramble": args.scramble}  # fmt: skip
+    own = {k: v for k, v in own.items() if v is not None} | {k: True for k in ("reverse", "double") if getattr(args, k)}
+    if args.variant:
+        if own:
+            raise ReproError(
+                f"--variant takes the target, sizes and input options of that run: drop --{next(iter(own))}"
+            )
+        from experiments import get
+
+        exp = get("learning-to-execute")
+        cfg = exp.resolve(args.variant, args.profile or exp.default_profile).data
+    else:
+        if args.profile:
+            raise ReproError("--profile goes with --variant")
+        cfg = ProgramDataConfig(**{"task": "program", "length": 4, "nesting": 2, **own})
+        try:
+            cfg.validate()
+        except ValueError as e:
+            raise ReproError(str(e)) from None
+    path, counts, fingerprint, written = save_evaluation_programs(cfg, args.save)
+    what = "saved" if written else "already there (same fingerprint)"
+    print(f"{what}: {path}: {counts['validation']} validation and {counts['test']} test programs (task {cfg.task}, "
+          f"length {cfg.length}, nesting {cfg.target_nesting}); fingerprint sha256:{fingerprint}")  # fmt: skip
     return 0
 
 
