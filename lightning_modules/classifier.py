@@ -45,7 +45,7 @@ class ImageClassifier(RecordedModule):
         self.net, self.optim = net, optim
         self.measures, self.extra_measures = tuple(measures), tuple(extra_measures)
         self.epoch_measures, self.probe_images = tuple(epoch_measures), probe_images
-        self._probe: torch.Tensor | None = None
+        self._probe_batch: torch.Tensor | None = None
         self.metrics = nn.ModuleDict(
             {
                 f"{split}_{kind}": (
@@ -122,15 +122,17 @@ class ImageClassifier(RecordedModule):
         rank)."""
         if not self.epoch_measures:
             return {}
-        if self._probe is None:
+        if self._probe_batch is None:
             dm = self.trainer.datamodule
             x = dm.val[0][: self.probe_images].to(self.device)
-            self._probe = dm.transform(x, train=False)
+            self._probe_batch = dm.transform(x, train=False)
         was_training = self.net.training
         self.net.eval()
         try:
             with torch.no_grad():
-                return {k: v for measure in self.epoch_measures for k, v in measure(self.net, self._probe).items()}
+                return {
+                    k: v for measure in self.epoch_measures for k, v in measure(self.net, self._probe_batch).items()
+                }
         finally:
             self.net.train(was_training)
 
