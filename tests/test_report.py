@@ -126,9 +126,13 @@ ERRORS = {
     "translate": [0.36, 0.38, 0.37],
     "flip+translate": [0.30, 0.33, 0.33],
     "noise": [0.41, 0.40, 0.43],
+    "vflip": [0.41, 0.43, 0.42],
+    "pixelflip": [0.40, 0.41, 0.43],
     "mnist-none": [0.020, 0.021, 0.019],
     "mnist-flip": [0.025, 0.026, 0.027],
+    "mnist-elastic": [0.015, 0.016, 0.015],
 }
+RUNS = 3 * len(ERRORS)  # the quick profile's variants x its 3 seeds
 
 
 @pytest.fixture
@@ -169,10 +173,10 @@ def test_a_table_is_written_from_complete_records(folders):
     assert "**supported**" in next(v for k, v in lines.items() if k.startswith("Horizontal flips do not help"))
     assert "weak" not in text
     rows = list(csv.DictReader(open(folders / "results" / "augmentation.csv")))
-    assert len(rows) == 21 and {r["variant"] for r in rows} == set(ERRORS)
+    assert len(rows) == RUNS and {r["variant"] for r in rows} == set(ERRORS)
     assert {r["sets"] for r in rows} == {""} and {r["dirty"] for r in rows} == {"0"}
     # the records are committed beside the table, one file per run
-    assert len(committed_records("augmentation", "quick")) == 21
+    assert len(committed_records("augmentation", "quick")) == RUNS
     assert (folders / "results" / "runs" / "augmentation" / "quick" / "none" / "seed1.json").is_file()
     index = write_index([get("augmentation")]).read_text()
     assert "[augmentation.md](augmentation.md)" in index and "supported" in index
@@ -200,12 +204,15 @@ def test_a_record_made_with_another_config_is_stale(folders):
     fill(folders)
     path = folders / "runs" / "augmentation" / "quick" / "none" / "seed0" / "record.json"
     rec = json.loads(path.read_text())
-    rec["config"]["train"]["max_epochs"] = 49  # the profile has changed since this run
+    epochs = rec["config"]["train"]["max_epochs"]
+    rec["config"]["train"]["max_epochs"] = epochs - 1  # the profile has changed since this run
     path.write_text(json.dumps(rec))
-    with pytest.raises(ReproError, match="made with another config .*train.max_epochs: 49 there, 50 now"):
+    with pytest.raises(
+        ReproError, match=f"made with another config .*train.max_epochs: {epochs - 1} there, {epochs} now"
+    ):
         write_report(get("augmentation"), "quick")
     # a key the record lacks was added later: it must be at the field's default to match
-    rec["config"]["train"]["max_epochs"] = 50
+    rec["config"]["train"]["max_epochs"] = epochs
     del rec["config"]["train"]["threads"]
     path.write_text(json.dumps(rec))
     evidence = gather(get("augmentation"), "quick")
@@ -218,7 +225,7 @@ def test_runs_with_other_settings_get_rows_of_their_own_and_no_verdict(folders):
     text = write_report(get("augmentation"), "quick").read_text()
     assert "| `none` | 2 | 41.00 ± 1.41 |" in text and "| `none` (--set optim.lr=0.2) | 1 | 90.00 |" in text
     assert "1 run(s) with other settings are shown in rows of their own" in text
-    assert "Other settings** | 1 of 21 runs: none/s2: --set optim.lr=0.2" in text
+    assert f"Other settings** | 1 of {RUNS} runs: none/s2: --set optim.lr=0.2" in text
 
 
 def test_a_fresh_clone_rebuilds_every_table_byte_for_byte_from_the_committed_records(folders):
@@ -245,7 +252,7 @@ def test_runs_from_two_machines_merge_and_a_rerun_replaces_its_cell(folders):
         put(folders, record(variant, 2, errs[2], hardware="1x NVIDIA H200", finished="2026-11-27T10:00:00+00:00"))
     text = write_report(get("augmentation"), "quick").read_text()
     assert "CPU Test (1 thread per run); 1x NVIDIA H200" in text and "2026-11-26 to 2026-11-27" in text
-    assert "PARTIAL" not in text and len(committed_records("augmentation", "quick")) == 21
+    assert "PARTIAL" not in text and len(committed_records("augmentation", "quick")) == RUNS
 
 
 def test_time_capped_and_diverged_runs_are_named(folders):
@@ -255,8 +262,8 @@ def test_time_capped_and_diverged_runs_are_named(folders):
     diverged["metrics"]["diverged"] = 1.0
     put(folders, diverged)
     text = write_report(get("augmentation"), "quick").read_text()
-    assert "| **Stopped by time** | 1 of 21 runs (`train.max_minutes`): none/s1 |" in text
-    assert "| **Diverged** | 1 of 21 runs (their test scores are not averaged): noise/s0 |" in text
+    assert f"| **Stopped by time** | 1 of {RUNS} runs (`train.max_minutes`): none/s1 |" in text
+    assert f"| **Diverged** | 1 of {RUNS} runs (their test scores are not averaged): noise/s0 |" in text
     assert "| `noise` | 3 (s0 diverged) | 41.50 ± 2.12 |" in text
     # strict JSON: the diverged run's NaN is a null in its committed record
     assert '"test_error":null' in (folders / "results/runs/augmentation/quick/noise/seed0.json").read_text()
