@@ -164,33 +164,25 @@ def _with_runs(verdicts: list[Verdict]) -> list[Verdict]:
     return [v for v in verdicts if v.test != "needs runs"] or verdicts
 
 
-def combine_all(verdicts: list[Verdict], joiner: str = " | ") -> Verdict:
-    """Every part must hold: contradicted when any part is, supported when all are."""
+def _combine(verdicts: list[Verdict], decisive: str, joiner: str, label: str) -> Verdict:
+    """One ``decisive`` part decides the whole; the other status needs every part; else inconclusive."""
     verdicts = _with_runs(verdicts)
     statuses = [v.status for v in verdicts]
-    status = (
-        "contradicted"
-        if "contradicted" in statuses
-        else "supported"
-        if statuses and all(s == "supported" for s in statuses)
-        else "inconclusive"
-    )
-    return Verdict(status, joiner.join(v.statistic for v in verdicts), "every part: " + _tests(verdicts))
+    other = "supported" if decisive == "contradicted" else "contradicted"
+    status = (decisive if decisive in statuses
+              else other if statuses and all(s == other for s in statuses) else "inconclusive")  # fmt: skip
+    return Verdict(status, joiner.join(v.statistic for v in verdicts), f"{label}: " + _tests(verdicts))
+
+
+def combine_all(verdicts: list[Verdict], joiner: str = " | ") -> Verdict:
+    """Every part must hold: contradicted when any part is, supported when all are."""
+    return _combine(verdicts, "contradicted", joiner, "every part")
 
 
 def combine_any(verdicts: list[Verdict], joiner: str = " | ") -> Verdict:
     """Some part must hold (a "might" or "can" claim): supported when any part is, contradicted only when
     every part is contradicted."""
-    verdicts = _with_runs(verdicts)
-    statuses = [v.status for v in verdicts]
-    status = (
-        "supported"
-        if "supported" in statuses
-        else "contradicted"
-        if statuses and all(s == "contradicted" for s in statuses)
-        else "inconclusive"
-    )
-    return Verdict(status, joiner.join(v.statistic for v in verdicts), "any part: " + _tests(verdicts))
+    return _combine(verdicts, "supported", joiner, "any part")
 
 
 def _tests(verdicts: list[Verdict]) -> str:
