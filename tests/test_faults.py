@@ -64,7 +64,11 @@ def alive(pid: int) -> bool:
 
 
 # ----------------------------------------------------------------------------- signals and resume
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["sigterm", "sigint"])
+@pytest.mark.parametrize(
+    "sig,code",
+    [(signal.SIGTERM, 143), pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)],  # one handler for both
+    ids=["sigterm", "sigint"],
+)
 def test_a_signal_saves_the_epoch_stops_with_one_line_and_the_run_resumes_exactly(sig, code, data_env, reference):
     d = folder(data_env)
     proc = start(SLOW, data_env)
