@@ -1,8 +1,9 @@
 """``repro run --all``: every experiment of the lecture at one profile, in slide order, in one command.
 
 Each experiment's runs go through the usual machinery (finished runs skipped, interrupted ones resumed, the
-profile's own number of runs at once); every run trains in a child process whose output goes to its
-``run.log``, and this process shows one progress bar over the whole lecture, in runs. An experiment whose
+profile's own number of runs at once: child processes, or this process for a profile that runs one at a
+time); every run's output goes to its ``run.log``, and this process shows one progress bar over the whole
+lecture, in runs. An experiment whose
 runs fail does not stop the others: the command ends with one line naming what failed (exit code 1). Each
 experiment gets its preview table under the runs folder, and ``runs/lecture-<profile>.md`` lists them with
 their verdicts; the citable tables are written on purpose afterwards, by ``repro report --all``.
@@ -61,6 +62,33 @@ def _verdicts(exp: Experiment, profile: str) -> str:
     return text if evidence.complete else f"{text} ({evidence.problem('incomplete')})"
 
 
+def _in_process(runs: list[RunSpec], launch: Launch, bar) -> None:
+    """An experiment whose profile runs one at a time (its runs take seconds: a process start each would cost
+    more) trains in this process, each run's output going to its run.log."""
+    import contextlib
+    import traceback
+
+    from experiments.runner import run_one
+
+    failed = []
+    for spec in runs:
+        spec.dir.mkdir(parents=True, exist_ok=True)
+        with open(spec.dir / "run.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            try:
+                record = run_one(spec, launch)
+            except (ReproError, RunsFailed):
+                raise
+            except Exception:  # a crash of one run: in its log, and the others go on
+                traceback.print_exc(file=log)
+                record = None
+        if record is None:
+            failed.append(spec)
+            bar.write(f"{spec.label}: FAILED (log: {spec.dir / 'run.log'})")
+        bar.update(1)
+    if failed:
+        raise RunsFailed(f"{len(failed)} run(s) failed: " + ", ".join(s.label for s in failed))
+
+
 def run_lecture(parts: list[Part], write_previews: bool = True) -> int:
     """Run every part; 0 when every run finished, 1 (after the others ran) when some failed."""
     from tqdm import tqdm
@@ -91,7 +119,10 @@ def run_lecture(parts: list[Part], write_previews: bool = True) -> int:
             try:
                 if runs:
                     prepare_data(runs)
-                    run_children(runs, part.launch, lecture_bar=bar)
+                    if part.launch.jobs == 1 and not part.launch.multi_process:
+                        _in_process(runs, part.launch, bar)
+                    else:
+                        run_children(runs, part.launch, lecture_bar=bar)
             except (RunsFailed, ReproError) as e:
                 failures.append(f"{part.exp.name} ({str(e).splitlines()[0]})")
                 bar.write(f"{part.exp.name}: {e}")

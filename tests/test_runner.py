@@ -301,6 +301,11 @@ def test_run_all_runs_each_experiment_as_its_profile_says_and_sums_up(data_env, 
     index = (runs / "lecture-smoke.md").read_text()
     assert "| `bottleneck` | 2 inconclusive; checks: 3 of 3 hold |" in index  # one seed decides no claim
     assert (runs / "rnn-examples" / "smoke" / "report" / "rnn-examples-smoke.md").is_file()
+    # smoke profiles run one at a time: in this process, each run's output in its own log
+    assert (
+        "bottleneck/smoke/none/seed0: done"
+        in (runs / "bottleneck" / "smoke" / "none" / "seed0" / "run.log").read_text()
+    )
     assert main(["run", "--all", "--profile", "smoke", "--wandb", "off", "--no-report"]) == 0
     assert "4 runs: 4 finished, 0 to run" in capsys.readouterr().out
 
