@@ -105,6 +105,16 @@ def _too_few(diffs: list[float], keys: list, what: str, scale: float, unit: str)
     return None
 
 
+def _too_few_for_margin(
+    diffs: list[float], keys: list, what: str, margin: float, band: str, scale: float, unit: str
+) -> Verdict | None:
+    """``_too_few`` for a claim tested against a margin; its test names the ``band``."""
+    if margin <= 0:
+        raise ValueError("a margin must be > 0")
+    early = _too_few(diffs, keys, what, scale, unit)
+    return Verdict(early.status, early.statistic, f"{band}; {early.test}") if early else None
+
+
 def difference(diffs: list[float], keys: list, what: str, scale: float = 100.0, unit: str = " pts") -> Verdict:
     """The claim says the mean of ``diffs`` is positive: decided by its two-sided 95% t-interval."""
     early = _too_few(diffs, keys, what, scale, unit)
@@ -120,12 +130,10 @@ def below_margin(
 ) -> Verdict:
     """The claim says the mean of ``diffs`` is below ``margin`` (no effect larger than the margin in the
     direction the claim denies): one-sided 95% bounds against the margin."""
-    if margin <= 0:
-        raise ValueError("a margin must be > 0")
-    early = _too_few(diffs, keys, what, scale, unit)
-    test = f"one-sided 95% bound vs margin {margin * scale:+.2f}{unit}, {len(diffs)} pairs"
+    early = _too_few_for_margin(diffs, keys, what, margin, f"margin {margin * scale:+.2f}{unit}", scale, unit)
     if early:
-        return Verdict(early.status, early.statistic, f"margin {margin * scale:+.2f}{unit}; {early.test}")
+        return early
+    test = f"one-sided 95% bound vs margin {margin * scale:+.2f}{unit}, {len(diffs)} pairs"
     lo, hi = one_sided(diffs)
     status = "supported" if hi < margin else "contradicted" if lo > margin else "inconclusive"
     text = f"{what}: {describe(diffs, keys, scale, unit)}; one-sided 95% bounds {lo * scale:+.2f} / {hi * scale:+.2f}"
@@ -137,12 +145,10 @@ def equivalent(
 ) -> Verdict:
     """The claim says the mean of ``diffs`` is within (-margin, margin): two one-sided tests (TOST) at 5% each,
     i.e. the 90% interval inside the band supports it; a mean beyond the band with 95% confidence contradicts it."""
-    if margin <= 0:
-        raise ValueError("a margin must be > 0")
-    early = _too_few(diffs, keys, what, scale, unit)
-    test = f"equivalence (TOST, 5% each side) within +-{margin * scale:.2f}{unit}, {len(diffs)} pairs"
+    early = _too_few_for_margin(diffs, keys, what, margin, f"margin +-{margin * scale:.2f}{unit}", scale, unit)
     if early:
-        return Verdict(early.status, early.statistic, f"margin +-{margin * scale:.2f}{unit}; {early.test}")
+        return early
+    test = f"equivalence (TOST, 5% each side) within +-{margin * scale:.2f}{unit}, {len(diffs)} pairs"
     lo, hi = one_sided(diffs)
     status = "supported" if -margin < lo and hi < margin else "contradicted" if lo > margin or hi < -margin else None
     text = f"{what}: {describe(diffs, keys, scale, unit)}; 90% interval {lo * scale:+.2f} to {hi * scale:+.2f}"

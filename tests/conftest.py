@@ -104,6 +104,20 @@ def data_env(tiny_data_dir, session_cache, tmp_path, monkeypatch) -> dict[str, s
     return env
 
 
+@pytest.fixture
+def offline_dirs(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """Empty data and cache folders, with every download turned off: what a machine without internet sees."""
+    from datamodules import catalog, text
+
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    data.mkdir()
+    monkeypatch.setenv("REPRO_DATA_DIR", str(data))
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(cache))
+    monkeypatch.setattr(catalog, "_download", lambda name, root: None)
+    monkeypatch.setattr(text, "_download", lambda root: None)
+    return data, cache
+
+
 def repro(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300):
     """Run the CLI in a subprocess, as a user would."""
     return subprocess.run(

@@ -10,24 +10,14 @@ import tarfile
 import pytest
 import torch
 
-from datamodules import catalog, decode
+from datamodules import decode
 from datamodules.catalog import load_cifar10, load_mnist
 from experiments.spec import ReproError
 from tests.conftest import REAL_DATA, make_mnist
 
 
-@pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    data, cache = tmp_path / "data", tmp_path / "cache"
-    data.mkdir()
-    monkeypatch.setenv("REPRO_DATA_DIR", str(data))
-    monkeypatch.setenv("REPRO_CACHE_DIR", str(cache))
-    monkeypatch.setattr(catalog, "_download", lambda name, root: None)  # behave as offline, everywhere
-    return data, cache
-
-
-def test_cifar_archive_is_decoded_once_into_the_cache(dirs, tiny_data_dir):
-    data, cache = dirs
+def test_cifar_archive_is_decoded_once_into_the_cache(offline_dirs, tiny_data_dir):
+    data, cache = offline_dirs
     shutil.copy(tiny_data_dir / "cifar10-jpeg.tar.gz", data)
     before = sorted(p.name for p in data.iterdir())
     images = load_cifar10()
@@ -46,8 +36,8 @@ def test_cifar_archive_is_decoded_once_into_the_cache(dirs, tiny_data_dir):
     assert torch.equal(again.train_x, images.train_x) and again.fingerprint == images.fingerprint
 
 
-def test_cifar_imagefolder_directory_gives_the_same_tensors(dirs, tiny_data_dir, monkeypatch):
-    data, _ = dirs
+def test_cifar_imagefolder_directory_gives_the_same_tensors(offline_dirs, tiny_data_dir, monkeypatch):
+    data, _ = offline_dirs
     with tarfile.open(tiny_data_dir / "cifar10-jpeg.tar.gz") as tar:
         tar.extractall(data, filter="data")
     from_dir = load_cifar10()
@@ -59,8 +49,8 @@ def test_cifar_imagefolder_directory_gives_the_same_tensors(dirs, tiny_data_dir,
     assert load_cifar10().fingerprint == from_dir.fingerprint
 
 
-def test_missing_data_offline_names_what_was_looked_for(dirs):
-    data, cache = dirs
+def test_missing_data_offline_names_what_was_looked_for(offline_dirs):
+    data, cache = offline_dirs
     with pytest.raises(ReproError) as e:
         load_cifar10()
     msg = str(e.value)
@@ -70,8 +60,8 @@ def test_missing_data_offline_names_what_was_looked_for(dirs):
     assert not cache.exists() or not any(cache.iterdir())
 
 
-def test_truncated_archive_is_a_clear_error_and_leaves_no_cache(dirs, tiny_data_dir):
-    data, cache = dirs
+def test_truncated_archive_is_a_clear_error_and_leaves_no_cache(offline_dirs, tiny_data_dir):
+    data, cache = offline_dirs
     blob = (tiny_data_dir / "cifar10-jpeg.tar.gz").read_bytes()
     (data / "cifar10-jpeg.tar.gz").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(ReproError, match="corrupt or truncated") as e:
@@ -80,8 +70,8 @@ def test_truncated_archive_is_a_clear_error_and_leaves_no_cache(dirs, tiny_data_
     assert not cache.exists() or not list(cache.iterdir())  # no half-written cache
 
 
-def test_archive_not_matching_its_checksum_is_refused(dirs, tiny_data_dir):
-    data, _ = dirs
+def test_archive_not_matching_its_checksum_is_refused(offline_dirs, tiny_data_dir):
+    data, _ = offline_dirs
     shutil.copy(tiny_data_dir / "cifar10-jpeg.tar.gz", data)
     (data / "SHA256SUMS").write_text(f"{'0' * 64}  cifar10-jpeg.tar.gz\n")
     with pytest.raises(ReproError, match="does not match its checksum"):
@@ -91,8 +81,8 @@ def test_archive_not_matching_its_checksum_is_refused(dirs, tiny_data_dir):
     assert len(load_cifar10().train_x) == 600
 
 
-def test_corrupt_jpeg_inside_an_archive(dirs):
-    data, _ = dirs
+def test_corrupt_jpeg_inside_an_archive(offline_dirs):
+    data, _ = offline_dirs
     import io
 
     with tarfile.open(data / "cifar10-jpeg.tar.gz", "w:gz") as tar:
@@ -106,8 +96,8 @@ def test_corrupt_jpeg_inside_an_archive(dirs):
         load_cifar10()
 
 
-def test_mnist_idx_files_plain_and_gzipped(dirs, monkeypatch):
-    data, _ = dirs
+def test_mnist_idx_files_plain_and_gzipped(offline_dirs, monkeypatch):
+    data, _ = offline_dirs
     make_mnist(data, n_train=50, n_test=20)
     plain = load_mnist()
     assert plain.train_x.shape == (50, 1, 28, 28) and plain.test_y.tolist()[:12] == [*range(10), 0, 1]
@@ -120,8 +110,8 @@ def test_mnist_idx_files_plain_and_gzipped(dirs, monkeypatch):
     assert load_mnist().fingerprint == plain.fingerprint
 
 
-def test_corrupt_mnist_file(dirs):
-    data, cache = dirs
+def test_corrupt_mnist_file(offline_dirs):
+    data, cache = offline_dirs
     make_mnist(data, n_train=50, n_test=20)
     path = data / "MNIST" / "raw" / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-100])
@@ -147,8 +137,8 @@ def test_the_real_mirrors_load_with_their_published_statistics(tmp_path, monkeyp
     assert hashlib.md5(header + raw).hexdigest() == "6bbc9ace898e44ae57da46a324031adb"  # the published MD5
 
 
-def test_a_damaged_cache_is_rebuilt(dirs, tiny_data_dir):
-    data, cache = dirs
+def test_a_damaged_cache_is_rebuilt(offline_dirs, tiny_data_dir):
+    data, cache = offline_dirs
     shutil.copy(tiny_data_dir / "cifar10-jpeg.tar.gz", data)
     first = load_cifar10()
     fingerprint, test_x = first.fingerprint, first.test_x.clone()

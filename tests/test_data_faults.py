@@ -31,17 +31,6 @@ def small_archive(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
-@pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    data, cache = tmp_path / "data", tmp_path / "cache"
-    data.mkdir()
-    monkeypatch.setenv("REPRO_DATA_DIR", str(data))
-    monkeypatch.setenv("REPRO_CACHE_DIR", str(cache))
-    monkeypatch.setattr(catalog, "_download", lambda name, root: None)  # offline
-    monkeypatch.setattr(text, "_download", lambda root: None)
-    return data, cache
-
-
 def refused(load, match: str) -> str:
     """The ReproError message of ``load()``, which must be one line and match ``match``."""
     with pytest.raises(ReproError, match=match) as e:
@@ -65,8 +54,8 @@ def write_tar(path: Path, members, compress: bool = True) -> None:
 
 # ----------------------------------------------------------------------------- archives
 @pytest.mark.parametrize("where", [0.25, 0.5, 0.75])
-def test_a_flipped_byte_in_the_compressed_archive_is_refused_without_a_checksum_file(dirs, small_archive, where):
-    data, cache = dirs
+def test_a_flipped_byte_in_the_archive_is_refused_without_a_checksum_file(offline_dirs, small_archive, where):
+    data, cache = offline_dirs
     blob = bytearray(small_archive)
     blob[int(len(blob) * where)] ^= 0x01
     (data / "cifar10-jpeg.tar.gz").write_bytes(blob)
@@ -76,19 +65,19 @@ def test_a_flipped_byte_in_the_compressed_archive_is_refused_without_a_checksum_
 
 
 @pytest.mark.parametrize("cut", [4, 8, 100])
-def test_an_archive_missing_its_last_bytes_is_refused(dirs, small_archive, cut):
+def test_an_archive_missing_its_last_bytes_is_refused(offline_dirs, small_archive, cut):
     """Cutting only the gzip trailer (CRC and length) leaves every tar member readable: only reading the stream to
     its end notices."""
-    data, _ = dirs
+    data, _ = offline_dirs
     (data / "cifar10-jpeg.tar.gz").write_bytes(small_archive[:-cut])
     refused(load_cifar10, "corrupt or truncated")
 
 
 @pytest.mark.parametrize("compress", [True, False])
-def test_a_broken_tar_header_does_not_end_reading_early_and_silently(dirs, small_archive, compress):
+def test_a_broken_tar_header_does_not_end_reading_early_and_silently(offline_dirs, small_archive, compress):
     """A damaged header halfway through (inside a valid gzip stream, or an uncompressed tar): tarfile alone would
     stop there without a word and yield the first half of the images."""
-    data, _ = dirs
+    data, _ = offline_dirs
     raw = bytearray(gzip.decompress(small_archive))
     members = tar_members(small_archive)
     header = members[len(members) // 2][0].offset
@@ -100,31 +89,31 @@ def test_a_broken_tar_header_does_not_end_reading_early_and_silently(dirs, small
     refused(load_cifar10, f"{name} is corrupt or truncated .*breaks off at byte {header:,} ")
 
 
-def test_an_uncompressed_archive_cut_between_members_is_refused(dirs, small_archive):
-    data, _ = dirs
+def test_an_uncompressed_archive_cut_between_members_is_refused(offline_dirs, small_archive):
+    data, _ = offline_dirs
     raw = gzip.decompress(small_archive)
     members = tar_members(small_archive)
     (data / "cifar10-jpeg.tar").write_bytes(raw[: members[-3][0].offset])  # whole members, no end-of-archive marker
     refused(load_cifar10, "corrupt or truncated")
 
 
-def test_classes_with_different_image_counts_are_refused(dirs, small_archive):
-    data, _ = dirs
+def test_classes_with_different_image_counts_are_refused(offline_dirs, small_archive):
+    data, _ = offline_dirs
     members = [(m, b) for m, b in tar_members(small_archive) if m.name != "cifar10-jpeg/train/cat/0001.jpg"]
     write_tar(data / "cifar10-jpeg.tar.gz", members)
     msg = refused(load_cifar10, "is incomplete: its train classes hold different numbers of images")
     assert "cat 1, airplane 2; CIFAR-10 has 5,000 of each" in msg
 
 
-def test_a_missing_class_is_refused(dirs, small_archive):
-    data, _ = dirs
+def test_a_missing_class_is_refused(offline_dirs, small_archive):
+    data, _ = offline_dirs
     members = [(m, b) for m, b in tar_members(small_archive) if "/test/truck/" not in m.name]
     write_tar(data / "cifar10-jpeg.tar.gz", members)
     refused(load_cifar10, "not a complete copy of CIFAR-10: its test split lacks the class truck")
 
 
-def test_the_name_says_when_a_copy_is_smaller_than_the_published_one(dirs, small_archive, monkeypatch):
-    data, cache = dirs
+def test_the_name_says_when_a_copy_is_smaller_than_the_published_one(offline_dirs, small_archive, monkeypatch):
+    data, cache = offline_dirs
     (data / "cifar10-jpeg.tar.gz").write_bytes(small_archive)
     assert load_cifar10().name == "CIFAR-10 (JPEG q75 mirror, 2/1 images per class)"
     # the same files counted as the published copy carry the published name
@@ -138,9 +127,9 @@ def _with_one_image_changed(archive: bytes, member: str, change) -> list:
     return [(m, change(b) if m.name == member else b) for m, b in tar_members(archive)]
 
 
-def test_a_jpeg_libjpeg_warns_about_is_refused_and_named(dirs, small_archive):
+def test_a_jpeg_libjpeg_warns_about_is_refused_and_named(offline_dirs, small_archive):
     """Junk before the end marker: libjpeg decodes the image anyway and only prints "Corrupt JPEG data" on stderr."""
-    data, _ = dirs
+    data, _ = offline_dirs
     member = "cifar10-jpeg/train/dog/0001.jpg"
     junk = _with_one_image_changed(small_archive, member, lambda b: b[:-2] + b"\x00" * 8 + b"\xff\xd9")
     write_tar(data / "cifar10-jpeg.tar.gz", junk)
@@ -148,17 +137,17 @@ def test_a_jpeg_libjpeg_warns_about_is_refused_and_named(dirs, small_archive):
     assert "extraneous bytes before marker 0xd9" in msg
 
 
-def test_a_truncated_jpeg_is_refused_and_named(dirs, small_archive):
-    data, _ = dirs
+def test_a_truncated_jpeg_is_refused_and_named(offline_dirs, small_archive):
+    data, _ = offline_dirs
     member = "cifar10-jpeg/test/ship/0000.jpg"
     write_tar(data / "cifar10-jpeg.tar.gz", _with_one_image_changed(small_archive, member, lambda b: b[: len(b) // 2]))
     refused(load_cifar10, f"image {member} in .* cannot be decoded \\(Image is incomplete or truncated\\)")
 
 
-def test_an_image_of_the_wrong_size_is_refused(dirs, small_archive):
+def test_an_image_of_the_wrong_size_is_refused(offline_dirs, small_archive):
     from PIL import Image
 
-    data, _ = dirs
+    data, _ = offline_dirs
     buf = io.BytesIO()
     Image.new("RGB", (40, 32)).save(buf, format="JPEG", quality=75)
     member = "cifar10-jpeg/train/frog/0000.jpg"
@@ -167,8 +156,8 @@ def test_an_image_of_the_wrong_size_is_refused(dirs, small_archive):
 
 
 # ----------------------------------------------------------------------------- the decoded cache
-def test_overwritten_pixels_in_the_cache_are_noticed_and_the_cache_rebuilt(dirs, small_archive, capsys):
-    data, cache = dirs
+def test_overwritten_pixels_in_the_cache_are_noticed_and_the_cache_rebuilt(offline_dirs, small_archive, capsys):
+    data, cache = offline_dirs
     (data / "cifar10-jpeg.tar.gz").write_bytes(small_archive)
     first = load_cifar10()
     fp, train_x, test_x = first.fingerprint, first.train_x.clone(), first.test_x.clone()
@@ -192,8 +181,8 @@ def test_overwritten_pixels_in_the_cache_are_noticed_and_the_cache_rebuilt(dirs,
     assert capsys.readouterr().out == ""  # the rebuilt cache is trusted again
 
 
-def test_stale_temp_files_of_dead_processes_are_removed_and_live_ones_kept(dirs, small_archive):
-    data, cache = dirs
+def test_stale_temp_files_of_dead_processes_are_removed_and_live_ones_kept(offline_dirs, small_archive):
+    data, cache = offline_dirs
     (data / "cifar10-jpeg.tar.gz").write_bytes(small_archive)
     cache.mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -219,8 +208,8 @@ def test_temp_file_names_parse_back():
 
 
 # ----------------------------------------------------------------------------- MNIST
-def test_mnist_files_are_checked_against_a_checksum_file_in_the_data_directory(dirs):
-    data, _ = dirs
+def test_mnist_files_are_checked_against_a_checksum_file_in_the_data_directory(offline_dirs):
+    data, _ = offline_dirs
     make_mnist(data, n_train=50, n_test=20)
     names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
     digest = {n: hashlib.sha256((data / "MNIST" / "raw" / n).read_bytes()).hexdigest() for n in names}
@@ -233,8 +222,8 @@ def test_mnist_files_are_checked_against_a_checksum_file_in_the_data_directory(d
     refused(load_mnist, f"{path} does not match its checksum in {data / 'SHA256SUMS'}")
 
 
-def test_a_flipped_byte_in_a_gzipped_mnist_file_is_refused(dirs):
-    data, _ = dirs
+def test_a_flipped_byte_in_a_gzipped_mnist_file_is_refused(offline_dirs):
+    data, _ = offline_dirs
     make_mnist(data, n_train=50, n_test=20)
     raw = data / "MNIST" / "raw"
     for f in list(raw.iterdir()):
@@ -294,44 +283,44 @@ def _text_module(data: Path, body: str, **cfg) -> TextDataModule:
     return TextDataModule(TextDataConfig(**cfg))
 
 
-def test_text_cut_mid_line_is_refused(dirs):
-    data, _ = dirs
+def test_text_cut_mid_line_is_refused(offline_dirs):
+    data, _ = offline_dirs
     body = tiny_text()
     refused(_text_module(data, body[:-7]).load, "input.txt ends in the middle of a line .*cut short")
 
 
-def test_text_with_a_zero_filled_block_is_refused(dirs):
-    data, _ = dirs
+def test_text_with_a_zero_filled_block_is_refused(offline_dirs):
+    data, _ = offline_dirs
     body = tiny_text()
     middle = len(body) // 2
     msg = refused(_text_module(data, body[:middle] + "\0" * 512 + body[middle + 512 :]).load, "control character")
     assert f"'\\x00' at character {middle:,}" in msg
 
 
-def test_text_of_char_rnns_length_with_other_content_is_refused(dirs, monkeypatch):
-    data, _ = dirs
+def test_text_of_char_rnns_length_with_other_content_is_refused(offline_dirs, monkeypatch):
+    data, _ = offline_dirs
     body = tiny_text()
     monkeypatch.setattr(text, "TINY_SHAKESPEARE_CHARS", len(body))
     flipped = body[:100] + ("X" if body[100] != "X" else "Y") + body[101:]
     refused(_text_module(data, flipped).load, "has the length of char-rnn's Tiny Shakespeare .* but not its content")
 
 
-def test_text_names_say_which_copy_it_is(dirs, monkeypatch):
-    data, _ = dirs
+def test_text_names_say_which_copy_it_is(offline_dirs, monkeypatch):
+    data, _ = offline_dirs
     body = tiny_text()
     assert _text_module(data, body).data_info()["name"] == f"Tiny Shakespeare (another copy: {len(body):,} characters)"
     monkeypatch.setattr(text, "TINY_SHAKESPEARE_SHA256", hashlib.sha256(body.encode()).hexdigest())
     assert _text_module(data, body).data_info()["name"] == "Tiny Shakespeare (char-rnn)"
 
 
-def test_text_is_checked_against_a_checksum_file_in_the_data_directory(dirs):
-    data, _ = dirs
+def test_text_is_checked_against_a_checksum_file_in_the_data_directory(offline_dirs):
+    data, _ = offline_dirs
     module = _text_module(data, tiny_text())
     (data / "SHA256SUMS").write_text(f"{'0' * 64}  tinyshakespeare/input.txt\n")
     refused(module.load, "input.txt does not match its checksum")
 
 
 @pytest.mark.parametrize("key,value", [("train_chars", 10**9), ("val_chars", 10**9)])
-def test_more_text_than_there_is_is_refused(dirs, key, value):
-    data, _ = dirs
+def test_more_text_than_there_is_is_refused(offline_dirs, key, value):
+    data, _ = offline_dirs
     refused(_text_module(data, tiny_text(), **{key: value}).load, f"data.{key}=1,000,000,000 is more than the ")
