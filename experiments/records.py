@@ -209,8 +209,8 @@ def committed_records(experiment: str, profile: str) -> dict[Key, dict]:
 
 def profiles_with_records(experiment: str) -> list[str]:
     """Profiles of ``experiment`` with finished runs in the runs folder or committed records."""
-    found = {p.parent.parent.name for p in (runs_root() / experiment).glob("*/*/seed*/record.json")}
-    found |= {p.parent.parent.name for p in committed_dir(experiment, "x").parent.glob("*/*/seed*.json")}
+    found = {p.parts[-4] for p in (runs_root() / experiment).glob("*/*/seed*/record.json")}  # profile/variant/seedK/
+    found |= {p.parts[-3] for p in committed_dir(experiment, "x").parent.glob("*/*/seed*.json")}  # profile/variant/
     return sorted(found)
 
 

@@ -13,7 +13,7 @@ from experiments import get, stats
 from experiments.config import config_to_dict
 from experiments.evidence import gather
 from experiments.records import committed_records, to_json
-from experiments.report import fmt_mean_std, write_all, write_index, write_report
+from experiments.report import citable_profiles, fmt_mean_std, write_all, write_index, write_report
 from experiments.spec import ReproError
 
 
@@ -180,6 +180,14 @@ def test_a_table_is_written_from_complete_records(folders):
     assert (folders / "results" / "runs" / "augmentation" / "quick" / "none" / "seed1.json").is_file()
     index = write_index([get("augmentation")]).read_text()
     assert "[augmentation.md](augmentation.md)" in index and "supported" in index
+
+
+def test_report_all_finds_the_profiles_in_the_runs_folder(folders):
+    fill(folders)  # quick runs in the runs folder, nothing committed yet
+    put(folders, record("none", 0, 0.5, profile="smoke"))
+    assert citable_profiles(get("augmentation")) == ["quick"]  # the profile's folder, never a variant's name
+    assert write_all([get("augmentation")]) == [folders / "results" / "augmentation.md"]
+    assert len(committed_records("augmentation", "quick")) == RUNS
 
 
 def test_a_missing_run_stops_the_report_unless_partial(folders):
