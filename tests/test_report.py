@@ -6,6 +6,8 @@ import csv
 import json
 import math
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -250,6 +252,20 @@ def test_a_fresh_clone_rebuilds_every_table_byte_for_byte_from_the_committed_rec
     after = {p.name: p.read_bytes() for p in (folders / "results").glob("*") if p.is_file()}
     assert set(after) == set(before) == {"augmentation.md", "augmentation.csv", "augmentation.png", "README.md"}
     assert after == before
+
+
+def test_git_tracks_the_committed_records_and_ignores_the_runs_folder():
+    """The records beside the tables are what a clone rebuilds them from: a pattern that ignores every
+    ``runs/`` folder would keep them out of every commit without a word."""
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=repo).returncode == 0
+
+    assert not ignored("results/runs/augmentation/quick/none/seed0.json")
+    assert ignored("runs/augmentation/quick/none/seed0/record.json")  # the default runs folder stays local
 
 
 def test_runs_from_two_machines_merge_and_a_rerun_replaces_its_cell(folders):
