@@ -65,10 +65,14 @@ def to_json(record: dict, compact: bool = False) -> str:
     return json.dumps(finite(record), allow_nan=False, indent=1) + "\n"
 
 
+def _sorted_dict(pairs: list[tuple[str, Any]]) -> dict:
+    return dict(sorted(pairs))
+
+
 def parse_record(text: str | bytes, path: Path) -> dict:
     """A record from its JSON text, or a one-line error naming the file: not JSON, or not a record."""
     try:
-        record = json.loads(text)
+        record = json.loads(text, object_pairs_hook=_sorted_dict)  # committed copies are key-sorted: so is every read
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ReproError(f"{path} is corrupt (not JSON); delete it to rerun that run") from None
     bad = [k for k, kind in REQUIRED.items() if not isinstance(record, dict) or not isinstance(record.get(k), kind)]

@@ -116,7 +116,7 @@ def record(variant, seed, test_error, profile="quick", sets=None, **prov):
             "resumed": False,
             "params": 75290,
             "data": {"name": "MNIST" if "mnist" in variant else "CIFAR-10 (JPEG q75 mirror)", "fingerprint": "f00d"},
-            "versions": {"torch": "2.x"},
+            "versions": {"torch": "2.x", "python": "3.x"},  # not in sorted order, as a run writes them
             **prov,
         },
     }
