@@ -72,6 +72,7 @@ VARIANTS = tuple(
     for depth in (20, 56)
 )
 
+QUICK_IMAGES, QUICK_EPOCHS = 1500, 8  # the quick profile's training set and epochs (its power text says why)
 SMALL_DATA = {  # the quick profile: a fixed subset, no augmentation, a short version of the paper's schedule
     "data.train_size": 2000,
     "data.val_size": 500,
@@ -102,17 +103,17 @@ PROFILES = (
     ),
     Profile(
         "quick",
-        "REDUCED: nets of half the paper's width (8, 16, 32 filters), depths 20 and 56, trained 8 epochs on a "
-        "fixed 1,500-image subset without augmentation (batch 32, lr 0.025 /10 at 50% and 75%, wd 1e-4); 500 "
-        "val and 2,000 test images. Enough to see how well each net fits its training set and how its gradients "
-        "spread; far too short for test errors near the paper's, or for the deeper ResNet to overtake the "
-        "shallower one in test error (the short and full profiles are for that)",
+        f"REDUCED: nets of half the paper's width (8, 16, 32 filters), depths 20 and 56, trained {QUICK_EPOCHS} "
+        f"epochs on a fixed {QUICK_IMAGES:,}-image subset without augmentation (batch 32, lr 0.025 /10 at 50% and "
+        "75%, wd 1e-4); 500 val and 2,000 test images. Enough to see how well each net fits its training set and "
+        "how its gradients spread; far too short for test errors near the paper's, or for the deeper ResNet to "
+        "overtake the shallower one in test error (the short and full profiles are for that)",
         seeds=3,
         overrides={
             **SMALL_DATA,
             "model.width": 8,
-            "data.train_size": 1500,
-            "train.max_epochs": 8,
+            "data.train_size": QUICK_IMAGES,
+            "train.max_epochs": QUICK_EPOCHS,
             "train.threads": 1,
         },  # fmt: skip
         variants=("plain-20", "plain-56", "residual-20", "residual-56", "residual-20-zero"),
@@ -221,7 +222,8 @@ METRICS = {
 PAPER_SETTING = "the paper's recipe: 45k/5k split of the original CIFAR-10, C10+ augmentation, 164 epochs, 1 run"
 JPEG_CAVEAT = "same recipe; this copy of CIFAR-10 is JPEG q75, which costs some accuracy"
 WHY_NOT = {
-    "quick": "2,000 images without augmentation for 10 epochs; the paper trains on 45,000 with C10+ for 164",
+    "quick": f"half-width nets on {QUICK_IMAGES:,} images without augmentation for {QUICK_EPOCHS} epochs; the paper "
+    "trains full-width nets on 45,000 with C10+ for 164",
     "short": "a 30-epoch schedule (the paper's is 164 epochs); JPEG q75 copy of CIFAR-10",
 }
 
