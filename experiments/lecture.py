@@ -95,15 +95,17 @@ def run_lecture(parts: list[Part], write_previews: bool = True) -> int:
 
     from experiments.pool import run_children
     from experiments.provenance import git_commit
-    from experiments.records import check_config, identity_text
+    from experiments.records import check_identity, identity_text
     from experiments.report import write_report
     from experiments.runner import prepare_data
 
     git_commit()
     for part in parts:  # every folder's identity first: a conflict stops the command before anything runs
         for s in part.specs:
-            check_config(s.dir, identity_text(s.experiment.name, s.profile, s.variant, s.seed, s.config,
-                                              part.launch.world_size(), part.launch.precision_name()))  # fmt: skip
+            launch = part.launch
+            identity = identity_text(s.experiment.name, s.profile, s.variant, s.seed, s.config, launch.world_size(),
+                                     launch.precision_name())  # fmt: skip
+            check_identity(s.dir, identity, say=True)
     pending = {id(p): [s for s in p.specs if read_record(s.dir) is None] for p in parts}
     todo = sum(len(v) for v in pending.values())
     total = sum(len(p.specs) for p in parts)

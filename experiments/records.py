@@ -98,22 +98,10 @@ def identity_text(experiment: str, profile: str, variant: str, seed: int, config
     return yaml.safe_dump({**head, "launch": launch, **config_to_dict(config)}, sort_keys=False)
 
 
-def check_identity(folder: Path, text: str) -> None:
-    path = folder / "config.yaml"
-    if path.is_file() and path.read_text() != text:
-        try:
-            old = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError:
-            old = {}
-        diff = first_difference(old if isinstance(old, dict) else {}, yaml.safe_load(text))
-        raise ReproError(
-            f"{folder} holds a run with a different config ({diff}); delete that folder or set REPRO_RUNS_DIR to "
-            "another folder"
-        )
-
-
-def check_config(folder: Path, text: str) -> None:
-    """Before anything runs: a folder (finished or not) whose config.yaml holds another identity is refused."""
+def check_identity(folder: Path, text: str, say: bool = False) -> None:
+    """A folder whose config.yaml holds another identity is refused, unless nothing was trained there: no
+    checkpoint and no record (a run stopped by bad input before its first epoch), which the new run replaces
+    (``say``: with a line naming the difference)."""
     path = folder / "config.yaml"
     if not path.is_file():
         return
@@ -122,11 +110,17 @@ def check_config(folder: Path, text: str) -> None:
     except yaml.YAMLError:
         old = {}
     old, new = old if isinstance(old, dict) else {}, yaml.safe_load(text)
-    if old != new:
-        raise ReproError(
-            f"{folder} holds a run with a different config ({first_difference(old, new)}); delete that folder or set "
-            "REPRO_RUNS_DIR to another folder"
-        )
+    if old == new:
+        return
+    diff = first_difference(old, new)
+    if not (folder / "record.json").exists() and not (folder / "checkpoints" / "last.ckpt").exists():
+        if say:
+            print(f"{folder}: replacing the config of a run that never saved a checkpoint ({diff})")
+        return
+    raise ReproError(
+        f"{folder} holds a run with a different config ({diff}); delete that folder or set REPRO_RUNS_DIR to "
+        "another folder"
+    )
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str:

@@ -36,7 +36,7 @@ from experiments.callbacks import (
 from experiments.config import config_to_dict
 from experiments.plan import Launch, RunSpec, is_rank_zero
 from experiments.provenance import git_commit, hardware, versions
-from experiments.records import check_config, check_identity, identity_text, read_record, to_json, write_atomic
+from experiments.records import check_identity, identity_text, read_record, to_json, write_atomic
 
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
 
@@ -226,6 +226,11 @@ def run_one(spec: RunSpec, launch: Launch, index: str = "") -> dict | None:
 
 
 def _train(spec: RunSpec, launch: Launch, index: str, stop: StopOnSignal) -> dict | None:
+    # what the run is, checked against the folder and its checkpoint before anything is built or written (again
+    # under the lock: another command may have trained here while this one waited)
+    identity = identity_text(spec.experiment.name, spec.profile, spec.variant, spec.seed, spec.config,
+                             launch.world_size(), launch.precision_name())  # fmt: skip
+    check_identity(spec.dir, identity)
     record = read_record(spec.dir)  # finished while this process waited for the lock
     if record is not None:
         print(f"{index}{spec.label}: finished, skipped")
@@ -239,10 +244,6 @@ def _train(spec: RunSpec, launch: Launch, index: str, stop: StopOnSignal) -> dic
     module, datamodule = spec.experiment.build(spec.config, spec.seed)
     config = {**config_to_dict(spec.config), "seed": spec.seed, "profile": spec.profile, "variant": spec.variant,
               "experiment": spec.experiment.name}  # fmt: skip
-    # what the run is, checked against the folder and its checkpoint before anything is built or written
-    identity = identity_text(spec.experiment.name, spec.profile, spec.variant, spec.seed, spec.config,
-                             launch.world_size(), launch.precision_name())  # fmt: skip
-    check_identity(spec.dir, identity)
     ckpt = _resume_point(spec, identity, index)
     mode = tracking.wandb_mode(launch.wandb)
     loggers = []
@@ -289,8 +290,8 @@ def run_all(specs: list[RunSpec], launch: Launch) -> list[dict]:
     multi-device DDP runs, which Lightning's launcher must start afresh for each run)."""
     git_commit()  # pin the provenance of the code this process runs
     for s in specs:
-        check_config(s.dir, identity_text(s.experiment.name, s.profile, s.variant, s.seed, s.config,
-                                          launch.world_size(), launch.precision_name()))  # fmt: skip
+        check_identity(s.dir, identity_text(s.experiment.name, s.profile, s.variant, s.seed, s.config,
+                                            launch.world_size(), launch.precision_name()), say=True)  # fmt: skip
     pending = [s for s in specs if read_record(s.dir) is None]
     print(f"{len(specs)} runs: {len(specs) - len(pending)} finished, {len(pending)} to run")
     prepare_data(pending)

@@ -55,6 +55,19 @@ def test_run_writes_a_complete_record_and_skips_it_next_time(data_env, capsys):
     assert "different config (optim.lr: 0.05 there, 0.01 now)" in capsys.readouterr().err
 
 
+def test_a_run_stopped_by_bad_input_before_training_does_not_block_the_corrected_command(data_env, capsys):
+    bad = ["run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "off", "--set", "data.train_size=100000000"]
+    assert main(bad) == 2
+    assert "data.train_size=100,000,000 is more than" in capsys.readouterr().err
+    d = run_dir(data_env)
+    assert (d / "config.yaml").is_file() and not (d / "checkpoints" / "last.ckpt").exists()  # nothing trained
+    assert main(["run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "off"]) == 0
+    assert "replacing the config of a run that never saved a checkpoint (data.train_size: 100000000 there" in (
+        capsys.readouterr().out
+    )
+    assert json.loads((d / "record.json").read_text())["config"]["data"]["train_size"] == 256
+
+
 def test_a_cell_reruns_bit_for_bit_alone_or_beside_others(data_env, tmp_path):
     """Threads per run are part of the config: two runs at once (--jobs 2) and one run alone compute the same."""
     threads = ["--set", "train.threads=1", "--wandb", "off"]
