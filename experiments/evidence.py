@@ -99,3 +99,15 @@ def evaluate(exp: Experiment, records: list[dict]):
     main = main_signature(records) if records else None
     results = results_of([r for r in records if signature(r) == main])
     return [(c, c.check(results)) for c in exp.claims], [(c, c.check(results)) for c in exp.checks]
+
+
+def verdict_counts(exp: Experiment, records: list[dict]) -> tuple[str, int, int]:
+    """'3 supported, 1 inconclusive; checks: 2 of 2 hold', the decided claims and all the claims."""
+    claims, checks = evaluate(exp, records)
+    counts = Counter(v.status for _, v in claims)
+    text = ", ".join(f"{counts[s]} {s}" for s in ("supported", "contradicted", "inconclusive") if counts[s])
+    held = [o.holds for _, o in checks if o.holds is not None]
+    if checks:
+        text += f"; checks: {sum(held)} of {len(held)} hold"
+        text += f" ({len(checks) - len(held)} need runs)" if len(held) < len(checks) else ""
+    return text, counts["supported"] + counts["contradicted"], len(claims)

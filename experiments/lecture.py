@@ -12,7 +12,6 @@ their verdicts; the citable tables are written on purpose afterwards, by ``repro
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,19 +45,12 @@ def plan_lecture(experiments: list[Experiment], profile: str | None, plan_one: C
 
 
 def _verdicts(exp: Experiment, profile: str) -> str:
-    from experiments.evidence import evaluate, gather
+    from experiments.evidence import gather, verdict_counts
 
     evidence = gather(exp, profile)
     if not evidence.records:
         return "no runs"
-    claims, checks = evaluate(exp, evidence.records)
-    counts = Counter(v.status for _, v in claims)
-    text = ", ".join(f"{counts[s]} {s}" for s in ("supported", "contradicted", "inconclusive") if counts[s])
-    decided = [o.holds for _, o in checks if o.holds is not None]
-    if checks:
-        text += f"; checks: {sum(decided)} of {len(decided)} hold" + (
-            f" ({len(checks) - len(decided)} need runs)" if len(decided) < len(checks) else ""
-        )
+    text = verdict_counts(exp, evidence.records)[0]
     return text if evidence.complete else f"{text} ({evidence.problem('incomplete')})"
 
 

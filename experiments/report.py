@@ -15,12 +15,12 @@ import csv
 import io
 import math
 import statistics
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 from datamodules.errors import ReproError
 from experiments.claims import percent_metric
-from experiments.evidence import Evidence, deviation, evaluate, gather, main_signature, signature
+from experiments.evidence import Evidence, deviation, evaluate, gather, main_signature, signature, verdict_counts
 from experiments.plots import default_plot, summary_plot
 from experiments.records import (
     committed_dir,
@@ -320,19 +320,14 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
             records = committed_records(exp.name, prof.name)
             if not (out_dir / f"{stem}.md").is_file() or not records:
                 continue
-            claims, checks = evaluate(exp, list(records.values()))
-            counts = Counter(v.status for _, v in claims)
-            verdicts = ", ".join(f"{counts[s]} {s}" for s in ("supported", "contradicted", "inconclusive") if counts[s])
-            decided_checks = [o.holds for _, o in checks if o.holds is not None]
-            if decided_checks:
-                verdicts += f"; checks: {sum(decided_checks)} of {len(decided_checks)} hold"
+            verdicts, n_decided, n_claims = verdict_counts(exp, list(records.values()))
             hardware = _uniq(list(records.values()), lambda r: r["provenance"]["hardware"].split(",")[0])
             rows.append(
                 [f"`{exp.name}`", exp.slides, exp.claim, verdicts, f"[{stem}.md]({stem}.md)", prof.name, hardware]
             )
             if prof.name == exp.default_profile:
-                decided += counts["supported"] + counts["contradicted"]
-                total += len(claims)
+                decided += n_decided
+                total += n_claims
             found = True
         if not found:
             rows.append([f"`{exp.name}`", exp.slides, exp.claim, "not run yet", "–", "–", "–"])
