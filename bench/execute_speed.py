@@ -10,8 +10,9 @@ it out, forward, backward, clip, step. Three set-ups, side by side:
 - one run alone with 2 threads (what the two cores would give a single run instead).
 
 Then the quick profile's wall time projected from the rate in all with 2 at once and the steps its runs take
-to the end (``--steps-to-end``, measured: 1,985 on average). Other jobs on the machine slow every number: the load
-average is printed first. Best of ``--repeats`` timings.
+to the end (``--steps-to-end``: 3,400, from the pilot of the 50-step windows; 1,985 at the earlier 20-step
+ones). Other jobs on the machine slow every number: the load average is printed first. Best of
+``--repeats`` timings.
 
     python bench/execute_speed.py [--profile quick] [--variant addition-2-baseline-seq2seq] [--steps 150]
 """
@@ -85,8 +86,8 @@ def main() -> int:
     p.add_argument("--variant", default="addition-2-baseline-seq2seq")
     p.add_argument("--steps", type=int, default=150, help="timed steps per measurement (default 150)")
     p.add_argument("--repeats", type=int, default=2, help="timings of each set-up, the best kept (default 2)")
-    p.add_argument("--steps-to-end", type=int, default=2000, help="steps a run takes to the lr rule's end")
-    p.add_argument("--runs", type=int, default=12, help="runs in the profile (default 12: 4 curricula x 3 seeds)")
+    p.add_argument("--steps-to-end", type=int, default=3400, help="steps a run takes to the lr rule's end")
+    p.add_argument("--runs", type=int, default=15, help="runs in the profile (default 15: 5 variants x 3 seeds)")
     args = p.parse_args()
 
     print(f"{args.profile} / {args.variant}: {args.steps} steps per timing, best of {args.repeats}")

@@ -148,7 +148,7 @@ PROFILES = (
         "validation characters (32 streams, 32,736 predictions) and as 512 random 256-character windows of the "
         "whole validation text (4% of nanoGPT's 12,800: a standard error of about 0.006 nats for 5-6% of a run's "
         "training time)",
-        seeds=3,
+        seeds=5,
         overrides={
             **QUICK_MODEL,
             "data.batch_size": 32,
@@ -157,8 +157,7 @@ PROFILES = (
             "data.val_chars": 32768,
             "data.holdout_chars": 32768,
             "data.eval_batch_size": 32,  # 32 streams of 1,023 characters, each read in one chunk
-            # 0.4-1.2 s per model on one thread, 5-6% of a run's training time (12,800 would cost 11-30 s, more
-            # than the training); standard error 0.006 nats (bigram 0.005) at seed 0
+            # 0.4-1.2 s per model on one thread, 5-6% of a run's training time (12,800: 11-30 s); s.e. 0.006 nats
             "data.windows": 512,
             "optim.lr": 1e-2,  # better than 3e-3 for every model on seed 0 (RNN 1.86 -> 1.81, LSTM 1.97 -> 1.78)
             "optim.warmup_steps": 0,
@@ -166,13 +165,15 @@ PROFILES = (
             "train.threads": 1,
         },
         cpu_jobs=2,
-        power="At 400 steps (the profile before 2026-11-28, 3 seeds) the models were still far from converged and "
-        "within noise of each other: LSTM minus RNN -0.02 nats (per-seed spread of the paired difference about "
-        "0.05), MLP-3 minus RNN +0.01. Small char-RNNs trained longer separate by 0.05-0.1 nats (LSTM and GRU "
-        "ahead of the vanilla RNN, every recurrent net ahead of a 3-character window), and the per-seed spread "
-        "shrinks as the runs converge; 2,000 steps (5x, about 85 s a run on one thread, 15 runs two at a time: "
-        "11 min) is the longest that fits the budget with 3 seeds, the fewest that decide. If a 0.05-nat effect "
-        "keeps a spread above 0.02 nats, 3 seeds leave it inconclusive: 5 seeds (or the full profile) settle it.",
+        power="Sized twice. At 400 steps (before 2026-11-28, 3 seeds) the models were far from converged and within "
+        "noise of each other, so the steps went up 5x to 2,000 (85 s a run on one thread). Those 3-seed runs "
+        "(a3db082) measured the paired differences: the line-start advantage over MLP-3 (positions 3+ minus 0-2) "
+        "+0.17, +0.10, +0.13 nats for RNN, LSTM, GRU, per-seed sd 0.03-0.04 (95% half width 0.08-0.10: the LSTM "
+        "part missed by 0.003); RNN minus LSTM in validation loss +0.015 nats, sd 0.016. 5 seeds (half width "
+        "2.78 sd / sqrt 5: 0.04-0.05 nats; 25 runs, about 12 min two at a time) decide the line-start claim in "
+        "every part with power above 0.9 if the effects hold; the LSTM-RNN gap would need about 10 seeds, more "
+        "than the budget: at 5 its power is about 0.3. Seeds 0-2 are the same runs as before, so these claims "
+        "had two looks: a false verdict is somewhat likelier than the 5% of one look.",
     ),
     Profile(
         "full",

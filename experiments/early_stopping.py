@@ -137,13 +137,19 @@ PROFILES = (
         "784-512-512-10 MLP trained 40 epochs on a fixed 2,000-image MNIST subset (batch 32, SGD momentum 0.9 at a "
         "constant lr 0.01, 0.1 for logistic units, no weight decay); 2,000 validation and 5,000 test images, both "
         "scored after every epoch",
-        seeds=6,
+        seeds=10,
         overrides={**SMALL_DATA, "train.max_epochs": 40, "train.log_every_n_steps": 10, "train.threads": 1},
         cpu_jobs=2,
-        power="6 seeds, about 5 min (18 runs of about 30 s alone at 1 thread, two at a time). The clean-label "
+        power="10 seeds, about 7 min (30 runs of about 30 s alone at 1 thread, two at a time). Sized twice: 6 "
+        "seeds (a3db082, 2026-11-28) left the claim that the validation error rises again after its minimum "
+        "open: the held-out half at the end minus at the other half's best epoch -0.30 pts (per seed -1.0, -0.2, "
+        "-0.3, -0.1, -0.1, -0.1: sd 0.35), 95% CI -0.67 to +0.07. 10 seeds bring the half width to 2.26 sd / "
+        "sqrt 10 = 0.25 pts, which decides a difference of that size (power about 0.7 at -0.30) either way; this "
+        "looked at the claim twice (6 seeds, then 10, seeds 0-5 being the same runs), so a false verdict is "
+        "somewhat likelier than the 5% of one look. Before that: the clean-label "
         "stopping claims were inconclusive at 3 seeds (committed runs before 2026-11-28: test error at the end "
-        "minus at the kept epoch -0.13 pts, per seed ---, sd of the difference about 0.1): 6 seeds bring the 95% "
-        "interval's half width to about 0.1 pts, enough to decide an effect of that size either way. Slide 15's "
+        "minus at the kept epoch -0.13 pts, per seed ---, sd of the difference about 0.1): 6 seeds brought the "
+        "95% interval's half width to about 0.1 pts, enough to decide an effect of that size either way. Slide 15's "
         "claims compare each run's end with its own start. A pilot (seeds 0-1 of mlp and "
         "mlp-sigmoid, seed 0 of mlp-noisy, one at a time at 1 thread) measured: the ReLU net's weight norm "
         "18.55 -> 20.17 (+1.617 +- 0.002 over seeds), the logistic net's 18.55 -> 32.6 (+14.1 +- 0.4) while its "
