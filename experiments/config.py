@@ -17,13 +17,22 @@ from typing import Any
 
 from datamodules.errors import ReproError, unknown_name
 
+# A field added after runs were recorded, whose default reproduces what they did: it is left out of the config's
+# dict (so of run identities and records) while it has that default, and runs recorded before it existed keep
+# their identity: their folders resume and their records stay current.
+ADDED_LATER = {"added_later": True}
+
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """Nested dataclass -> plain dict (tuples become lists), for YAML, JSON and W&B."""
+    """Nested dataclass -> plain dict (tuples become lists), for YAML, JSON and W&B; a field marked
+    ``ADDED_LATER`` only when it differs from its default."""
+
+    def kept(x: Any, f: dataclasses.Field) -> bool:
+        return not (f.metadata.get("added_later") and getattr(x, f.name) == f.default)
 
     def plain(x: Any) -> Any:
         if dataclasses.is_dataclass(x):
-            return {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+            return {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x) if kept(x, f)}
         if isinstance(x, (tuple, list)):
             return [plain(v) for v in x]
         return x
@@ -161,6 +170,10 @@ def config_from_dict(cfg: Any, data: Mapping[str, Any], prefix: str = "") -> Any
     return cfg
 
 
+# torch.compile's modes ("reduce-overhead" and "max-autotune" replay CUDA graphs: no kernel launches from Python)
+COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 @dataclass
 class TrainConfig:
     """How long and how a run trains; the Trainer's hardware options come from the command line."""
@@ -177,6 +190,11 @@ class TrainConfig:
     # (quick: 1, two runs at once on two cores) so that a cell reruns bit for bit alone or beside others.
     # 0: the machine's cores divided by the runs at once (the actual count is recorded in the provenance).
     threads: int = 0
+    # torch.compile of the run's network, for speed on a GPU ("": eager, the default). Compiled kernels sum in
+    # another order, so the numbers differ in their last bits (the same within seed noise: tests/test_compile.py)
+    # and the mode is part of the run's identity. Compiled, the optimizer step is fused on a GPU and the training
+    # loss is read back once per epoch instead of every few steps: nothing waits for the device inside an epoch.
+    compile: str = dataclasses.field(default="", metadata=ADDED_LATER)
 
     def validate(self) -> None:
         if self.max_epochs < 1:
@@ -187,3 +205,5 @@ class TrainConfig:
             raise ValueError("log_every_n_steps must be >= 1")
         if self.threads < 0:
             raise ValueError("threads must be >= 0 (0: the cores divided by the runs at once)")
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {', '.join(repr(m) for m in COMPILE_MODES)} ('': eager)")

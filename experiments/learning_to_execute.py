@@ -206,7 +206,12 @@ PROFILES = (
             "measures whether each curriculum gets to the end, and separating the curricula at the paper's "
             "targets is the full profile's job, on a GPU. The scrambled-programs equivalence (margin 2 pts) is "
             "decided when the per-seed spread of the paired difference stays under about 0.7 pts (t(0.95, 2) = "
-            "2.92 over sqrt 3), as it should once every run ends near 99%."
+            "2.92 over sqrt 3), as it should once every run ends near 99%. Measured at 31d04a7: 17.5 min, over "
+            "the 15-minute budget (the 12 curriculum runs took about 13 min, the 3 scrambled ones 2.4 more; the "
+            "machine was shared for the first minutes); 2,350-4,700 steps, every run ended by the rule. A 2-digit "
+            "target has about 3,300 distinct training programs (the hash split's third of 10,000), which 300,000 "
+            "examples repeat: training accuracy reaches 100%, and the test programs (the unseen third) measure "
+            "what generalizes."
         ),
     ),
     Profile(

@@ -242,6 +242,8 @@ def _train(spec: RunSpec, launch: Launch, index: str, stop: StopOnSignal) -> dic
     torch.set_num_threads(threads)
     L.seed_everything(spec.seed, workers=True, verbose=False)
     module, datamodule = spec.experiment.build(spec.config, spec.seed)
+    if spec.config.train.compile:
+        module.compile_net(spec.config.train.compile)
     config = {**config_to_dict(spec.config), "seed": spec.seed, "profile": spec.profile, "variant": spec.variant,
               "experiment": spec.experiment.name}  # fmt: skip
     ckpt = _resume_point(spec, identity, index)

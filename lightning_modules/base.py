@@ -5,7 +5,8 @@ A module subclasses ``RecordedModule`` and provides:
 - optionally ``extras()``: anything else the record keeps for the plots (curves, samples, histograms);
 - optionally ``resume_state()`` / ``load_resume_state()``: state of its own that a resumed run needs.
 It calls ``end_epoch(row)`` once per training epoch (after validation) with that epoch's history row, and may
-call ``check_loss(loss)`` / ``mark_diverged()`` when it optimizes by hand.
+call ``check_loss(loss)`` / ``mark_diverged()`` when it optimizes by hand. ``compile_net(mode)`` compiles its
+network in place (``train.compile``); a module whose network is not ``self.net`` overrides ``compile_targets``.
 
 In return the base class keeps the per-epoch ``history`` and the training wall time across resumes (both go
 into the checkpoint), logs each row to the run's loggers, and watches for divergence: a non-finite or
@@ -40,6 +41,7 @@ class RecordedModule(L.LightningModule):
         self.train_seconds = 0.0  # wall time of the training epochs (validation included), over resumes
         self.diverged_at = math.nan  # the optimizer step at which the loss blew up (nan: it did not)
         self._epoch_start = 0.0
+        self.compiled = ""  # the torch.compile mode of the network ("": eager)
 
     # -- what a subclass provides -----------------------------------------------------------------
     def summary(self) -> dict[str, float]:
@@ -53,6 +55,30 @@ class RecordedModule(L.LightningModule):
 
     def load_resume_state(self, state: dict) -> None:
         pass
+
+    # -- speed ------------------------------------------------------------------------------------
+    def compile_targets(self) -> list[torch.nn.Module]:
+        """The modules ``compile_net`` compiles: the network, ``self.net``."""
+        net = getattr(self, "net", None)
+        return [net] if isinstance(net, torch.nn.Module) else []
+
+    def compile_net(self, mode: str) -> None:
+        """Compile the network in place (``nn.Module.compile``: its parameters, buffers and state-dict keys stay
+        as they are, so checkpoints move between eager and compiled runs). Shapes are static: the training
+        batches have one size, evaluation batches another, and each is compiled once."""
+        targets = self.compile_targets()
+        if not targets:
+            raise ReproError(f"{type(self).__name__} has no network that train.compile can compile")
+        for module in targets:
+            module.compile(mode=None if mode == "default" else mode, dynamic=False)
+        self.compiled = mode
+
+    @property
+    def syncs_each_step(self) -> bool:
+        """Whether per-step reads of device values (the loss check, the progress bar's loss) are allowed: not on
+        an accelerator in a compiled run, where they would stall the device queue; there the epoch's mean loss
+        is checked at the end of the epoch (``end_epoch``)."""
+        return not self.compiled or self.device.type == "cpu"
 
     # -- divergence -------------------------------------------------------------------------------
     @property
@@ -71,7 +97,7 @@ class RecordedModule(L.LightningModule):
         marks the run diverged when it is not. On a GPU only every ``GPU_CHECK_EVERY`` steps (or when
         ``force``), since reading it back waits for the device."""
         if isinstance(loss, torch.Tensor):
-            if loss.device.type != "cpu" and not force and self.global_step % GPU_CHECK_EVERY:
+            if loss.device.type != "cpu" and not force and (self.compiled or self.global_step % GPU_CHECK_EVERY):
                 return True
             loss = float(loss.detach())
         if exploded(loss, limit):

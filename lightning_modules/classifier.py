@@ -81,7 +81,8 @@ class ImageClassifier(RecordedModule):
     # -- training -------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         loss = self._update("train", batch)
-        self.log("train/loss_step", loss, prog_bar=True, logger=False)
+        if self.syncs_each_step:  # the progress bar reads the value back
+            self.log("train/loss_step", loss, prog_bar=True, logger=False)
         if self.optim.l1:  # the metrics above track the data term only
             loss = loss + self.optim.l1 * sum(p.abs().sum() for p in self.net.parameters() if p.dim() > 1)
         return loss
@@ -144,7 +145,8 @@ class ImageClassifier(RecordedModule):
         self.final = {**self._compute("test"), **self._compute("train_eval")}
 
     def configure_optimizers(self):
-        return sgd_with_schedule(self.parameters(), self.optim, self.trainer.estimated_stepping_batches)
+        fused = bool(self.compiled) and self.device.type == "cuda"  # one kernel for the whole step
+        return sgd_with_schedule(self.parameters(), self.optim, self.trainer.estimated_stepping_batches, fused=fused)
 
     # -- the run record's final metrics ---------------------------------------------------------
     def summary(self) -> dict[str, float]:

@@ -1,0 +1,73 @@
+"""GPU windows that add up (bench/gpu_window.py): committed records count as finished runs, and a window hands
+back what the next one resumes from, no more."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tarfile
+from pathlib import Path
+
+from experiments import get
+from experiments.config import config_to_dict
+from experiments.records import committed_dir, read_record, run_dir, to_json
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("gpu_window", ROOT / "bench" / "gpu_window.py")
+gpu_window = sys.modules["gpu_window"] = importlib.util.module_from_spec(_spec)  # (its dataclass looks itself up)
+_spec.loader.exec_module(gpu_window)
+
+
+def commit_record(variant: str, seed: int, **config_changes) -> dict:
+    exp = get("resnet-ablation")
+    config = config_to_dict(exp.resolve(variant, "smoke"))
+    for key, value in config_changes.items():
+        section, name = key.split("__")
+        config[section][name] = value
+    record = {"experiment": exp.name, "profile": "smoke", "variant": variant, "seed": seed, "sets": {},
+              "metrics": {"test_error": 0.5}, "config": config, "provenance": {"commit": "x"}}  # fmt: skip
+    path = committed_dir(exp.name, "smoke") / variant / f"seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_json(record, compact=True))
+    return record
+
+
+def test_committed_records_of_the_current_config_count_as_finished_and_stale_ones_do_not(data_env):
+    commit_record("plain-20", 0)
+    commit_record("residual-20", 0, model__width=99)  # made with another config: that run must train again
+    assert gpu_window.seed("resnet-ablation", "smoke") == 1
+    assert read_record(run_dir("resnet-ablation", "smoke", "plain-20", 0))["metrics"] == {"test_error": 0.5}
+    assert read_record(run_dir("resnet-ablation", "smoke", "residual-20", 0)) is None
+    st = gpu_window.status("resnet-ablation", "smoke")
+    assert (len(st.finished), len(st.resumable), len(st.not_started)) == (1, 0, 1)
+    assert gpu_window.seed("resnet-ablation", "smoke") == 0  # already there: nothing copied twice
+
+
+def test_a_window_packs_records_of_finished_runs_and_checkpoints_of_unfinished_ones(data_env, tmp_path):
+    commit_record("plain-20", 0)
+    gpu_window.seed("resnet-ablation", "smoke")
+    done = run_dir("resnet-ablation", "smoke", "plain-20", 0)
+    (done / "checkpoints").mkdir()
+    (done / "checkpoints" / "last.ckpt").write_bytes(b"not needed once the record exists")
+    (done / "wandb").mkdir()
+    (done / "wandb" / "run.wandb").write_bytes(b"stays behind")
+    half = run_dir("resnet-ablation", "smoke", "residual-20", 0)
+    (half / "checkpoints").mkdir(parents=True)
+    (half / "config.yaml").write_text("identity\n")
+    (half / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    statuses = gpu_window.pack(tmp_path / "w.tar.gz", [("resnet-ablation", "smoke")])
+    assert "1 finished, 1 resumable, 0 not started" in statuses[0].line()
+    with tarfile.open(tmp_path / "w.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert names == {
+        "resnet-ablation/smoke/plain-20/seed0/record.json",
+        "resnet-ablation/smoke/residual-20/seed0/config.yaml",
+        "resnet-ablation/smoke/residual-20/seed0/checkpoints/last.ckpt",
+    }
+    assert not (tmp_path / "w.tar.gz.part").exists()
+
+
+def test_an_unknown_plan_item_is_one_line_and_exit_2(data_env, capsys):
+    assert gpu_window.main(["status", "resnet-ablation:paper"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "paper" in err
