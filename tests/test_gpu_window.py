@@ -1,5 +1,6 @@
 """GPU windows that add up (bench/gpu_window.py): committed records count as finished runs, and a window hands
-back what the next one resumes from, no more."""
+back what the next one resumes from, no more. And the JPEG round trip (bench/jpeg_roundtrip.py) that estimates
+what the JPEG copy of CIFAR-10 costs at paper scale."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import importlib.util
 import sys
 import tarfile
 from pathlib import Path
+
+import torch
 
 from experiments import get
 from experiments.config import config_to_dict
@@ -71,3 +74,20 @@ def test_an_unknown_plan_item_is_one_line_and_exit_2(data_env, capsys):
     assert gpu_window.main(["status", "resnet-ablation:paper"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "paper" in err
+
+
+def test_a_jpeg_round_trip_keeps_shape_and_type_and_changes_a_jpeg_image_little():
+    _spec2 = importlib.util.spec_from_file_location("jpeg_roundtrip", ROOT / "bench" / "jpeg_roundtrip.py")
+    jr = importlib.util.module_from_spec(_spec2)
+    _spec2.loader.exec_module(jr)
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.interpolate(torch.rand(4, 3, 8, 8, generator=g), size=32, mode="bilinear")
+    rgb = (smooth * 255).to(torch.uint8)
+    once = jr.jpeg_roundtrip(rgb)
+    twice = jr.jpeg_roundtrip(once)
+    assert once.shape == rgb.shape and once.dtype == torch.uint8 and not torch.equal(once, rgb)
+    # a second generation at the same quality moves the pixels less than the first did
+    assert jr.psnr(once, twice) > jr.psnr(rgb, once) > 25
+    gray = rgb[:, :1]
+    assert jr.jpeg_roundtrip(gray).shape == gray.shape  # MNIST's one channel
+    assert jr.psnr(rgb, rgb) == float("inf")
