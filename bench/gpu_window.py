@@ -8,11 +8,13 @@ next) holds, per run, its record once finished, or its config and last checkpoin
     python bench/gpu_window.py seed PLAN...       # committed records (results/runs) count as finished runs
     python bench/gpu_window.py pack TARFILE PLAN...
 
-``seed`` copies each committed record that its profile still resolves to (the report's own check) into the runs
-folder where that run has none: a window never retrains a run that a table already has, even when the runs
+``seed`` copies each committed record that its profile still resolves to (the report's own check) into the
+runs folder where that run has none: a window never retrains a run that a table already has, even when the runs
 folder of earlier windows was lost. ``pack`` writes one .tar.gz of the runs folder as the next window and this
 machine need it: every finished run's record, config and history (no checkpoint), and every unfinished run's
-config and last checkpoint (to resume from); W&B files and CSV logs stay behind.
+config and last checkpoint (to resume from); W&B files and CSV logs stay behind. A file over 15 MiB is split
+into parts (a lent machine hands back at most 8 files of 16 MiB): the unfinished runs' checkpoints make most of
+it (about 7 MB for a ResNet-56 with its momentum, 14 for a ResNet-110), so JOBS bounds it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from experiments import get  # noqa: E402
 from experiments.evidence import gather  # noqa: E402
 from experiments.records import read_record, run_dir, runs_root, to_json  # noqa: E402
 
+# what a lent GPU machine hands back (its device tool): at most 8 files of 16 MiB, 64 MiB together; and what
+# travels to it (the checkout and the carried runs folder) is at most 64 MiB
+PART_BYTES = 15 * 2**20
+MAX_PARTS = 8
 FINISHED_FILES = ("record.json", "config.yaml", "history.csv", "run.log")
 RESUMABLE_FILES = ("config.yaml", "checkpoints/last.ckpt", "history.csv", "run.log")
 
@@ -101,6 +107,22 @@ def pack(tar_path: Path, plans: list[tuple[str, str]]) -> list[Status]:
     return statuses
 
 
+def split(tar_path: Path, part_bytes: int = PART_BYTES) -> list[Path]:
+    """The .tar.gz in parts of at most ``part_bytes`` (``NAME.00``, ``NAME.01``, ...; ``cat NAME.* > NAME`` joins
+    them), the whole file removed; a file that fits stays whole."""
+    size = tar_path.stat().st_size
+    if size <= part_bytes:
+        return [tar_path]
+    parts = []
+    with open(tar_path, "rb") as f:
+        while chunk := f.read(part_bytes):
+            part = tar_path.with_name(f"{tar_path.name}.{len(parts):02d}")
+            part.write_bytes(chunk)
+            parts.append(part)
+    tar_path.unlink()
+    return parts
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -122,7 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     for st in statuses:
         print(st.line())
     if args.command == "pack":
-        print(f"{args.tar}: {args.tar.stat().st_size / 2**20:.1f} MiB")
+        size = args.tar.stat().st_size
+        parts = split(args.tar)
+        print(f"{args.tar}: {size / 2**20:.1f} MiB" + (f" in {len(parts)} parts (join: cat {args.tar.name}.* > "
+                                                        f"{args.tar.name})" if len(parts) > 1 else ""))  # fmt: skip
+        if len(parts) > MAX_PARTS - 2:  # beside the window's log and env.txt
+            print(f"warning: {len(parts)} parts, more than a lent machine hands back: run fewer at once (JOBS) so "
+                  "that fewer unfinished checkpoints are packed")  # fmt: skip
     return 0
 
 

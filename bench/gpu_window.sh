@@ -3,7 +3,8 @@
 # the runs of PLAN that are not finished (resuming the interrupted ones from their checkpoints), as many at
 # once as JOBS, stops them in time (SIGTERM: each run finishes its epoch, saves its checkpoint and exits), and
 # packs what the next window and this machine need into $OUT/gpu-window.tar.gz: every finished run's record,
-# every unfinished run's config and last checkpoint (bench/gpu_window.py).
+# every unfinished run's config and last checkpoint (bench/gpu_window.py; in parts of 15 MiB when larger, as a
+# lent machine hands back files of at most 16 MiB: fewer JOBS, fewer unfinished checkpoints).
 #
 #   OUT=/tmp/out bash bench/gpu_window.sh [seconds]
 #
@@ -12,7 +13,7 @@
 # through CUDA MPS when it starts. The runs folder is $WINDOW/runs (default WINDOW=gpu-window, beside the
 # code, ignored by git): carry it to the next window. After a window, on the machine that keeps the results:
 #
-#   rm -rf gpu-window && mkdir -p gpu-window/runs && tar xzf <OUT>/gpu-window.tar.gz -C gpu-window/runs
+#   rm -rf gpu-window && mkdir -p gpu-window/runs && cat <OUT>/gpu-window.tar.gz* | tar xz -C gpu-window/runs
 #   REPRO_RUNS_DIR=gpu-window/runs repro report resnet-ablation --profile full   # once every run is finished
 #
 # Committed records (results/runs) count as finished, so a lost runs folder costs only the unfinished runs.

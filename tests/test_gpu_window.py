@@ -91,3 +91,16 @@ def test_a_jpeg_round_trip_keeps_shape_and_type_and_changes_a_jpeg_image_little(
     gray = rgb[:, :1]
     assert jr.jpeg_roundtrip(gray).shape == gray.shape  # MNIST's one channel
     assert jr.psnr(rgb, rgb) == float("inf")
+
+
+def test_a_pack_too_large_for_one_returned_file_is_split_into_parts_that_join_back(tmp_path):
+    data = bytes(range(256)) * 41  # 10,496 bytes
+    big = tmp_path / "w.tar.gz"
+    big.write_bytes(data)
+    parts = gpu_window.split(big, part_bytes=4000)
+    assert [p.name for p in parts] == ["w.tar.gz.00", "w.tar.gz.01", "w.tar.gz.02"] and not big.exists()
+    assert max(p.stat().st_size for p in parts) <= 4000
+    assert b"".join(p.read_bytes() for p in sorted(tmp_path.glob("w.tar.gz*"))) == data  # cat w.tar.gz* joins them
+    small = tmp_path / "s.tar.gz"
+    small.write_bytes(b"x" * 10)
+    assert gpu_window.split(small, part_bytes=4000) == [small] and small.read_bytes() == b"x" * 10
