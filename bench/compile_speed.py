@@ -19,13 +19,14 @@ import argparse
 import multiprocessing as mp
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import lightning as L
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import loop_overhead  # noqa: E402 (bench/, this script's folder: its timing callback)
 
 # dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, by a part of the device's name
 BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10G": 70e12}
@@ -78,32 +79,18 @@ def one_run(args, mode: str, threads: int, index: int, barrier, results) -> None
     results.put(timer.images / timer.seconds)
 
 
-class _Timer(L.Callback):
-    """Images and seconds of the epochs after the first; the runs of one set-up start their timed epochs together
-    (a barrier), so that they overlap as the runs of a profile do."""
+class _Timer(loop_overhead._Timer):
+    """loop_overhead's timer (images and seconds of the epochs after the first), with the runs of one set-up
+    starting their timed epochs together (a barrier), so that they overlap as the runs of a profile do."""
 
     def __init__(self, barrier=None):
-        self.seconds, self.images, self.barrier, self._t = 0.0, 0, barrier, 0.0
+        super().__init__()
+        self.barrier = barrier
 
-    @staticmethod
-    def _sync(module) -> None:
-        if module.device.type == "cuda":
-            torch.cuda.synchronize(module.device)
-
-    def on_train_epoch_start(self, trainer, module):
+    def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == 1 and self.barrier is not None:
             self.barrier.wait()
-        self._sync(module)
-        self._t = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        if trainer.current_epoch > 0:
-            self.images += len(batch[1])
-
-    def on_train_epoch_end(self, trainer, module):
-        self._sync(module)
-        if trainer.current_epoch > 0:
-            self.seconds += time.perf_counter() - self._t
+        super().on_train_epoch_start(trainer, pl_module)
 
 
 def setup(args, mode: str, runs: int) -> list[float]:

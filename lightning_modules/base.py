@@ -6,7 +6,7 @@ A module subclasses ``RecordedModule`` and provides:
 - optionally ``resume_state()`` / ``load_resume_state()``: state of its own that a resumed run needs.
 It calls ``end_epoch(row)`` once per training epoch (after validation) with that epoch's history row, and may
 call ``check_loss(loss)`` / ``mark_diverged()`` when it optimizes by hand. ``compile_net(mode)`` compiles its
-network in place (``train.compile``); a module whose network is not ``self.net`` overrides ``compile_targets``.
+network, ``self.net``, in place (``train.compile``).
 
 In return the base class keeps the per-epoch ``history`` and the training wall time across resumes (both go
 into the checkpoint), logs each row to the run's loggers, and watches for divergence: a non-finite or
@@ -57,20 +57,14 @@ class RecordedModule(L.LightningModule):
         pass
 
     # -- speed ------------------------------------------------------------------------------------
-    def compile_targets(self) -> list[torch.nn.Module]:
-        """The modules ``compile_net`` compiles: the network, ``self.net``."""
-        net = getattr(self, "net", None)
-        return [net] if isinstance(net, torch.nn.Module) else []
-
     def compile_net(self, mode: str) -> None:
-        """Compile the network in place (``nn.Module.compile``: its parameters, buffers and state-dict keys stay
-        as they are, so checkpoints move between eager and compiled runs). Shapes are static: the training
-        batches have one size, evaluation batches another, and each is compiled once."""
-        targets = self.compile_targets()
-        if not targets:
+        """Compile the network, ``self.net``, in place (``nn.Module.compile``: its parameters, buffers and
+        state-dict keys stay as they are, so checkpoints move between eager and compiled runs). Shapes are
+        static: the training batches have one size, evaluation batches another, and each is compiled once."""
+        net = getattr(self, "net", None)
+        if not isinstance(net, torch.nn.Module):
             raise ReproError(f"{type(self).__name__} has no network that train.compile can compile")
-        for module in targets:
-            module.compile(mode=None if mode == "default" else mode, dynamic=False)
+        net.compile(mode=None if mode == "default" else mode, dynamic=False)
         self.compiled = mode
 
     @property
