@@ -130,7 +130,7 @@ def test_save_takes_a_learning_to_execute_run_s_target_sizes_and_input(hf, tmp_p
     from experiments import get
 
     folder = tmp_path / "smoke"
-    variant = "addition-2-combined-scrambled"
+    variant = "addition-2-baseline-scrambled"
     code, out, err = cli(capsys, "--save", str(folder), "--variant", variant, "--profile", "smoke")
     cfg = get("learning-to-execute").resolve(variant, "smoke").data
     assert code == 0 and cfg.scramble and f"{cfg.val_size} validation and {cfg.test_size} test programs" in out
