@@ -20,6 +20,7 @@ import time
 
 import lightning as L
 import torch
+from torchmetrics import MeanMetric
 
 from datamodules.errors import ReproError
 
@@ -32,6 +33,21 @@ GPU_CHECK_EVERY = 25
 
 def exploded(value: float, limit: float = EXPLODED) -> bool:
     return not math.isfinite(value) or abs(value) > limit
+
+
+class DeviceMean(MeanMetric):
+    """torchmetrics' weighted mean, the same states and sums, without its NaN check: that check reads every update
+    back to the host (on a GPU the CPU then waits for each step to finish) and drops NaN values. Here a NaN makes
+    the epoch's mean NaN, which ``end_epoch`` reads as divergence in the epoch it happened."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(nan_strategy="disable", **kwargs)
+
+    def update(self, value: torch.Tensor | float, weight: torch.Tensor | float = 1.0) -> None:
+        value = torch.as_tensor(value, dtype=self.dtype, device=self.device)
+        weight = torch.broadcast_to(torch.as_tensor(weight, dtype=self.dtype, device=self.device), value.shape)
+        self.mean_value += (value * weight).sum()
+        self.weight += weight.sum()
 
 
 class RecordedModule(L.LightningModule):

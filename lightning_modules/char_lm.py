@@ -39,9 +39,8 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchmetrics import MeanMetric
 
-from lightning_modules.base import RecordedModule
+from lightning_modules.base import DeviceMean, RecordedModule
 from lightning_modules.char_metrics import (
     GroupMeans,
     MeanWithError,
@@ -76,7 +75,7 @@ class CharLanguageModel(RecordedModule):
         self.cfg, self.optim, self.sample_cfg, self.vocab = model, optim, sample, vocab
         self.net = build_char_net(model, len(vocab))
         self.automatic_optimization = False  # one clipped step per chunk, done by hand below
-        self.metrics = nn.ModuleDict({f"{split}_loss": MeanMetric() for split in ("train", "val", "holdout", "test")})
+        self.metrics = nn.ModuleDict({f"{split}_loss": DeviceMean() for split in ("train", "val", "holdout", "test")})
         self.window_losses = MeanWithError()  # the mean loss of each random validation window
         # the final evaluation's losses by line-position bucket (+1 group: position unknown) and by probe target
         self.loss_by_line_position = GroupMeans(len(LINE_POSITION_EDGES) + 1)

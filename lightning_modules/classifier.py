@@ -17,10 +17,9 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_modules.base import RecordedModule
+from lightning_modules.base import DeviceMean, RecordedModule
 from lightning_modules.optim import OptimConfig, sgd_with_schedule
 
 Measure = Callable[[nn.Module], dict]
@@ -49,7 +48,7 @@ class ImageClassifier(RecordedModule):
         self.metrics = nn.ModuleDict(
             {
                 f"{split}_{kind}": (
-                    MeanMetric()
+                    DeviceMean()
                     if kind == "loss"
                     else MulticlassAccuracy(num_classes, average="micro", validate_args=False)
                 )

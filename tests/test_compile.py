@@ -6,20 +6,25 @@ inside an epoch: ``bench/compile_speed.py`` measures it); here, on a CPU, it is 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import math
 import statistics
 from pathlib import Path
 
 import pytest
 import torch
+from torchmetrics import MeanMetric
 
+from datamodules.augment import augment
+from datamodules.configs import AUGMENTATIONS
 from datamodules.errors import ReproError
 from experiments import get
 from experiments.cli import main
 from experiments.config import config_to_dict
 from experiments.records import committed_records
-from lightning_modules.base import RecordedModule
+from lightning_modules.base import DeviceMean, RecordedModule
 
 SMOKE = ["--profile", "smoke", "--wandb", "off"]
 
@@ -64,6 +69,55 @@ def test_compiling_keeps_the_parameters_the_checkpoint_keys_and_the_outputs():
 def test_a_module_without_a_network_refuses_to_compile():
     with pytest.raises(ReproError, match="no network"):
         RecordedModule().compile_net("default")
+
+
+@contextlib.contextmanager
+def no_host_reads():
+    """Every way Python reads a tensor's value (what waits for a GPU) raises inside this block."""
+    names = ("__bool__", "__float__", "__int__", "__index__", "item", "tolist")
+    saved = {n: getattr(torch.Tensor, n) for n in names}
+
+    def read(self, *args, **kwargs):
+        raise AssertionError("a tensor was read back to the host")
+
+    try:
+        for n in names:
+            setattr(torch.Tensor, n, read)
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(torch.Tensor, n, f)
+
+
+def test_the_epoch_mean_reads_nothing_back_keeps_the_weights_and_keeps_a_nan():
+    values, weights = [1.5, 2.0, 4.0], [8, 8, 3]
+    ours, theirs = DeviceMean(), MeanMetric()
+    with no_host_reads():
+        for v, w in zip(values, weights, strict=True):
+            ours.update(torch.tensor(v), weight=w)
+        with pytest.raises(AssertionError, match="read back"):  # torchmetrics' NaN check reads every update
+            theirs.update(torch.tensor(1.0), weight=1)
+    for v, w in zip(values, weights, strict=True):
+        theirs.update(torch.tensor(v), weight=w)
+    assert float(ours.compute()) == float(theirs.compute()) == pytest.approx(40 / 19)
+    ours.update(torch.tensor(math.nan), weight=8)
+    theirs.update(torch.tensor(math.nan), weight=8)
+    assert math.isnan(float(ours.compute()))  # a NaN step makes the epoch's loss NaN: end_epoch marks divergence
+    assert math.isfinite(float(theirs.compute()))  # torchmetrics drops it
+
+
+def test_a_training_step_without_per_step_syncs_reads_nothing_back(monkeypatch):
+    # the compiled path on a GPU: the batch is augmented and the step's loss and accuracy summed on the device,
+    # read once per epoch
+    monkeypatch.setattr(RecordedModule, "syncs_each_step", property(lambda self: False))
+    exp = get("resnet-ablation")
+    module, _ = exp.build(exp.resolve(exp.variant_names("smoke")[0], "smoke"), 0)
+    images, y = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), torch.arange(8) % 10
+    with no_host_reads():
+        x = augment(images, AUGMENTATIONS, torch.Generator().manual_seed(0))  # every augmentation, batched
+        loss = module.training_step((x, y), 0)
+    assert loss.shape == () and float(module.metrics["train_loss"].compute()) == pytest.approx(float(loss))
+    assert 0 <= float(module.metrics["train_acc"].compute()) <= 1
 
 
 @pytest.mark.slow
