@@ -6,8 +6,10 @@ between the paths. For each path and each number of runs at once (separate proce
 first, as ``bench/gpu_common.sh`` does, so that their kernels overlap) every run trains ``--epochs`` epochs; the
 first is a warm-up (compilation, CUDA graph capture, cuDNN autotuning) and is not timed. Printed per set-up: images/s
 per run and in all, the model's training FLOP/s (forward and backward, counted by ``torch.utils.flop_counter``
-on one batch) and that as a fraction of the GPU's dense bf16 peak, and the ratio to the first set-up (eager, the
-fewest runs at once).
+on one batch) and that as a fraction of the GPU's dense bf16 peak, the ratio to the first set-up (eager, the
+fewest runs at once), and on a GPU the host syncs per training step of the first run (the implicit ones that
+``torch.cuda.set_sync_debug_mode`` reports: a read of a device value, which makes the CPU wait for the GPU; the
+compiled path should have none).
 
     python bench/compile_speed.py --accelerator gpu --precision bf16-mixed --runs 1 4 8
     python bench/compile_speed.py --images 512 --depth 20 --runs 1 2 --epochs 2      # a dry run on a CPU
@@ -16,9 +18,11 @@ fewest runs at once).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -69,39 +73,71 @@ def one_run(args, mode: str, threads: int, index: int, barrier, results) -> None
     module, dm = get(args.experiment).build(cfg, index)
     if mode:
         module.compile_net(mode)
-    timer = _Timer(barrier)
+    timer = _Timer(barrier, count_syncs=index == 0 and args.accelerator == "gpu")
     with tempfile.TemporaryDirectory() as d:
         trainer = L.Trainer(max_epochs=args.epochs, accelerator=args.accelerator, devices=1, precision=args.precision,
                             logger=False, callbacks=[timer], enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
                             use_distributed_sampler=False, default_root_dir=d)  # fmt: skip
-        trainer.fit(module, datamodule=dm)
-    results.put(timer.images / timer.seconds)
+        with counting_syncs(timer):
+            trainer.fit(module, datamodule=dm)
+    results.put((timer.images / timer.seconds, timer.syncs / timer.steps if timer.count_syncs else None))
 
 
 class _Timer(loop_overhead._Timer):
     """loop_overhead's timer (images and seconds of the epochs after the first), with the runs of one set-up
     starting their timed epochs together (a barrier), so that they overlap as the runs of a profile do."""
 
-    def __init__(self, barrier=None):
+    def __init__(self, barrier=None, count_syncs: bool = False):
         super().__init__()
-        self.barrier = barrier
+        self.barrier, self.count_syncs = barrier, count_syncs
+        self.syncs = self.steps = 0  # in the timed epochs
 
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == 1 and self.barrier is not None:
             self.barrier.wait()
         super().on_train_epoch_start(trainer, pl_module)
+        if self.count_syncs and trainer.current_epoch > 0:
+            warnings.simplefilter("always")  # every sync warns, not only the first at each place
+            torch.cuda.set_sync_debug_mode("warn")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self.steps += trainer.current_epoch > 0
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self.count_syncs:
+            torch.cuda.set_sync_debug_mode("default")  # the timer's own synchronize is not counted
+        super().on_train_epoch_end(trainer, pl_module)
 
 
-def setup(args, mode: str, runs: int) -> list[float]:
-    """Images/s of each of ``runs`` processes training at once."""
+@contextlib.contextmanager
+def counting_syncs(timer: _Timer):
+    """Counts the warnings ``set_sync_debug_mode("warn")`` gives into ``timer.syncs``; other warnings pass."""
+    shown = warnings.showwarning
+
+    def show(message, *args, **kwargs):
+        if "synchronizing" in str(message):
+            timer.syncs += 1
+        else:
+            shown(message, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
+def setup(args, mode: str, runs: int) -> list[tuple[float, float | None]]:
+    """(images/s, host syncs per step or None) of each of ``runs`` processes training at once."""
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(runs), ctx.Queue()
     threads = max(1, (mp.cpu_count() // runs)) if args.accelerator == "cpu" else 1
     procs = [ctx.Process(target=one_run, args=(args, mode, threads, i, barrier, results)) for i in range(runs)]
     for p in procs:
         p.start()
-    rates = [results.get() for _ in procs]
+    rates = sorted((results.get() for _ in procs), key=lambda r: r[1] is None)  # the counted run first
     for p in procs:
         p.join()
         if p.exitcode:
@@ -138,16 +174,18 @@ def main() -> int:
           f"GFLOP per training image; {name}, {args.precision}; {args.images} images x {args.epochs - 1} timed "
           "epochs")  # fmt: skip
     print(f"\n{'path':<18} {'runs':>4} {'img/s per run':>14} {'img/s in all':>13} {'TFLOP/s':>8} {'of peak':>8} "
-          f"{'vs first':>11}")  # fmt: skip
+          f"{'vs first':>11} {'syncs/step':>10}")  # fmt: skip
     base = None  # images/s of the eager path with the fewest runs at once: the first set-up measured
     for mode in sorted(args.modes, key=bool):  # eager first
         for runs in sorted(args.runs):
-            total = sum(setup(args, mode, runs))
+            rates = setup(args, mode, runs)
+            total, syncs = sum(r for r, _ in rates), rates[0][1]
             base = base or total
             share = f"{total * flops / peak:8.1%}" if peak else f"{'n/a':>8}"
             ratio = f"{total / base:11.2f}"
+            synced = f"{syncs:10.2f}" if syncs is not None else f"{'n/a':>10}"
             print(f"{mode or 'eager':<18} {runs:>4} {total / runs:>14.0f} {total:>13.0f} {total * flops / 1e12:>8.2f} "
-                  f"{share} {ratio}", flush=True)  # fmt: skip
+                  f"{share} {ratio} {synced}", flush=True)  # fmt: skip
     return 0
 
 

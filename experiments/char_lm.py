@@ -302,7 +302,7 @@ def sample(exp, profile: str, variant: str | None, seed: int, prompt: str, lengt
 
 EXPERIMENT = Experiment(
     name="char-lm",
-    title="A recurrent character-level language model on Tiny Shakespeare",
+    title="A recurrent character-level language model (its corpus: the Data row)",
     slides="31-35",
     claim="An RNN language model predicts one character at a time from a hidden state that can carry "
     "information from far back, so it beats fixed-context models; gated units (LSTM) train better than a "
@@ -316,7 +316,7 @@ EXPERIMENT = Experiment(
     metrics=METRICS,
     tables=(
         Table(
-            "Recurrent models vs fixed-context baselines: validation loss (Tiny Shakespeare, characters)",
+            "Recurrent models vs fixed-context baselines: validation loss per character",
             tuple(v.name for v in VARIANTS),
             ("val_loss", "val_loss_windows", "val_loss_windows_sem"),
             "Cross-entropy of the next character in nats (bits = nats / ln 2) on the validation text, for the "

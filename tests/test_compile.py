@@ -142,3 +142,24 @@ def test_compiled_training_matches_eager_within_seed_noise(data_env, monkeypatch
     spread = max(statistics.stdev(eager), statistics.stdev(compiled), 0.01)
     assert abs(statistics.mean(compiled) - statistics.mean(eager)) <= 2 * spread
     assert all(abs(a - b) <= 0.1 for a, b in zip(eager, compiled, strict=True))
+
+
+def test_the_bench_counts_sync_warnings_and_passes_other_warnings_on(monkeypatch):
+    import importlib.util
+    import warnings
+
+    bench_dir = Path(__file__).parents[1] / "bench"
+    monkeypatch.syspath_prepend(str(bench_dir))  # its own folder, as when it runs as a script
+    spec = importlib.util.spec_from_file_location("compile_speed", bench_dir / "compile_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    timer = bench._Timer(count_syncs=True)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        before = warnings.showwarning
+        with bench.counting_syncs(timer):
+            for _ in range(3):  # what torch warns under set_sync_debug_mode("warn")
+                warnings.warn("called a synchronizing CUDA operation", UserWarning, stacklevel=1)
+            warnings.warn("something else", UserWarning, stacklevel=1)
+        assert warnings.showwarning is before  # put back as it was
+    assert timer.syncs == 3 and [str(w.message) for w in seen] == ["something else"]
