@@ -18,6 +18,9 @@
 #
 # Committed records (results/runs) count as finished, so a lost runs folder costs only the unfinished runs.
 # Without a git folder, set REPRO_COMMIT=<sha> so the records name the code's commit.
+# BENCH=<seconds> first measures the eager and compiled paths side by side (bench/compile_speed.py, BENCH_ARGS;
+# its table in $OUT/compile_speed.txt) within that many seconds, then trains with the time left: the first
+# window on a GPU should, before 164-epoch runs trust train.compile.
 # Dry run on a CPU: ACC=cpu PREC=32-true PLAN="resnet-ablation:smoke augmentation:smoke" bash bench/gpu_window.sh 150
 ACC=${ACC:-gpu}
 PREC=${PREC:-bf16-mixed}
@@ -25,6 +28,8 @@ PLAN=${PLAN:-resnet-ablation:full augmentation:full char-lm:full}
 JOBS=${JOBS:-8}
 WINDOW=${WINDOW:-gpu-window}
 STOP=${STOP:-75}  # seconds kept for the last epochs to end after SIGTERM, the final tests and the packing
+BENCH=${BENCH:-0}
+BENCH_ARGS=${BENCH_ARGS:---depth 56 --images 10000 --runs 1 8 --epochs 3}
 export REPRO_RUNS_DIR="$PWD/$WINDOW/runs"
 mkdir -p "$REPRO_RUNS_DIR"
 
@@ -33,6 +38,12 @@ source "$(dirname "$0")/gpu_common.sh" "${1:-560}"
 # shellcheck disable=SC2086  # PLAN is a list of words
 python3 bench/gpu_window.py seed $PLAN || exit 2  # an unknown experiment or profile: one line, exit 2
 share_gpu
+if [ "$BENCH" -gt 0 ]; then
+    echo "== eager vs compiled, at most $BENCH s"
+    # shellcheck disable=SC2086  # BENCH_ARGS is a list of words
+    timeout -k 10 "$BENCH" python3 bench/compile_speed.py --accelerator "$ACC" --precision "$PREC" $BENCH_ARGS 2>&1 |
+        grep --line-buffered -v "━" | tee "$OUT/compile_speed.txt"
+fi
 for item in $PLAN; do
     name=${item%%:*} profile=${item#*:}
     [ "$(left)" -gt $((STOP + 30)) ] || break

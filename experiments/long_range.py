@@ -130,7 +130,8 @@ def _mse_lower(better: str, than: str, length: int) -> Compare:
 
 @dataclass(frozen=True)
 class AtLongest:
-    """A claim about two cells, decided at the longest length both were run at."""
+    """A claim about two cells, decided at the longest length both were run at. A diverged run's test MSE (as
+    large as 1e21) is no score to average: a run that diverged leaves the claim undecided, and says so."""
 
     better: str
     than: str
@@ -139,6 +140,13 @@ class AtLongest:
         length = _longest(results, self.better, self.than)
         if length is None:
             return Verdict("inconclusive", f"needs runs of {self.better}-T and {self.than}-T")
+        cells = (self.better, self.than)
+        diverged = {c: sum(v > 0 for v in results.get(f"{c}-{length}", "diverged").values()) for c in cells}
+        if any(diverged.values()):
+            runs = ", ".join(f"{c} {diverged[c]} of {len(results.get(f'{c}-{length}', 'test_mse'))}"
+                             for c in cells if diverged[c])  # fmt: skip
+            return Verdict("inconclusive", f"T = {length}: runs diverged ({runs}), so no mean difference is "
+                           "measured; runs that train stably (a smaller learning rate) would decide it")  # fmt: skip
         return _mse_lower(self.better, self.than, length)(results)
 
     def example(self, holds: bool) -> Results:

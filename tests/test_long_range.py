@@ -208,6 +208,11 @@ def test_claims_use_the_longest_length_and_paired_seeds():
     assert lower.check(r).status == "supported" and "T = 100" in lower.check(r).statistic
     assert solved.check(r).status == "supported"
     assert irnn.check(r).status == "inconclusive"  # no IRNN runs
+    r.values["irnn-100"] = {"test_mse": {0: 0.01, 1: 4e21, 2: 0.02}, "diverged": {0: 0.0, 1: 1.0, 2: 0.0}}
+    verdict = irnn.check(r)  # a diverged run's MSE is no score: no mean of 1e21 in the table, and no verdict
+    assert verdict.status == "inconclusive" and "irnn 1 of 3" in verdict.statistic and "e+" not in verdict.statistic
+    r.values["irnn-100"]["diverged"][1], r.values["irnn-100"]["test_mse"][1] = 0.0, 0.015
+    assert irnn.check(r).status == "supported"  # every run stable: the paired comparison decides
     r.values["rnn-100"]["solved_pct"] = {0: 100, 1: 100, 2: 100}
     assert solved.check(r).status == "contradicted"
     ok = results(**{"lstm-50": {"forced_carry_deviation": [0.0, 0.0]}, "lstm-100": {"forced_carry_deviation": [0.0]}})
