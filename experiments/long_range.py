@@ -145,8 +145,9 @@ class AtLongest:
         if any(diverged.values()):
             runs = ", ".join(f"{c} {diverged[c]} of {len(results.get(f'{c}-{length}', 'test_mse'))}"
                              for c in cells if diverged[c])  # fmt: skip
-            return Verdict("inconclusive", f"T = {length}: runs diverged ({runs}), so no mean difference is "
-                           "measured; runs that train stably (a smaller learning rate) would decide it")  # fmt: skip
+            text = (f"T = {length}: runs diverged ({runs}), so no mean difference is measured; runs that train "
+                    "stably (a smaller learning rate) would decide it")  # fmt: skip
+            return Verdict("inconclusive", text, "none: a run diverged")
         return _mse_lower(self.better, self.than, length)(results)
 
     def example(self, holds: bool) -> Results:
