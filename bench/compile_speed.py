@@ -65,6 +65,7 @@ def one_run(args, mode: str, threads: int, index: int, barrier, results) -> None
     from experiments import get
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # no device banners from every process
+    warnings.filterwarnings("ignore", message=".*treespec.*LeafSpec.*")  # lightning's, as the runner does
 
     torch.set_num_threads(threads)
     cfg = _config(args)
@@ -98,7 +99,7 @@ class _Timer(loop_overhead._Timer):
             self.barrier.wait()
         super().on_train_epoch_start(trainer, pl_module)
         if self.count_syncs and trainer.current_epoch > 0:
-            warnings.simplefilter("always")  # every sync warns, not only the first at each place
+            warnings.filterwarnings("always", message=".*synchronizing")  # every sync, not the first per place
             torch.cuda.set_sync_debug_mode("warn")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
