@@ -210,9 +210,10 @@ PROFILES = (
             "curriculum gets to the end, and separating the curricula at the paper's targets is the full "
             "profile's job, on a GPU. At 31d04a7 the profile also held the 3 scrambled runs and took 17.5 min, "
             "over the 15-minute budget (the 12 curriculum runs about 13): they have their own profile since "
-            "2026-11-29; alone, the 12 runs took 13.9 min at fd7e146, every one ended by the rule. A 2-digit target has about 3,300 distinct training programs (the hash split's third of "
-            "10,000), which 300,000 examples repeat: training accuracy reaches 100%, and the test programs (the "
-            "unseen third) measure what generalizes."
+            "2026-11-29; alone, the 12 runs took 13.9 min at fd7e146, every one ended by the rule. A 2-digit "
+            "target has about 3,300 distinct training programs (the hash split's third of 10,000), which 300,000 "
+            "examples repeat: training accuracy reaches 100%, and the test programs (the unseen third) measure "
+            "what generalizes."
         ),
     ),
     Profile(
