@@ -18,6 +18,7 @@ import time
 import torch
 
 from datamodules import augment as aug
+from datamodules.configs import AUGMENTATIONS
 from datamodules.images import ImageDataConfig, ImageDataModule
 
 
@@ -44,7 +45,7 @@ def per_op(x: torch.Tensor, batch: int, repeats: int) -> dict[str, float]:
     """images/s of each augmentation alone on ``x``'s device, median of ``repeats`` passes over ``x``."""
     gen = torch.Generator(device=x.device).manual_seed(0)
     rates = {}
-    for name in aug.NAMES:
+    for name in AUGMENTATIONS:
         aug.augment(x[:batch], (name,), gen)  # warm up (kernels, allocator)
         times = []
         for _ in range(repeats):
@@ -116,7 +117,7 @@ def main() -> None:
     rates = {d.type: per_op(dm.train[0].to(d), args.batch, args.repeats) for d in devices}
     print(f"\none augmentation alone, batch {args.batch}, images/s")
     print(f"{'op':12s}" + "".join(f"{d.type:>14s}" for d in devices))
-    for name in aug.NAMES:
+    for name in AUGMENTATIONS:
         print(f"{name:12s}" + "".join(f"{rates[d.type][name]:14.0f}" for d in devices))
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing as mp
+import queue
 import sys
 import tempfile
 import warnings
@@ -138,12 +139,19 @@ def setup(args, mode: str, runs: int) -> list[tuple[float, float | None]]:
     procs = [ctx.Process(target=one_run, args=(args, mode, threads, i, barrier, results)) for i in range(runs)]
     for p in procs:
         p.start()
-    rates = sorted((results.get() for _ in procs), key=lambda r: r[1] is None)  # the counted run first
+    rates = []
+    while len(rates) < runs:  # a run that dies says so instead of leaving this process waiting
+        try:
+            rates.append(results.get(timeout=5))
+        except queue.Empty:
+            failed = [p.exitcode for p in procs if p.exitcode]
+            if failed:
+                for p in procs:
+                    p.kill()
+                raise SystemExit(f"a {mode or 'eager'} run exited with {failed[0]}") from None
     for p in procs:
         p.join()
-        if p.exitcode:
-            raise SystemExit(f"a {mode or 'eager'} run exited with {p.exitcode}")
-    return rates
+    return sorted(rates, key=lambda r: r[1] is None)  # the counted run first
 
 
 def main() -> int:

@@ -1,20 +1,21 @@
-"""Learning-to-Execute training speed on this CPU: steps per second per run, alone and 2 at once.
+"""Learning-to-Execute training speed: steps per second per run and in all, with several runs at once.
 
-A profile's runs go 2 at a time on a 2-core machine (``Profile.cpu_jobs=2``, one thread per run). This times
-the training step of one variant of a profile (default: the quick profile's encoder-decoder on 2-digit
-additions at the target, i.e. the baseline curriculum) as a run does it: draw a batch of fresh programs, lay
-it out, forward, backward, clip, step. Three set-ups, side by side:
+This times the training step of one variant of a profile as a run does it: draw a batch of fresh programs, lay
+it out, move it to the device, forward, backward, clip, step. Each set-up starts its runs as separate processes
+(one thread each) that time the same stretch together, and prints steps/s per run and in all.
 
-- one run alone, 1 thread;
-- two runs at once, 1 thread each (how the profile runs): per run and in all;
-- one run alone with 2 threads (what the two cores would give a single run instead).
+- On a CPU (default): one run alone, 2 at once (how the quick profile runs on 2 cores, ``Profile.cpu_jobs=2``),
+  and one run alone with 2 threads (what the two cores would give a single run instead).
+- On a GPU (``--device cuda``): the numbers of runs at once in ``--at-once`` (default 1, 8, 21); start CUDA MPS
+  first, as ``bench/gpu_common.sh`` does, so that their kernels overlap.
 
-Then the quick profile's wall time projected from the rate in all with 2 at once and the steps its runs take
-to the end (``--steps-to-end``: 3,400, from the pilot of the 50-step windows; 1,985 at the earlier 20-step
-ones). Other jobs on the machine slow every number: the load average is printed first. Best of
-``--repeats`` timings.
+Then the profile's training time projected from the best rate in all: its runs times the steps a run takes to
+the end of training (``--runs``, ``--steps-to-end``; defaults per profile: quick 12 runs of about 3,200 steps,
+measured at fd7e146; full 72 runs of about 24,000, the estimate beside the profile). Other jobs on the machine
+slow every number: the load average is printed first. Best of ``--repeats`` timings.
 
     python bench/execute_speed.py [--profile quick] [--variant addition-2-baseline-seq2seq] [--steps 150]
+    python bench/execute_speed.py --device cuda --profile full --variant addition-9-combined --at-once 1 8 21
 """
 
 from __future__ import annotations
@@ -22,32 +23,38 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue
+import random
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# (runs, steps per run to the lr rule's end) of a profile, for the projection
+PROFILE_SIZE = {"quick": (12, 3200), "scrambled": (6, 3100), "full": (72, 24000)}
 
-def steps_per_second(profile: str, variant: str, steps: int, threads: int, seed: int, barrier=None) -> float:
+
+def steps_per_second(args, threads: int, seed: int, barrier=None) -> float:
     import torch
     import torch.nn.functional as F
 
-    from datamodules.execute import Curriculum, ProgramBatches
+    from datamodules.execute import ProgramDataModule
     from experiments import get
     from lightning_modules.nets.program_nets import build_execute_net
 
     torch.set_num_threads(threads)
-    cfg = get("learning-to-execute").resolve(variant, profile)
-    cfg.data.steps_per_epoch = steps + 10
+    cfg = get("learning-to-execute").resolve(args.variant, args.profile)
     torch.manual_seed(seed)
-    net = build_execute_net(cfg.model)
+    net = build_execute_net(cfg.model).to(args.device)
     opt_cls = torch.optim.Adam if cfg.optim.optimizer == "adam" else torch.optim.SGD
     opt = opt_cls(net.parameters(), lr=cfg.optim.lr)
-    batches = iter(ProgramBatches(cfg.data, Curriculum(cfg.data), seed))
+    data, rng = ProgramDataModule(cfg.data, seed), random.Random(seed)  # fresh programs, as a run draws them
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
 
     def step() -> None:
-        logits, labels = net(next(batches))
+        batch = data.draw_batch(rng, cfg.data.batch_size)
+        logits, labels = net({k: v.to(args.device, non_blocking=True) for k, v in batch.items()})
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="sum")
         opt.zero_grad(set_to_none=True)
         (loss / cfg.data.batch_size).backward()
@@ -56,25 +63,37 @@ def steps_per_second(profile: str, variant: str, steps: int, threads: int, seed:
 
     for _ in range(10):  # warm-up
         step()
+    sync()
     if barrier is not None:
-        barrier.wait()  # both runs time the same stretch
+        barrier.wait()  # every run of the set-up times the same stretch
     t0 = time.perf_counter()
-    for _ in range(steps):
+    for _ in range(args.steps):
         step()
-    return steps / (time.perf_counter() - t0)
+    sync()
+    return args.steps / (time.perf_counter() - t0)
 
 
 def _worker(args, seed, barrier, out):
-    out.put(steps_per_second(args.profile, args.variant, args.steps, 1, seed, barrier))
+    out.put(steps_per_second(args, 1, seed, barrier))
 
 
-def two_at_once(args) -> list[float]:
+def at_once(args, runs: int) -> list[float]:
+    """Steps/s of each of ``runs`` processes (1 thread each) training at once."""
     ctx = mp.get_context("spawn")
-    barrier, out = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(args, seed, barrier, out)) for seed in (0, 1)]
+    barrier, out = ctx.Barrier(runs), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(args, seed, barrier, out)) for seed in range(runs)]
     for p in procs:
         p.start()
-    rates = [out.get() for _ in procs]
+    rates = []
+    while len(rates) < runs:  # a run that dies says so instead of leaving this process waiting
+        try:
+            rates.append(out.get(timeout=5))
+        except queue.Empty:
+            failed = [p.exitcode for p in procs if p.exitcode]
+            if failed:
+                for p in procs:
+                    p.kill()
+                raise SystemExit(f"a timed run exited with {failed[0]}") from None
     for p in procs:
         p.join()
     return rates
@@ -84,27 +103,40 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="quick")
     p.add_argument("--variant", default="addition-2-baseline-seq2seq")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--at-once", type=int, nargs="+", default=[1, 8, 21], help="on a GPU: runs at once, a set-up each")
     p.add_argument("--steps", type=int, default=150, help="timed steps per measurement (default 150)")
     p.add_argument("--repeats", type=int, default=2, help="timings of each set-up, the best kept (default 2)")
-    p.add_argument("--steps-to-end", type=int, default=3400, help="steps a run takes to the lr rule's end")
-    p.add_argument("--runs", type=int, default=15, help="runs in the profile (default 15: 5 variants x 3 seeds)")
+    p.add_argument("--steps-to-end", type=int, help="steps a run takes to the lr rule's end (default: the profile's)")
+    p.add_argument("--runs", type=int, help="runs in the profile (default: the profile's)")
     args = p.parse_args()
+    runs, steps_to_end = PROFILE_SIZE.get(args.profile, (0, 0))
+    runs, steps_to_end = args.runs or runs, args.steps_to_end or steps_to_end
 
-    print(f"{args.profile} / {args.variant}: {args.steps} steps per timing, best of {args.repeats}")
+    print(f"{args.profile} / {args.variant} on {args.device}: {args.steps} steps per timing, best of {args.repeats}")
     print(f"load average before (other jobs on the machine): {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
-    alone = max(steps_per_second(args.profile, args.variant, args.steps, 1, 0) for _ in range(args.repeats))
-    pair = max((two_at_once(args) for _ in range(args.repeats)), key=sum)
-    wide = max(steps_per_second(args.profile, args.variant, args.steps, 2, 0) for _ in range(args.repeats))
+    rows = []  # (set-up, steps/s per run, steps/s in all)
+    if args.device == "cpu":
+        alone = max(steps_per_second(args, 1, 0) for _ in range(args.repeats))
+        pair = sum(max((at_once(args, 2) for _ in range(args.repeats)), key=sum))
+        wide = max(steps_per_second(args, 2, 0) for _ in range(args.repeats))
+        rows = [("one run, 1 thread", alone, alone), ("two runs at once, 1 thread each", pair / 2, pair),
+                ("one run, 2 threads", wide, wide)]  # fmt: skip
+    else:
+        for n in args.at_once:
+            total = sum(max((at_once(args, n) for _ in range(args.repeats)), key=sum))
+            rows.append((f"{n} run{'s' * (n > 1)} at once", total / n, total))
+    first = rows[0][2]
+    print(f"\n{'set-up':<34} {'steps/s per run':>16} {'steps/s in all':>15} {'vs first':>9}")
+    for name, per, total in rows:
+        print(f"{name:<34} {per:>16.1f} {total:>15.1f} {total / first:>9.2f}")
 
-    print(f"\n{'set-up':<34} {'steps/s per run':>16} {'steps/s in all':>15} {'vs alone':>9}")
-    print(f"{'one run, 1 thread':<34} {alone:>16.1f} {alone:>15.1f} {1:>9.2f}")
-    per = sum(pair) / 2
-    print(f"{'two runs at once, 1 thread each':<34} {per:>16.1f} {sum(pair):>15.1f} {sum(pair) / alone:>9.2f}")
-    print(f"{'one run, 2 threads':<34} {wide:>16.1f} {wide:>15.1f} {wide / alone:>9.2f}")
-
-    minutes = args.runs * args.steps_to_end / sum(pair) / 60
-    print(f"\n{args.runs} runs x {args.steps_to_end} steps at {sum(pair):.1f} steps/s in all: {minutes:.1f} minutes of "
-          "training (evaluations, tests and process starts come on top: about 15 s per run)")  # fmt: skip
+    if runs and steps_to_end:
+        name, _, best = max(rows[:2] if args.device == "cpu" else rows, key=lambda r: r[2])
+        minutes = runs * steps_to_end / best / 60
+        print(f"\n{args.profile}: {runs} runs x {steps_to_end} steps at {best:.1f} steps/s in all ({name}): "
+              f"{minutes:.1f} minutes of training (evaluations, tests and process starts come on top: about 15 s "
+              "per run on a CPU)")  # fmt: skip
     return 0
 
 
