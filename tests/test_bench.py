@@ -36,7 +36,7 @@ def test_execute_speed_times_the_steps_and_projects_the_quick_profile(data_env):
 def test_augment_throughput_times_every_augmentation(data_env):
     from datamodules.configs import AUGMENTATIONS
 
-    out = bench("augment_throughput.py", "--images", "128", "--repeats", "1", env=data_env)
+    out = bench("augment_throughput.py", "--images", "128", "--repeats", "1", "--workers", "0", env=data_env)
     assert number(r"ratio batched / PIL: ([\d.]+)x", out) > 0
     assert all(number(rf"\n{name}\s+(\d+)", out) > 0 for name in AUGMENTATIONS)
 
