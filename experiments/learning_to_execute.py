@@ -43,7 +43,7 @@ def build(cfg: ExecuteRunConfig, seed: int):
 # ----------------------------------------------------------------------------- variants
 # (task, length, nesting): the targets. quick runs addition-2 on a CPU; long addition-3; full the paper-scale grid.
 QUICK_TARGETS = (("program", 1, 2), ("addition", 3, 1))  # the quick profile's before issue 15 (smoke, long)
-CPU_TARGET = ("addition", 2, 1)
+CPU_TARGETS = CPU_TARGET, CPU_LONG = ("addition", 2, 1), ("addition", 3, 1)  # quick's target, and cpu-3's
 FULL_TARGETS = (("program", 4, 2), ("program", 4, 3), ("program", 6, 2), ("program", 6, 3), ("addition", 9, 1))
 TRICK_TARGETS = (("program", 6, 3), ("addition", 9, 1))  # input reversal and doubling, with combined
 CURRICULUM_TEXT = {
@@ -93,7 +93,7 @@ def _variant(target: tuple[str, int, int], curriculum: str, suffix: str = "") ->
 TARGETS = tuple(dict.fromkeys(QUICK_TARGETS + (CPU_TARGET,) + FULL_TARGETS))
 VARIANTS = (
     tuple(_variant(t, c) for t in TARGETS for c in CURRICULA)
-    + tuple(_variant(t, c, "-seq2seq") for t in TARGETS for c in CURRICULA if c == "combined" or t == CPU_TARGET)
+    + tuple(_variant(t, c, "-seq2seq") for t in TARGETS for c in CURRICULA if c == "combined" or t in CPU_TARGETS)
     + tuple(_variant(t, "combined", trick) for t in TRICK_TARGETS for trick in ("-reverse", "-double"))
     + (_variant(CPU_TARGET, "baseline", "-scrambled"),)
 )
@@ -118,18 +118,10 @@ CPU_RECIPE = {
 # the profiles whose committed results were made before issue 15 keep the stall test they were made with
 EARLIER_STALL_RULE = {"data.stall_rule": "not-higher"}
 
-# quick: the end of training on 2 CPU cores. Sized from measurements (2 runs at once, one thread each): the
-# paper's single LSTM, 2 x 96, Adam 1e-2, stood at 80% of the characters of 2-digit additions after 3,000 steps,
-# the encoder-decoder at 99% after 1,600; the encoder-decoder stood at 70% on 3-digit additions after 3,000
-# steps: so 2 digits, the encoder-decoder. The stall rule's window: at 10 steps noise in the training accuracy
-# triggered decays long before learning ended (naive: 19 decays by 2,000 steps, 89%). At 20 steps (the profile
-# until 2026-11-28, its 15 runs at a3db082) the decays began as soon as validation passed 95% and 28 windows of
-# 20 steps left too little training at a useful rate: 94-99% of characters, and 3 of the 6 mix and combined
-# runs reached the 3,000-step cap with 11-15 decays. A pilot at 50 steps (mix and combined, seed 1, the two
-# capped before): both ended by the rule, after 3,550 and 3,200 steps (125 and 106 s two at a time), at 99.8%
-# and 98.5% of test characters. So windows of 50 steps: about 2,000-2,200 steps to 95%, then 28 windows (1,400):
-# 3,400 steps, about 115 s a run plus start and test; 15 runs two at a time: about 15 minutes. The cap, 6,000
-# steps, is a safety cap only (1.7x the pilot's longest).
+# quick: the end of training on 2 CPU cores, sized from measurements (2 runs at once, one thread each; the
+# numbers are in QUICK_TEXT and the profile's power text). The stall rule's window: at 10 steps noise triggered
+# decays long before learning ended; at 20 (until 2026-11-28) 3 of 15 runs reached the cap; a pilot at 50 (the
+# two capped before) ended by the rule after 3,550 and 3,200 steps. The cap, 6,000 steps, is for safety only.
 QUICK_OVERRIDES = {
     **CPU_RECIPE,
     "data.steps_per_epoch": 50,  # the stall rule's window (the original's: 100 steps)
@@ -148,20 +140,14 @@ QUICK_TEXT = (
     "scrambled programs have their own profile, `scrambled`)"
 )
 # full: the paper's grid to the end of training, on a GPU (not run yet). Steps to the end, estimated from the
-# rule (windows of 100 steps): a target of length L and nesting N first takes L*N - 1 level changes (7, 11, 11, 17
-# for programs 4x2, 4x3, 6x2, 6x3; 8 for addition-9), then 28 decays: 35-45 events. Each event is a change test
-# passing: the target's validation accuracy above 95% (the next window) or a stall (5 windows after the last
-# event at the earliest, then about even odds per window on a plateau: about 6 windows). Programs stay below
-# 95%, so about 6 windows per event: 21,000-27,000 steps; addition-9 about 21,600, or 7,600 plus the steps to
-# 95% if it gets there (then one window per decay). About 24,000 steps per run, 72 runs: 1.7 million steps;
-# at 542 steps/s in all (21 runs at once on an H100 at 62e3dfa: 15-58 per run) 53 GPU-minutes of training, 60
-# with evaluations (every 100 steps, 1,000 validation programs decoded greedily); 100 if slow learning keeps the
-# stall test from firing for twice as long. A session of 15 device-minutes trains about 10: 6-10 sessions of
-# about 12 runs each (`bench/gpu_execute.sh 590 full --variant ...`), their records merged into one table.
-# On a CPU, 9-digit additions are out of reach: a pilot (2026-11-29, combined, 2 x 128 LSTMs, Adam 1e-2, 50-step
-# windows, 2 runs at once, 12 steps/s each) stood at 41% (encoder-decoder) and 34% (one LSTM) of validation
-# characters after 5,000-5,600 steps, the lr already decaying; without a curriculum (the input plain or reversed)
-# both stood at 24% after 2,300 steps. The paper's 99% needs the GPU profile.
+# rule (windows of 100 steps): L*N - 1 level changes (7-17; 8 for addition-9), then 28 decays, each a change test
+# passing: about 6 windows on a plateau (5 after the last event, then even odds), one once validation passes 95%:
+# 21,000-27,000 steps a run, about 24,000; 72 runs at 542 steps/s in all (21 at once on an H100 at 62e3dfa, 15-58
+# per run): about 60 GPU-minutes with evaluations, 100 if stalls come half as often; 6-10 sessions of about 12 runs
+# (`bench/gpu_execute.sh 590 full --variant ...`), their records merged into one table. On a CPU 9-digit additions
+# are out of reach: pilots (2026-11-29, 2 x 128 LSTMs, Adam 1e-2, 50-step windows, 12 steps/s each) stood at 41%
+# (combined, encoder-decoder) and 34% (combined, one LSTM) of validation characters after 5,000-5,600 steps, the lr
+# already decaying, and at 24% after 2,300 steps without a curriculum (the input plain or reversed).
 FULL_OVERRIDES = {
     "train.max_epochs": 1000,  # a safety cap only: 100,000 steps, 4 times the estimate
     "train.max_minutes": 10.0,  # a safety cap for one lent GPU session: a run it stops is marked so
@@ -176,22 +162,18 @@ FULL_TEXT = (
     "capped run is marked)"
 )
 
+# fmt: off
+SMOKE_OVERRIDES = {"data.batch_size": 8, "data.steps_per_epoch": 4, "data.val_size": 16, "data.test_size": 24,
+                   "data.eval_batch_size": 16, "model.hidden": 16, "train.max_epochs": 3, "train.log_every_n_steps": 1}
+# fmt: on
 PROFILES = (
     Profile(
         "smoke",
         "a 2 x 16 LSTM, 3 epochs of 4 batches of 8 programs: checks the plumbing only",
         seeds=1,
         variants=_names(QUICK_TARGETS[:1], QUICK_TARGETS[0]),
-        overrides={
-            "data.batch_size": 8,
-            "data.steps_per_epoch": 4,
-            "data.val_size": 16,
-            "data.test_size": 24,
-            "data.eval_batch_size": 16,
-            "model.hidden": 16,
-            "train.max_epochs": 3,
-            "train.log_every_n_steps": 1,
-        },
+        overrides=SMOKE_OVERRIDES,
+        # fmt: on
     ),
     Profile(
         "quick",
@@ -234,6 +216,25 @@ PROFILES = (
             "spread of 0.3 pts the 90% interval of 3 pairs is +-0.5 pts (t(0.95, 2) = 2.92 over sqrt 3), inside "
             "the margin. The second look at this claim (the first was the combined pair): a false verdict is "
             "somewhat more likely than 5%."
+        ),
+    ),
+    Profile(
+        "cpu-3",
+        "the quick profile's model and recipe one digit further, addition of two 3-digit numbers, without a "
+        "curriculum (baseline) and with the naive one, to the end of training on 2 CPU cores: 3 seeds each, 2 runs "
+        "at a time, about 26 minutes; capped at 20,000 steps for safety",
+        seeds=3,
+        variants=tuple(f"{target_name(*CPU_LONG)}-{c}-seq2seq" for c in ("baseline", "naive")),
+        overrides={**QUICK_OVERRIDES, "train.max_epochs": 400},
+        cpu_jobs=2,
+        power=(
+            "Sized from a pilot (seed 0, 2026-11-29, 6 minutes each, 2 at once): without a curriculum validation "
+            "passed 95% after about 4,100 steps and the run was ending by the rule at 99.3% (5,350 steps); the "
+            "naive curriculum reached the target level after 850 steps, where the stall rule began to decay the "
+            "learning rate while the model still learned: 10 decays and 82% after 6,000 steps, about 15,000 steps "
+            "to the end. A gap of 10 pts or more is expected; 3 seeds decide it while the per-seed spread of the "
+            "paired difference stays under about 4 pts (t(0.975, 2) = 4.30 over sqrt 3). Mix and combined are "
+            "left out: these two take about 26 minutes."
         ),
     ),
     Profile(
