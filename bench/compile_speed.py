@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing as mp
-import queue
 import sys
 import tempfile
 import warnings
@@ -32,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import loop_overhead  # noqa: E402 (bench/, this script's folder: its timing callback)
+import spawned  # noqa: E402
 
 # dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, by a part of the device's name
 BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10G": 70e12}
@@ -139,18 +139,7 @@ def setup(args, mode: str, runs: int) -> list[tuple[float, float | None]]:
     procs = [ctx.Process(target=one_run, args=(args, mode, threads, i, barrier, results)) for i in range(runs)]
     for p in procs:
         p.start()
-    rates = []
-    while len(rates) < runs:  # a run that dies says so instead of leaving this process waiting
-        try:
-            rates.append(results.get(timeout=5))
-        except queue.Empty:
-            failed = [p.exitcode for p in procs if p.exitcode]
-            if failed:
-                for p in procs:
-                    p.kill()
-                raise SystemExit(f"a {mode or 'eager'} run exited with {failed[0]}") from None
-    for p in procs:
-        p.join()
+    rates = spawned.collect(procs, results, mode or "eager")
     return sorted(rates, key=lambda r: r[1] is None)  # the counted run first
 
 

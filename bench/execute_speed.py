@@ -23,13 +23,14 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import queue
 import random
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import spawned  # noqa: E402 (bench/, this script's folder)
 
 # (runs, steps per run to the lr rule's end) of a profile, for the projection
 PROFILE_SIZE = {"quick": (12, 3200), "scrambled": (6, 3100), "full": (72, 24000)}
@@ -84,19 +85,7 @@ def at_once(args, runs: int) -> list[float]:
     procs = [ctx.Process(target=_worker, args=(args, seed, barrier, out)) for seed in range(runs)]
     for p in procs:
         p.start()
-    rates = []
-    while len(rates) < runs:  # a run that dies says so instead of leaving this process waiting
-        try:
-            rates.append(out.get(timeout=5))
-        except queue.Empty:
-            failed = [p.exitcode for p in procs if p.exitcode]
-            if failed:
-                for p in procs:
-                    p.kill()
-                raise SystemExit(f"a timed run exited with {failed[0]}") from None
-    for p in procs:
-        p.join()
-    return rates
+    return spawned.collect(procs, out, "timed")
 
 
 def main() -> int:
