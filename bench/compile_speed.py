@@ -160,9 +160,19 @@ def main() -> int:
     if args.epochs < 2:
         p.error("--epochs must be >= 2 (the first is a warm-up)")
 
+    from datamodules.errors import ReproError
     from experiments import get
+    from experiments.config import COMPILE_MODES
 
-    cfg = _config(args)
+    try:  # a bad profile, variant or mode, or no GPU: one line, exit 2, before any process starts
+        cfg = _config(args)
+        if set(args.modes) - set(COMPILE_MODES):
+            raise ReproError(f"--modes: each one of {', '.join(repr(m) for m in COMPILE_MODES)}")
+        if args.accelerator == "gpu" and not torch.cuda.is_available():
+            raise ReproError("--accelerator gpu: no GPU here")
+    except ReproError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     module, _ = get(args.experiment).build(cfg, 0)
     device = "cuda" if args.accelerator == "gpu" else "cpu"
     flops = train_flops_per_image(module.net.to(device), min(args.batch, 32), device)

@@ -92,13 +92,25 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="quick")
     p.add_argument("--variant", default="addition-2-baseline-seq2seq")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--at-once", type=int, nargs="+", default=[1, 8, 21], help="on a GPU: runs at once, a set-up each")
     p.add_argument("--steps", type=int, default=150, help="timed steps per measurement (default 150)")
     p.add_argument("--repeats", type=int, default=2, help="timings of each set-up, the best kept (default 2)")
     p.add_argument("--steps-to-end", type=int, help="steps a run takes to the lr rule's end (default: the profile's)")
     p.add_argument("--runs", type=int, help="runs in the profile (default: the profile's)")
     args = p.parse_args()
+    import torch
+
+    from datamodules.errors import ReproError
+    from experiments import get
+
+    try:  # a bad profile or variant, or no GPU: one line, exit 2, before any process starts
+        get("learning-to-execute").resolve(args.variant, args.profile)
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise ReproError("--device cuda: no GPU here")
+    except ReproError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     runs, steps_to_end = PROFILE_SIZE.get(args.profile, (0, 0))
     runs, steps_to_end = args.runs or runs, args.steps_to_end or steps_to_end
 

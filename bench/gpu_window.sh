@@ -29,6 +29,7 @@ JOBS=${JOBS:-8}
 WINDOW=${WINDOW:-gpu-window}
 STOP=${STOP:-75}  # seconds kept for the last epochs to end after SIGTERM, the final tests and the packing
 BENCH=${BENCH:-0}
+[[ "$BENCH" =~ ^[0-9]+$ ]] || { echo "error: BENCH must be a number of seconds, not '$BENCH'" >&2; exit 2; }
 BENCH_ARGS=${BENCH_ARGS:---depth 56 --images 10000 --runs 1 8 --epochs 3}
 export REPRO_RUNS_DIR="$PWD/$WINDOW/runs"
 mkdir -p "$REPRO_RUNS_DIR"

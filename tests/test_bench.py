@@ -56,3 +56,19 @@ def test_compile_speed_runs_both_paths(data_env):
     args = ["--depth", "20", "--images", "128", "--runs", "1", "--epochs", "2"]
     out = bench("compile_speed.py", *args, env=data_env)
     assert number(r"\neager\s+1\s+(\d+)", out) > 0 and number(r"\nreduce-overhead\s+1\s+(\d+)", out) > 0
+
+
+@pytest.mark.parametrize(
+    "script,args",
+    [("execute_speed.py", ["--profile", "nope"]), ("compile_speed.py", ["--modes", "fast"]),
+     ("compile_speed.py", ["--accelerator", "gpu"])],
+)  # fmt: skip
+def test_a_bad_option_is_one_line_and_exit_2_before_any_run_starts(script, args, data_env):
+    if "gpu" in args:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is here")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
+                          env={**os.environ, **data_env}, cwd=ROOT, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
