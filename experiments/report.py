@@ -253,8 +253,9 @@ def _tables(exp: Experiment, profile: str, records: list[dict]) -> list[str]:
         for variant, dev in rows_of:
             recs = groups[(variant, dev)]
             row = [f"`{variant}`" + (f" ({dev})" if dev else ""), _runs_cell(recs)]
-            ok = [r for r in recs if not r["metrics"].get("diverged")] or recs
-            row += [fmt_mean_std([r["metrics"].get(m) for r in ok], m) for m in table.metrics]
+            # every run, diverged ones included: their undefined scores are NaN in the record, and drop out of
+            # the mean; what stays defined (the share that diverged, when, how fast) counts every run
+            row += [fmt_mean_std([r["metrics"].get(m) for r in recs], m) for m in table.metrics]
             if refs:
                 row.append("; ".join(ref.cell(profile) for ref in refs if ref.variant == variant))
             rows.append(row)

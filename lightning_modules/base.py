@@ -10,7 +10,10 @@ network, ``self.net``, in place (``train.compile``).
 
 In return the base class keeps the per-epoch ``history`` and the training wall time across resumes (both go
 into the checkpoint), logs each row to the run's loggers, and watches for divergence: a non-finite or
-exploding training loss stops the run at once, and the record says ``diverged = 1``.
+exploding training loss stops the run at once, and the record says ``diverged = 1``. The scores a diverged
+model cannot give (its test error, its final losses: ``UNDEFINED_WHEN_DIVERGED``) are NaN in the record, so
+that a table's mean of a metric is over the runs that measured it; what stays defined (how far it got, when it
+diverged, its speed) is kept.
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ class DeviceMean(MeanMetric):
 
 
 class RecordedModule(L.LightningModule):
+    # the summary's scores that a diverged run records as NaN: measured on the exploded model, they are numbers
+    # (an error of 90%, an MSE of 1e21) but no result of training
+    UNDEFINED_WHEN_DIVERGED: tuple[str, ...] = ()
+
     def __init__(self) -> None:
         super().__init__()
         self.history: list[dict[str, float]] = []  # one row per epoch; saved in checkpoints
@@ -156,9 +163,12 @@ class RecordedModule(L.LightningModule):
 
     # -- the record -------------------------------------------------------------------------------
     def record_metrics(self) -> dict[str, float]:
-        """The record's final metrics: the subclass's summary, with the divergence flag every table shows."""
+        """The record's final metrics: the subclass's summary, with the divergence flag every table shows; a
+        diverged run's undefined scores are NaN."""
         metrics = self.summary()
         metrics["diverged"] = float(self.diverged or bool(metrics.get("diverged")))
+        if metrics["diverged"]:
+            metrics.update({k: math.nan for k in self.UNDEFINED_WHEN_DIVERGED if k in metrics})
         return metrics
 
     # -- checkpoints ------------------------------------------------------------------------------

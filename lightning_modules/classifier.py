@@ -30,6 +30,11 @@ class ImageClassifier(RecordedModule):
     """Cross-entropy classifier. Metrics are torchmetrics objects: their state is a (sum, count)
     that is reduced across DDP ranks when computed, so errors are exact however the data is sharded."""
 
+    # measured on the final model (a diverged one predicts one class: 90% error); best_val_error, from before
+    # the divergence, stays
+    UNDEFINED_WHEN_DIVERGED = ("test_error", "test_loss", "final_val_error", "train_error", "train_loss", "gap",
+                               "gen_error")  # fmt: skip
+
     def __init__(
         self,
         net: nn.Module,

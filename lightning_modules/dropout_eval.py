@@ -61,6 +61,9 @@ class MonteCarloDropoutClassifier(ImageClassifier):
     first ``mc_images`` test images (0: all; the order is fixed; under DDP split between the ranks), and a per-run
     numerical check of the adaptive-weight-decay identity on a small regression seeded by the run seed."""
 
+    UNDEFINED_WHEN_DIVERGED = ImageClassifier.UNDEFINED_WHEN_DIVERGED + (
+        "weight_scaling_error", "mc_minus_ws_error", *(f"mc_k{k}_error" for k in (1, 10, 50, 100)))  # fmt: skip
+
     def __init__(
         self,
         net: nn.Module,

@@ -107,6 +107,10 @@ class EnsembleClassifier(ImageClassifier):
     pass also scores the ensembles of the first n = 1..N members, example by example (see ``extras``).
     """
 
+    UNDEFINED_WHEN_DIVERGED = ImageClassifier.UNDEFINED_WHEN_DIVERGED + (
+        "ensemble_error", "member_error", "best_member_error", "ensemble_nll", "member_nll", "ensemble_brier",
+        "member_brier", "disagreement")  # fmt: skip
+
     def __init__(
         self,
         members: list[nn.Module],

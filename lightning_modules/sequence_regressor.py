@@ -95,6 +95,10 @@ def lstm_as_cell(lstm: nn.LSTM, dtype=torch.float64) -> nn.LSTMCell:
 class SequenceRegressor(RecordedModule):
     """Trains a RecurrentRegressor on MSE; evaluates the test MSE after every epoch (and before step 1)."""
 
+    # the last finite step's parameters can still be an exploded model (a test MSE of 1e21); the curve before the
+    # divergence (min_test_mse, steps_to_solve) stays
+    UNDEFINED_WHEN_DIVERGED = ("test_mse", "mse_pct_of_guess")
+
     def __init__(self, model: SequenceModelConfig, optim: SequenceOptimConfig, solved_below: float):
         super().__init__()
         optim.validate()

@@ -184,5 +184,8 @@ def test_a_diverging_run_stops_and_is_marked_in_the_record_and_the_table(data_en
     text = (folder(data_env, "none") / "record.json").read_text()
     record = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in a record: not JSON"))
     assert record["metrics"]["diverged"] == 1.0 and record["provenance"]["steps"] < 4 * 4  # stopped early
+    # the exploded model's scores are no result (null); what the run did measure stays
+    assert record["metrics"]["test_error"] is None and record["metrics"]["gen_error"] is None
+    assert record["metrics"]["epochs"] >= 1 and record["metrics"]["params_k"] > 0
     preview = (Path(data_env["REPRO_RUNS_DIR"]) / "augmentation/smoke/report/augmentation-smoke.md").read_text()
     assert "**Diverged** | 1 of 1 runs" in preview
