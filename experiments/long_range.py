@@ -15,6 +15,7 @@ also checks the slide-51 exercise on its trained cell, in float64.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 
@@ -115,9 +116,14 @@ PROFILES = (
 
 
 # ----------------------------------------------------------------------------- claims
+def _runs(results: Results, variant: str) -> set[int]:
+    return set(results.get(variant, "test_mse")) | set(results.get(variant, "diverged"))
+
+
 def _longest(results: Results, *cells: str) -> int | None:
-    """The longest length at which every one of ``cells`` has runs (the profile decides which lengths run)."""
-    done = [n for n in LENGTHS if all(results.get(f"{c}-{n}", "test_mse") for c in cells)]
+    """The longest length at which every one of ``cells`` has runs (the profile decides which lengths run): a run
+    has a test MSE, or (diverged) none."""
+    done = [n for n in LENGTHS if all(_runs(results, f"{c}-{n}") for c in cells)]
     return done[-1] if done else None
 
 
@@ -143,7 +149,7 @@ class AtLongest:
         cells = (self.better, self.than)
         diverged = {c: sum(v > 0 for v in results.get(f"{c}-{length}", "diverged").values()) for c in cells}
         if any(diverged.values()):
-            runs = ", ".join(f"{c} {diverged[c]} of {len(results.get(f'{c}-{length}', 'test_mse'))}"
+            runs = ", ".join(f"{c} {diverged[c]} of {len(_runs(results, f'{c}-{length}'))}"
                              for c in cells if diverged[c])  # fmt: skip
             text = (f"T = {length}: runs diverged ({runs}), so no mean difference is measured; runs that train "
                     "stably (a smaller learning rate) would decide it")  # fmt: skip
@@ -162,7 +168,7 @@ def _solved_where_rnn_is_not(results: Results) -> Verdict:
     lstm, rnn = (results.get(f"{c}-{length}", "solved_pct") for c in ("lstm", "rnn"))
     seeds = sorted(set(lstm) & set(rnn))
     failed = [s for s in seeds if not (lstm[s] > 0 and rnn[s] == 0)]
-    rnn_mse = statistics.fmean(results.get(f"rnn-{length}", "test_mse").values())
+    rnn_mse = statistics.fmean(results.get(f"rnn-{length}", "test_mse").values() or [math.nan])  # all diverged
     text = (
         f"T = {length}: LSTM solved {sum(v > 0 for v in lstm.values())}/{len(lstm)} runs, tanh RNN "
         f"{sum(v > 0 for v in rnn.values())}/{len(rnn)} (RNN mean test MSE {rnn_mse:.4f}; constant guess "

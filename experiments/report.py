@@ -51,8 +51,9 @@ def fmt_mean_std(values: list, metric: str) -> str:
     vals = [v * _scale(metric) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     if not vals:
         return "–"
-    whole = _scale(metric) == 1 and all(float(v).is_integer() for v in vals)  # counts, epochs, ranks
     mean = statistics.fmean(vals)
+    share = set(vals) == {0, 1}  # flags (diverged, ended by a rule) that differ between runs: the mean is a share
+    whole = _scale(metric) == 1 and all(float(v).is_integer() for v in vals) and not share  # counts, epochs, ranks
     big = abs(mean) >= 1000  # throughputs: decimals would be noise
     digits = 0 if whole or big or metric in ("epochs", "wall_time") else 3 if metric == "params_m" else 2
     if len(vals) == 1:

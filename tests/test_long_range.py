@@ -215,6 +215,8 @@ def test_claims_use_the_longest_length_and_paired_seeds():
     assert verdict.status == "inconclusive" and "irnn 1 of 3" in verdict.statistic and "e+" not in verdict.statistic
     r.values["irnn-100"]["diverged"][1], r.values["irnn-100"]["test_mse"][1] = 0.0, 0.015
     assert irnn.check(r).status == "supported"  # every run stable: the paired comparison decides
+    r.values["irnn-100"] = {"diverged": {0: 1.0, 1: 1.0, 2: 1.0}}  # as recorded since bc8a51f: no test MSE at all
+    assert "runs diverged (irnn 3 of 3)" in irnn.check(r).statistic and irnn.check(r).status == "inconclusive"
     r.values["rnn-100"]["solved_pct"] = {0: 100, 1: 100, 2: 100}
     assert solved.check(r).status == "contradicted"
     ok = results(**{"lstm-50": {"forced_carry_deviation": [0.0, 0.0]}, "lstm-100": {"forced_carry_deviation": [0.0]}})

@@ -82,6 +82,8 @@ def test_cells_show_percentages_and_plain_counts():
     assert fmt_mean_std([0.1], "test_error") == "10.00"
     assert fmt_mean_std([24800.4, 22000.2], "chars_per_second") == "23400 ± 1980"  # no decimals above 1000
     assert fmt_mean_std([3.0, 5.0], "level_length") == "4 ± 1"  # whole numbers stay whole
+    assert fmt_mean_std([1.0] * 9 + [0.0], "diverged") == "0.90 ± 0.32"  # a flag's mean is a share, not "1 ± 0"
+    assert fmt_mean_std([1.0, 1.0], "diverged") == "1 ± 0"
     assert fmt_mean_std([float("nan"), None], "test_acc") == "–"
 
 
