@@ -77,6 +77,10 @@ def hand_table(task: str, output_weight: float = 5.0) -> dict[str, list]:
 class TinyRNNModule(RecordedModule):
     """Trains a randomly initialized TinyRNN on its task; tests it and the hand-set net on the same sequences."""
 
+    # the trained net's test scores (the hand-set net's stay)
+    UNDEFINED_WHEN_DIVERGED = tuple(f"{p}test_{m}{s}" for p in ("", "log10_") for m in ("loss", "accuracy")
+                                    for s in ("", "_long"))  # fmt: skip
+
     def __init__(self, cfg: TinyRNNConfig):
         super().__init__()
         cfg.validate()
