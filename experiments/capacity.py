@@ -154,8 +154,7 @@ PROFILES = (
         "before 2026-11-28) the n-sweep claims were decided with room (gap +9.8 pts, CI +-0.8) and the U curve's "
         "right arm was not: width-512 minus width-128 test error -0.36 pts (per seed ---, sd about 0.2, 95% CI "
         "-0.84 to +0.12); 5 seeds narrow that interval to about +-0.25 pts, which decides an effect of that size. "
-        "The width claim reads the training loss, whose log10 falls by about one unit per 4x width (every width "
-        ">= 32 has 0% training error).",
+        "The width claim reads the training loss (its log10), since every width >= 32 has 0% training error.",
     ),
     Profile(
         "full",

@@ -33,8 +33,10 @@ def _pairs(variant: str | Sequence[str], than: str | Sequence[str]) -> tuple[tup
 
 
 def percent_metric(metric: str) -> bool:
-    """Errors, gaps and accuracies are fractions, shown (and compared) in percentage points."""
-    return metric.endswith(("error", "_acc", "_exact")) or metric in ("gap", "disagreement")
+    """Errors, gaps and accuracies are fractions, shown (and compared) in percentage points (``_long``: the same
+    measure on longer sequences)."""
+    base = metric.removesuffix("_long")
+    return base.endswith(("error", "_acc", "accuracy", "_exact")) or base in ("gap", "disagreement")
 
 
 def merge(*parts: Results) -> Results:

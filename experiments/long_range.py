@@ -100,9 +100,9 @@ PROFILES = (
         power=(
             "3 seeds, about 4 min. In the committed runs before 2026-11-28 the LSTM solved T = 100 in 3 of 3 "
             "seeds and the tanh RNN in 0 of 3 (test MSE 111% of the constant guess's above the LSTM's, 95% "
-            "CI +-36 pts): 3 seeds decide it. The IRNN (Le et al., beyond the slides) diverged in some seeds "
-            "at lr 1e-2, so its comparison is undecided at any seed count without a smaller learning rate "
-            "for it."
+            "CI +-36 pts): 3 seeds decide it. The IRNN (Le et al., beyond the slides) diverges at lr 1e-2 (at "
+            "T = 100 in 3 of 3 seeds, at its second step), so its comparison is undecided at any seed count "
+            "without a smaller learning rate for it."
         ),
     ),
     Profile(

@@ -56,6 +56,10 @@ def fmt_mean_std(values: list, metric: str) -> str:
     whole = _scale(metric) == 1 and all(float(v).is_integer() for v in vals) and not share  # counts, epochs, ranks
     big = abs(mean) >= 1000  # throughputs: decimals would be noise
     digits = 0 if whole or big or metric in ("epochs", "wall_time") else 3 if metric == "params_m" else 2
+    if digits == 2 and 0 < abs(mean) < 0.005:  # a small loss (0.0018) would read 0.00: two significant digits,
+        if abs(mean) < 1e-4:  # and rounding noise of an exact result (1e-15) reads as such
+            return f"{mean:.1e}" if len(vals) == 1 else f"{mean:.1e} ± {statistics.stdev(vals):.1e}"
+        digits = 1 - math.floor(math.log10(abs(mean)))
     if len(vals) == 1:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {statistics.stdev(vals):.{digits}f}"
@@ -100,12 +104,24 @@ def _provenance(records: list[dict]) -> dict[str, str]:
     stopped = [f"{r['variant']}/s{r['seed']}" for r in records if r["provenance"].get("stopped_by_time")]
     if stopped:
         out["Stopped by time"] = f"{len(stopped)} of {len(records)} runs (`train.max_minutes`): " + ", ".join(stopped)
+    # records made before the runner wrote `stopped_by_time`: under a time cap, whether it stopped them is unknown
+    unknown = sorted({_max_minutes(r) for r in records if "stopped_by_time" not in r["provenance"]} - {0})
+    if unknown:
+        caps = " / ".join(f"{m:g}" for m in unknown)
+        out["Stopped by time"] = ((out["Stopped by time"] + "; ") if stopped else "") + (
+            f"not recorded by runs made before the records said so; they ran under a cap of {caps} min of training "
+            "(`train.max_minutes`), so any of them may have stopped there"
+        )
     diverged = [f"{r['variant']}/s{r['seed']}" for r in records if r["metrics"].get("diverged")]
     if diverged:
         out["Diverged"] = f"{len(diverged)} of {len(records)} runs (their test scores are not averaged): " + ", ".join(
             diverged
         )
     return out
+
+
+def _max_minutes(record: dict) -> float:
+    return float((record.get("config") or {}).get("train", {}).get("max_minutes") or 0)
 
 
 def _runs_cell(recs: list[dict]) -> str:
@@ -261,8 +277,8 @@ def _tables(exp: Experiment, profile: str, records: list[dict]) -> list[str]:
                 row.append("; ".join(ref.cell(profile) for ref in refs if ref.variant == variant))
             rows.append(row)
         lines += [f"## Table {shown}: {table.title}", "", md_table(header, rows), ""]
-        if table.caption:
-            lines += [table.caption, ""]
+        if table.caption_for(profile):
+            lines += [table.caption_for(profile), ""]
     return lines
 
 

@@ -199,9 +199,9 @@ CLAIMS = (
 METRICS = {
     **{f"hand_h{t}": f"h{t}" for t in range(1, 5)},
     **{f"hand_y{t}": f"y{t}" for t in range(1, 5)},
-    "hand_exact": "exact",
-    "hand_test_accuracy": "hand-set accuracy (length 10)",
-    "hand_test_accuracy_long": "hand-set accuracy (length 100)",
+    "hand_exact": "exact (% of runs)",
+    "hand_test_accuracy": "hand-set accuracy, length 10 (%)",
+    "hand_test_accuracy_long": "hand-set accuracy, length 100 (%)",
     "w_self": "w_self",
     "w_in1": "w_in1",
     "w_in2": "w_in2",
@@ -215,8 +215,8 @@ METRICS = {
     "log10_train_loss": "log10 train loss (last epoch)",
     "log10_test_loss": "log10 test loss (length 10)",
     "log10_test_loss_long": "log10 test loss (length 100)",
-    "test_accuracy": "accuracy (length 10)",
-    "test_accuracy_long": "accuracy (length 100)",
+    "test_accuracy": "accuracy, length 10 (%)",
+    "test_accuracy_long": "accuracy, length 100 (%)",
     "wall_time": "train time (s)",
 }
 
@@ -231,7 +231,7 @@ TABLES = (
         ("summing",),
         (*HAND_STEPS, "hand_exact"),
         f"Inputs x = {_SUMMING_X}; h_t is the hidden unit and y_t the (linear) output at step t, computed in float64 "
-        "by every run. Exact = 1 when the outputs equal 2, 1.5, 2.5, 3.5 bit for bit.",
+        "by every run. Exact: the percentage of runs whose outputs equal 2, 1.5, 2.5, 3.5 bit for bit.",
     ),
     Table(
         "The hand-set comparing RNN on a hand-made example, and on random test sequences",
@@ -239,9 +239,10 @@ TABLES = (
         (*HAND_STEPS, "hand_exact", "hand_test_accuracy", "hand_test_accuracy_long"),
         f"Inputs (ours): input 1 = {_X1}, input 2 = {_X2}, so the running totals are 2, 1.5, 2.5, 3.5 and 1, 2, 1, "
         "4, and the larger one alternates. Weights: self-loop 1, inputs +1 and -1, output 5 into a logistic unit. "
-        "h_t is the exact difference of the totals, y_t = sigmoid(5 h_t). Exact = 1 when h_t equals the difference "
-        "bit for bit and y_t > 1/2 exactly where input 1's total is larger. Accuracy: the fraction of steps of "
-        "1,000 random N(0, 1) test sequences where y_t > 1/2 agrees with which total is larger.",
+        "h_t is the exact difference of the totals, y_t = sigmoid(5 h_t). Exact: the percentage of runs where h_t "
+        "equals the difference bit for bit and y_t > 1/2 exactly where input 1's total is larger. Accuracy: the "
+        "percentage of steps of 1,000 random N(0, 1) test sequences where y_t > 1/2 agrees with which total is "
+        "larger.",
     ),
     Table(
         "The same architectures trained from a random init",

@@ -105,6 +105,12 @@ class Table:
     caption: str = ""
     # (baseline, treatment) pairs whose per-seed change in test error the plot shows
     pairs: tuple[tuple[str, str], ...] = ()
+    # (profile, caption) pairs: the caption of this table in that profile's report (a profile whose runs were
+    # made by an earlier protocol, which the general caption would misdescribe)
+    profile_captions: tuple[tuple[str, str], ...] = ()
+
+    def caption_for(self, profile: str) -> str:
+        return dict(self.profile_captions).get(profile, self.caption)
 
 
 @dataclass(frozen=True)

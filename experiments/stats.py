@@ -78,12 +78,21 @@ def signs(diffs: list[float]) -> str:
     return "".join("+" if d > 0 else "-" if d < 0 else "0" for d in diffs)
 
 
+def signed(x: float) -> str:
+    """+1.23; a nonzero value that 2 decimals would round to 0 gets the decimals it needs (+0.0006), so that a
+    bound above 0 never reads as +0.00."""
+    if x == 0 or abs(x) >= 0.005 or not math.isfinite(x):
+        return f"{x:+.2f}"
+    digits = -math.floor(math.log10(abs(x)))
+    return f"{x:+.{digits}f}" if digits <= 6 else f"{x:+.1e}"
+
+
 def describe(diffs: list[float], keys: list, scale: float = 100.0, unit: str = " pts") -> str:
     """'mean difference +1.23 pts (95% CI +0.40 to +2.06); per seed +++ over seeds 0,1,2'."""
     mean, lo, hi = interval(diffs)
-    text = f"mean difference {mean * scale:+.2f}{unit}"
+    text = f"mean difference {signed(mean * scale)}{unit}"
     if len(diffs) >= 2:
-        text += f" (95% CI {lo * scale:+.2f} to {hi * scale:+.2f})"
+        text += f" (95% CI {signed(lo * scale)} to {signed(hi * scale)})"
     return f"{text}; per seed {signs(diffs)} over {'seeds' if _plain(keys) else 'pairs'} {','.join(map(str, keys))}"
 
 
@@ -136,7 +145,8 @@ def below_margin(
     test = f"one-sided 95% bound vs margin {margin * scale:+.2f}{unit}, {len(diffs)} pairs"
     lo, hi = one_sided(diffs)
     status = "supported" if hi < margin else "contradicted" if lo > margin else "inconclusive"
-    text = f"{what}: {describe(diffs, keys, scale, unit)}; one-sided 95% bounds {lo * scale:+.2f} / {hi * scale:+.2f}"
+    bounds = f"one-sided 95% bounds {signed(lo * scale)} / {signed(hi * scale)}"
+    text = f"{what}: {describe(diffs, keys, scale, unit)}; {bounds}"
     return Verdict(status, text, test)
 
 
@@ -151,7 +161,7 @@ def equivalent(
     test = f"equivalence (TOST, 5% each side) within +-{margin * scale:.2f}{unit}, {len(diffs)} pairs"
     lo, hi = one_sided(diffs)
     status = "supported" if -margin < lo and hi < margin else "contradicted" if lo > margin or hi < -margin else None
-    text = f"{what}: {describe(diffs, keys, scale, unit)}; 90% interval {lo * scale:+.2f} to {hi * scale:+.2f}"
+    text = f"{what}: {describe(diffs, keys, scale, unit)}; 90% interval {signed(lo * scale)} to {signed(hi * scale)}"
     return Verdict(status or "inconclusive", text, test)
 
 

@@ -112,8 +112,9 @@ VARIANTS = (
 MLP_VARIANTS = ("mlp-none", "mlp-l2", "mlp-l1")
 
 POWER = (
-    "8 seeds, about 9 min in one process (24 MLP runs of about 22 s each alone at 1 thread, 100 exact fits of "
-    "0.2 s). Pairs (slide 10): over 2,000 draws of this code (seeds 1000-2999) log10 of the mismatched test-MSE "
+    "8 seeds, a few minutes in one process (24 MLP runs of 4-6 s of training each at 2 threads, 100 exact fits "
+    "of 0.2 s; the 104 records of a3db082 finished within 2.5 minutes of each other). Pairs (slide 10): over "
+    "2,000 draws of this code (seeds 1000-2999) log10 of the mismatched test-MSE "
     "ratio averages 0.58 with a per-seed sd of 0.44 (the unpenalized fit's extra MSE is sigma^2 chi2_1 / n, 100x "
     "on 10x mismatched inputs), which 5 seeds decide in 58% of simulated profiles and 8 in 96%; the matched "
     "equivalence (log10 ratio 0.02, sd 0.035, margin 0.1) 97%, the weight-gap ratio (log10 1.75, sd 0.19) all. "

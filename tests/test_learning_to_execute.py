@@ -311,7 +311,7 @@ def test_example_table_shows_each_curriculums_answers_to_the_same_programs():
     assert (heading, blank) == ("## Example predictions (slide 39)", "")
     assert lines[0].startswith("**programs of length 1 (literals up to 10^1), nesting 2; one LSTM reads")
     assert "(quick profile, seed 0)" in lines[0]  # the one seed all four curricula share
-    assert "of the first 3 test programs, 2 answered differently" in lines[0]
+    assert "of the first 3 test programs, 2 answered differently by the four (2 of them below" in lines[0]
     assert lines[2:] == [  # the two programs the curricula answer differently, in test order
         "| input | target | baseline | naive | mix | combined |",
         "|---|---|---|---|---|---|",

@@ -29,6 +29,14 @@ def test_t_interval_matches_a_hand_computation():
     assert lo1 == pytest.approx(2 - half1) and hi1 == pytest.approx(2 + half1)
 
 
+def test_a_bound_above_zero_never_reads_as_zero():
+    # char-lm's LSTM-vs-RNN interval was printed "+0.00 to +0.03" though its lower bound is +0.0006
+    v = stats.difference([0.0010, 0.0011, 0.0012], [0, 1, 2], "x", scale=1.0, unit="")  # CI +0.0009 to +0.0014
+    assert v.status == "supported" and "(95% CI +0.0009 to +0.001)" in v.statistic, v.statistic
+    assert [stats.signed(x) for x in (0.00058, -0.004, 0.0051, 0.0, 1.234, 3e-9)] == [
+        "+0.0006", "-0.004", "+0.01", "+0.00", "+1.23", "+3.0e-09"]  # fmt: skip
+
+
 def test_a_difference_needs_three_seeds_and_an_interval_that_excludes_zero():
     # mean 0.02, half-width 0.0248: the interval contains 0
     assert stats.difference([0.01, 0.02, 0.03], [0, 1, 2], "x").status == "inconclusive"
@@ -84,6 +92,9 @@ def test_cells_show_percentages_and_plain_counts():
     assert fmt_mean_std([3.0, 5.0], "level_length") == "4 ± 1"  # whole numbers stay whole
     assert fmt_mean_std([1.0] * 9 + [0.0], "diverged") == "0.90 ± 0.32"  # a flag's mean is a share, not "1 ± 0"
     assert fmt_mean_std([1.0, 1.0], "diverged") == "1 ± 0"
+    assert fmt_mean_std([0.0018, 0.0014, 0.0013], "train_loss") == "0.0015 ± 0.0003"  # not 0.00 ± 0.00
+    assert fmt_mean_std([0.0, 0.0], "train_loss") == "0 ± 0"
+    assert fmt_mean_std([2e-15, 4e-15], "train_rmse") == "3.0e-15 ± 1.4e-15"  # an exact fit's rounding noise
     assert fmt_mean_std([float("nan"), None], "test_acc") == "–"
 
 
@@ -280,6 +291,24 @@ def test_runs_from_two_machines_merge_and_a_rerun_replaces_its_cell(folders):
     text = write_report(get("augmentation"), "quick").read_text()
     assert "CPU Test (1 thread per run); 1x NVIDIA H200" in text and "2026-11-26 to 2026-11-27" in text
     assert "PARTIAL" not in text and len(committed_records("augmentation", "quick")) == RUNS
+
+
+def test_runs_that_predate_the_stop_flag_under_a_time_cap_are_said_to_be_unknown(folders):
+    fill(folders)
+    text = write_report(get("augmentation"), "quick").read_text()
+    assert "Stopped by time" not in text  # no cap (the quick profile's): nothing to say
+    for variant, errs in ERRORS.items():  # every run under a 2-minute cap (`--set train.max_minutes=2`)
+        for seed, e in enumerate(errs):
+            put(folders, record(variant, seed, e, sets={"train.max_minutes": 2.0}))
+    text = write_report(get("augmentation"), "quick").read_text()
+    assert (
+        "| **Stopped by time** | not recorded by runs made before the records said so; they ran under a cap of 2 "
+        in text
+    )
+    put(folders, record("none", 0, 0.40, sets={"train.max_minutes": 2.0}, stopped_by_time=False))
+    put(folders, record("none", 1, 0.42, sets={"train.max_minutes": 2.0}, stopped_by_time=True))
+    text = write_report(get("augmentation"), "quick").read_text()
+    assert f"| **Stopped by time** | 1 of {RUNS} runs (`train.max_minutes`): none/s1; not recorded by " in text
 
 
 def test_time_capped_and_diverged_runs_are_named(folders):

@@ -69,8 +69,8 @@ def example_table(by_variant: dict[str, list[dict]], profile: str, rows: int = 6
     with baseline, naive, mix and combined (one seed, the lowest all four share), one table per target (and
     model or input suffix) with runs of every curriculum. Markdown lines; nothing when no target has them.
     Every run records its answers to the first test programs of its target (the same for every run); of
-    these the table shows, in test order, first those the four answer differently (right or wrong), then
-    the others, ``rows`` in all."""
+    these the table shows ``rows``, in test order: those the four answer differently (right or wrong) are picked
+    first, then the others."""
     from datamodules.configs import CURRICULA
     from experiments.learning_to_execute import SUFFIXES, TARGETS, _target_text, target_name
 
@@ -93,7 +93,8 @@ def example_table(by_variant: dict[str, list[dict]], profile: str, rows: int = 6
             header = ["input", "target", *CURRICULA]
             lines += [f"**{_target_text(*t)}; {SUFFIXES[suffix]}** ({profile} profile, seed {seed}): test "
                       f"programs and each model's greedy answer (right ✓, wrong ✗); of the first {len(inputs)} "
-                      f"test programs, {len(split)} answered differently by the four, shown first", ""]  # fmt: skip
+                      f"test programs, {len(split)} answered differently by the four ({min(len(split), rows)} of "
+                      "them below, with the others in test order)", ""]  # fmt: skip
             lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             for i in picked:
                 answers = [f"{_code(ex[i]['greedy'])} {'✓' if ex[i]['right'] else '✗'}" for ex in shown]
