@@ -152,7 +152,8 @@ PROFILES = (
         "2.78 sd / sqrt 5: 0.04-0.05 nats; 25 runs, about 12 min two at a time) decide the line-start claim in "
         "every part with power above 0.9 if the effects hold; the LSTM-RNN gap would need about 10 seeds, more "
         "than the budget: at 5 its power is about 0.3. Seeds 0-2 are the same runs as before, so these claims "
-        "had two looks: a false verdict is somewhat likelier than the 5% of one look.",
+        "had two looks, and the verdicts split the 5% between them (97.5% intervals).",
+        looks=2,
     ),
     Profile(
         "full",

@@ -145,8 +145,8 @@ PROFILES = (
         "open: the held-out half at the end minus at the other half's best epoch -0.30 pts (per seed -1.0, -0.2, "
         "-0.3, -0.1, -0.1, -0.1: sd 0.35), 95% CI -0.67 to +0.07. 10 seeds bring the half width to 2.26 sd / "
         "sqrt 10 = 0.25 pts, which decides a difference of that size (power about 0.7 at -0.30) either way; this "
-        "looked at the claim twice (6 seeds, then 10, seeds 0-5 being the same runs), so a false verdict is "
-        "somewhat likelier than the 5% of one look. Before that: the clean-label "
+        "looked at the claim twice (6 seeds, then 10, seeds 0-5 being the same runs), so the verdicts split the "
+        "5% between the two looks (97.5% intervals). Before that: the clean-label "
         "stopping claims were inconclusive at 3 seeds (committed runs before 2026-11-28: test error at the end "
         "minus at the kept epoch -0.13 pts, per seed ---, sd of the difference about 0.1): 6 seeds brought the "
         "95% interval's half width to about 0.1 pts, enough to decide an effect of that size either way. Slide 15's "
@@ -159,6 +159,7 @@ PROFILES = (
         "the per-seed differences (t(0.975, 2) = 4.30 over sqrt 3); these are 15 to 900, so 3 seeds decide them. "
         "On clean labels the kept-vs-end norm gap (0.1-0.3, by where the rule stops) would be borderline, and is "
         "shown, not claimed.",
+        looks=2,
     ),
     Profile(
         "full",

@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from datamodules.errors import ReproError
+from experiments import stats
 from experiments.records import Key, committed_records, config_mismatch, local_records
 from experiments.spec import Experiment, Results
 
@@ -94,16 +95,18 @@ def results_of(records: list[dict]) -> Results:
     return Results({k: dict(v) for k, v in values.items()})
 
 
-def evaluate(exp: Experiment, records: list[dict]):
-    """Verdicts of the claims and outcomes of the checks, from the runs of the main configuration."""
+def evaluate(exp: Experiment, records: list[dict], looks: int = 1):
+    """Verdicts of the claims and outcomes of the checks, from the runs of the main configuration; ``looks``: the
+    profile's (its verdicts split the 5% between them)."""
     main = main_signature(records) if records else None
     results = results_of([r for r in records if signature(r) == main])
-    return [(c, c.check(results)) for c in exp.claims], [(c, c.check(results)) for c in exp.checks]
+    with stats.looks(looks):
+        return [(c, c.check(results)) for c in exp.claims], [(c, c.check(results)) for c in exp.checks]
 
 
-def verdict_counts(exp: Experiment, records: list[dict]) -> tuple[str, int, int]:
+def verdict_counts(exp: Experiment, records: list[dict], looks: int = 1) -> tuple[str, int, int]:
     """'3 supported, 1 inconclusive; checks: 2 of 2 hold', the decided claims and all the claims."""
-    claims, checks = evaluate(exp, records)
+    claims, checks = evaluate(exp, records, looks)
     counts = Counter(v.status for _, v in claims)
     text = ", ".join(f"{counts[s]} {s}" for s in ("supported", "contradicted", "inconclusive") if counts[s])
     held = [o.holds for _, o in checks if o.holds is not None]

@@ -173,7 +173,6 @@ PROFILES = (
         seeds=1,
         variants=_names(QUICK_TARGETS[:1], QUICK_TARGETS[0]),
         overrides=SMOKE_OVERRIDES,
-        # fmt: on
     ),
     Profile(
         "quick",
@@ -214,9 +213,10 @@ PROFILES = (
             "31d04a7) the paired differences spread by 2.0 pts (one scrambled run ended at 95.4%) and the claim "
             "stayed inconclusive; without a curriculum the quick runs' per-seed spread is 0.10 pts. At a paired "
             "spread of 0.3 pts the 90% interval of 3 pairs is +-0.5 pts (t(0.95, 2) = 2.92 over sqrt 3), inside "
-            "the margin. The second look at this claim (the first was the combined pair): a false verdict is "
-            "somewhat more likely than 5%."
+            "the margin. The second look at this claim (the first was the combined pair), so the verdict splits "
+            "the 5% between the two looks (a 95% interval, 2.5% each side)."
         ),
+        looks=2,
     ),
     Profile(
         "cpu-3",

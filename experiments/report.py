@@ -208,7 +208,7 @@ def render(exp: Experiment, profile: str, evidence: Evidence, stem: str, preview
     )
     lines += [md_table(["", ""], [[f"**{k}**", v] for k, v in info.items()]), ""]
 
-    claims, checks = evaluate(exp, records)
+    claims, checks = evaluate(exp, records, prof.looks)
     if deviating := [r for r in records if signature(r) != main_signature(records)]:
         lines += [f"Verdicts pair runs of one configuration only: {len(deviating)} run(s) with other settings are "
                   "shown in rows of their own and left out of the verdicts.", ""]  # fmt: skip
@@ -338,7 +338,7 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
             records = committed_records(exp.name, prof.name)
             if not (out_dir / f"{stem}.md").is_file() or not records:
                 continue
-            verdicts, n_decided, n_claims = verdict_counts(exp, list(records.values()))
+            verdicts, n_decided, n_claims = verdict_counts(exp, list(records.values()), prof.looks)
             hardware = _uniq(list(records.values()), lambda r: r["provenance"]["hardware"].split(",")[0])
             rows.append(
                 [f"`{exp.name}`", exp.slides, exp.claim, verdicts, f"[{stem}.md]({stem}.md)", prof.name, hardware]

@@ -37,6 +37,9 @@ class Profile:
     # why the profile is sized as it is: the effect the lecture implies, the per-seed spread measured, the seeds
     # and steps that need (printed with the table)
     power: str = ""
+    # how many times its claims were decided, counting the earlier runs whose outcome led to these (3 seeds, then
+    # 5 with those 3; a first design, then this one): the verdicts split the 5% between the looks (stats.py)
+    looks: int = 1
 
 
 @dataclass

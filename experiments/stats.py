@@ -15,16 +15,51 @@ comparison is paired by seed. Two kinds of test, both fixed in the experiment fi
 
 Fewer than ``MIN_SEEDS`` paired values decide nothing: the verdict is inconclusive and says which way the
 values point.
+
+A profile whose claims were looked at more than once on growing sets of the same seeds (3 seeds, then 5,
+the first 3 among them) says so (``Profile.looks``); its verdicts split the 5% between the looks (Bonferroni:
+2 looks, 2.5% each, so a 97.5% interval), and the test column says it. Without that, stopping at the look
+that decides would make a false verdict likelier than 5%.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 MIN_SEEDS = 3  # paired values needed before a verdict can be supported or contradicted
 LEVEL = 0.95
+_LOOKS: ContextVar[int] = ContextVar("looks", default=1)
+
+
+@contextmanager
+def looks(n: int) -> Iterator[None]:
+    """Verdicts made inside decide at 5% / ``n`` each: the claims were looked at ``n`` times (see above)."""
+    if n < 1:
+        raise ValueError("looks must be >= 1")
+    token = _LOOKS.set(n)
+    try:
+        yield
+    finally:
+        _LOOKS.reset(token)
+
+
+def alpha() -> float:
+    """The false-verdict rate of one side of a test, or of a two-sided interval: 5%, split between the looks."""
+    return (1 - LEVEL) / _LOOKS.get()
+
+
+def _pct(level: float) -> str:
+    return f"{100 * level:.10g}%"
+
+
+def _looks_note() -> str:
+    n = _LOOKS.get()
+    return f"; {n} looks at these seeds, {_pct(alpha())} each (Bonferroni)" if n > 1 else ""
 
 
 @dataclass(frozen=True)
@@ -54,8 +89,9 @@ def _t(p: float, df: int) -> float:
     return float(t.ppf(p, df))
 
 
-def interval(diffs: list[float], level: float = LEVEL) -> tuple[float, float, float]:
-    """Mean and two-sided t confidence interval of the mean (nan bounds below two values)."""
+def interval(diffs: list[float], level: float | None = None) -> tuple[float, float, float]:
+    """Mean and two-sided t confidence interval of the mean (nan bounds below two values); ``level``: 1 - alpha()."""
+    level = 1 - alpha() if level is None else level
     n = len(diffs)
     mean = statistics.fmean(diffs)
     if n < 2:
@@ -64,8 +100,10 @@ def interval(diffs: list[float], level: float = LEVEL) -> tuple[float, float, fl
     return mean, mean - half, mean + half
 
 
-def one_sided(diffs: list[float], level: float = LEVEL) -> tuple[float, float]:
-    """One-sided ``level`` lower and upper confidence bounds of the mean (each alone holds with ``level``)."""
+def one_sided(diffs: list[float], level: float | None = None) -> tuple[float, float]:
+    """One-sided ``level`` lower and upper confidence bounds of the mean (each alone holds with ``level``;
+    default 1 - alpha())."""
+    level = 1 - alpha() if level is None else level
     n = len(diffs)
     mean = statistics.fmean(diffs)
     if n < 2:
@@ -92,7 +130,7 @@ def describe(diffs: list[float], keys: list, scale: float = 100.0, unit: str = "
     mean, lo, hi = interval(diffs)
     text = f"mean difference {signed(mean * scale)}{unit}"
     if len(diffs) >= 2:
-        text += f" (95% CI {signed(lo * scale)} to {signed(hi * scale)})"
+        text += f" ({_pct(1 - alpha())} CI {signed(lo * scale)} to {signed(hi * scale)})"
     return f"{text}; per seed {signs(diffs)} over {'seeds' if _plain(keys) else 'pairs'} {','.join(map(str, keys))}"
 
 
@@ -131,7 +169,8 @@ def difference(diffs: list[float], keys: list, what: str, scale: float = 100.0, 
         return early
     _, lo, hi = interval(diffs)  # no spread (every run diverged, say): the interval is the point itself
     status = "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
-    return Verdict(status, f"{what}: {describe(diffs, keys, scale, unit)}", f"95% CI of the mean, {len(diffs)} pairs")
+    test = f"{_pct(1 - alpha())} CI of the mean, {len(diffs)} pairs{_looks_note()}"
+    return Verdict(status, f"{what}: {describe(diffs, keys, scale, unit)}", test)
 
 
 def below_margin(
@@ -142,10 +181,11 @@ def below_margin(
     early = _too_few_for_margin(diffs, keys, what, margin, f"margin {margin * scale:+.2f}{unit}", scale, unit)
     if early:
         return early
-    test = f"one-sided 95% bound vs margin {margin * scale:+.2f}{unit}, {len(diffs)} pairs"
+    test = f"one-sided {_pct(1 - alpha())} bound vs margin {margin * scale:+.2f}{unit}, {len(diffs)} pairs"
+    test += _looks_note()
     lo, hi = one_sided(diffs)
     status = "supported" if hi < margin else "contradicted" if lo > margin else "inconclusive"
-    bounds = f"one-sided 95% bounds {signed(lo * scale)} / {signed(hi * scale)}"
+    bounds = f"one-sided {_pct(1 - alpha())} bounds {signed(lo * scale)} / {signed(hi * scale)}"
     text = f"{what}: {describe(diffs, keys, scale, unit)}; {bounds}"
     return Verdict(status, text, test)
 
@@ -158,10 +198,12 @@ def equivalent(
     early = _too_few_for_margin(diffs, keys, what, margin, f"margin +-{margin * scale:.2f}{unit}", scale, unit)
     if early:
         return early
-    test = f"equivalence (TOST, 5% each side) within +-{margin * scale:.2f}{unit}, {len(diffs)} pairs"
+    test = f"equivalence (TOST, {_pct(alpha())} each side) within +-{margin * scale:.2f}{unit}, {len(diffs)} pairs"
+    test += _looks_note()
     lo, hi = one_sided(diffs)
     status = "supported" if -margin < lo and hi < margin else "contradicted" if lo > margin or hi < -margin else None
-    text = f"{what}: {describe(diffs, keys, scale, unit)}; 90% interval {signed(lo * scale)} to {signed(hi * scale)}"
+    band = f"{_pct(1 - 2 * alpha())} interval {signed(lo * scale)} to {signed(hi * scale)}"
+    text = f"{what}: {describe(diffs, keys, scale, unit)}; {band}"
     return Verdict(status or "inconclusive", text, test)
 
 

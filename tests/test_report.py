@@ -50,6 +50,23 @@ def test_a_difference_needs_three_seeds_and_an_interval_that_excludes_zero():
     assert stats.difference([1.0, 1.0, 1.0], [0, 1, 2], "x").status == "supported"
 
 
+def test_a_second_look_at_the_same_seeds_splits_the_five_percent():
+    diffs = [0.010, 0.013, 0.016, 0.011, 0.006]  # 97.5% CI +0.0054 to +0.0170: still supported
+    close = [0.010, 0.020, 0.001, 0.015, 0.004]  # 95% CI +0.0003 to +0.0197; the 97.5% one, -0.0022 to +0.0222
+    assert stats.difference(close, list(range(5)), "x").status == "supported"
+    with stats.looks(2):
+        v = stats.difference(close, list(range(5)), "x")
+        assert v.status == "inconclusive" and "97.5% CI" in v.statistic
+        assert v.test == "97.5% CI of the mean, 5 pairs; 2 looks at these seeds, 2.5% each (Bonferroni)"
+        assert stats.difference(diffs, list(range(5)), "x").status == "supported"
+        eq = stats.equivalent([0.001, -0.001, 0.0], [0, 1, 2], "x", 0.003)
+        assert "95% interval" in eq.statistic and "TOST, 2.5% each side" in eq.test
+    assert stats.alpha() == pytest.approx(0.05)  # the context is left as it was
+    with pytest.raises(ValueError):
+        with stats.looks(0):
+            pass
+
+
 def test_a_no_effect_claim_is_decided_against_its_margin():
     # "does not help": the gain must stay below the margin 0.01 (one-sided 95% bounds)
     assert stats.below_margin([0.0, 0.001, -0.001], [0, 1, 2], "x", 0.01).status == "supported"
