@@ -114,8 +114,9 @@ def _provenance(records: list[dict]) -> dict[str, str]:
         )
     diverged = [f"{r['variant']}/s{r['seed']}" for r in records if r["metrics"].get("diverged")]
     if diverged:
-        out["Diverged"] = f"{len(diverged)} of {len(records)} runs (their test scores are not averaged): " + ", ".join(
-            diverged
+        out["Diverged"] = (
+            f"{len(diverged)} of {len(records)} runs (scores a diverged model cannot give are left out of means): "
+            + ", ".join(diverged)
         )
     return out
 

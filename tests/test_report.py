@@ -336,7 +336,10 @@ def test_time_capped_and_diverged_runs_are_named(folders):
     put(folders, diverged)
     text = write_report(get("augmentation"), "quick").read_text()
     assert f"| **Stopped by time** | 1 of {RUNS} runs (`train.max_minutes`): none/s1 |" in text
-    assert f"| **Diverged** | 1 of {RUNS} runs (their test scores are not averaged): noise/s0 |" in text
+    assert (
+        f"| **Diverged** | 1 of {RUNS} runs (scores a diverged model cannot give are left out of means): noise/s0 |"
+        in text
+    )
     # the scores average the 2 runs that have them; what the diverged run did measure (its 1 epoch) counts
     row = next(line for line in text.splitlines() if line.startswith("| `noise` |"))
     assert row.startswith("| `noise` | 3 (s0 diverged) | 41.50 ± 2.12 |") and "| 2 ± 1 | 9 ± 5 |" in row, row
