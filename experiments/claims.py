@@ -2,8 +2,9 @@
 
     Claim("6", "Translation lowers test error on CIFAR-10", lower("test_error", "translate", than="none"))
 
-``lower`` and ``higher`` are difference claims; ``not_lower``, ``not_higher`` and ``same`` are no-effect
-claims with a margin fixed here, in the experiment file, before the runs (see ``experiments/stats.py``).
+``lower`` and ``higher`` are difference claims (``more_often`` for a yes/no outcome); ``not_lower``,
+``not_higher`` and ``same`` are no-effect claims with a margin fixed here, in the experiment file, before the
+runs (see ``experiments/stats.py``).
 ``all_of`` and ``any_of`` combine them ("every recurrent net beats the MLP", "a bottleneck *might* help").
 ``identity`` is a check of an exact identity (a table's Checks section), not a verdict.
 
@@ -206,6 +207,31 @@ def lower(metric: str, variant, than, **kw) -> Compare:
 def higher(metric: str, variant, than, **kw) -> Compare:
     """The claim: ``variant`` has a higher ``metric`` than ``than``."""
     return Compare(metric, _pairs(variant, than), "higher", **kw)
+
+
+@dataclass(frozen=True)
+class MoreOften:
+    """A yes/no outcome (a 0/1 metric, e.g. ``diverged``) happens more often in ``variant`` than in ``than``."""
+
+    metric: str
+    variant: str
+    than: str
+    what: str = ""
+
+    def __call__(self, results: Results) -> stats.Verdict:
+        what = self.what or f"{self.metric}, {self.variant} against {self.than}"
+        return stats.more_often(results.get(self.variant, self.metric), results.get(self.than, self.metric), what)
+
+    def example(self, holds: bool) -> Results:
+        """Every run of one side says yes, none of the other: ``variant``'s (holds) or ``than``'s."""
+        yes, no = {s: 1.0 for s in range(8)}, {s: 0.0 for s in range(8)}
+        a, b = (yes, no) if holds else (no, yes)
+        return Results({self.variant: {self.metric: a}, self.than: {self.metric: b}})
+
+
+def more_often(metric: str, variant: str, than: str, what: str = "") -> MoreOften:
+    """The claim: the 0/1 ``metric`` is 1 in more of ``variant``'s runs than of ``than``'s (paired by seed)."""
+    return MoreOften(metric, variant, than, what)
 
 
 def not_lower(metric: str, variant, than, margin: float, **kw) -> Compare:

@@ -207,6 +207,29 @@ def equivalent(
     return Verdict(status or "inconclusive", text, test)
 
 
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar test: with no difference, each of the pairs that disagree is equally likely to be
+    (yes, no) or (no, yes), so the smaller count is binomial(only_a + only_b, 1/2)."""
+    n, k = only_a + only_b, min(only_a, only_b)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+
+
+def more_often(a: dict[int, float], b: dict[int, float], what: str) -> Verdict:
+    """The claim: a yes/no outcome (1/0 per run) happens more often in ``a`` than in ``b``, paired by seed. A
+    t-interval does not fit 0/1 values (its bounds can pass 1); the exact McNemar test decides at alpha()."""
+    seeds = sorted(set(a) & set(b))
+    only_a = sum(a[s] > 0 and not b[s] > 0 for s in seeds)
+    only_b = sum(b[s] > 0 and not a[s] > 0 for s in seeds)
+    text = (f"{what}: {sum(a[s] > 0 for s in seeds)} of {len(seeds)} runs against {sum(b[s] > 0 for s in seeds)} "
+            f"of {len(seeds)}; pairs that differ {only_a} : {only_b}")  # fmt: skip
+    if len(seeds) < MIN_SEEDS:
+        return Verdict("inconclusive", text, f"{len(seeds)} of the {MIN_SEEDS} paired values a verdict needs")
+    p = mcnemar_p(only_a, only_b)
+    status = "inconclusive" if p >= alpha() else "supported" if only_a > only_b else "contradicted"
+    return Verdict(status, f"{text}, p = {p:.2g}", f"exact McNemar test at {_pct(alpha())}, {len(seeds)} pairs"
+                   + _looks_note())  # fmt: skip
+
+
 def every_seed(seeds: list, failed: list, text: str) -> Verdict:
     """A property each run must show: supported when it holds in every one of at least ``MIN_SEEDS`` seeds,
     contradicted when it fails in any of at least that many, else inconclusive."""

@@ -163,7 +163,12 @@ def test_clipping_claims_pair_by_seed():
     divergence, loss = exp.claims[-2], exp.claims[-1]
     r = results(**{"no-clip": {"diverged": [1, 1, 1], "test_mse_scored": [1 / 3, 1 / 3, 1 / 3]},
                    "clip": {"diverged": [0, 0, 0], "test_mse_scored": [0.01, 0.02, 0.015]}})  # fmt: skip
-    assert divergence.check(r).status == "supported" and loss.check(r).status == "supported"
+    # 3 of 3 against 0 of 3 decides the loss, not the yes/no divergence: the exact McNemar p is 2 / 2^3 = 0.25
+    # (a t-interval called it "supported", its spread being 0); 6 of 6 against none, p = 2 / 2^6, decides it
+    assert loss.check(r).status == "supported" and divergence.check(r).status == "inconclusive"
+    assert "3 of 3 runs against 0 of 3; pairs that differ 3 : 0, p = 0.25" in divergence.check(r).statistic
+    six = results(**{"no-clip": {"diverged": [1] * 6}, "clip": {"diverged": [0] * 6}})
+    assert divergence.check(six).status == "supported" and "p = 0.031" in divergence.check(six).statistic
     same = results(**{"no-clip": {"diverged": [0, 0, 0], "test_mse_scored": [0.1, 0.2, 0.1]},
                       "clip": {"diverged": [0, 0, 0], "test_mse_scored": [0.1, 0.1, 0.2]}})  # fmt: skip
     assert divergence.check(same).status == "inconclusive" and loss.check(same).status == "inconclusive"

@@ -67,6 +67,16 @@ def test_a_second_look_at_the_same_seeds_splits_the_five_percent():
             pass
 
 
+def test_a_yes_no_outcome_is_decided_by_the_exact_mcnemar_test():
+    assert stats.mcnemar_p(18, 0) == 2 / 2**18 and stats.mcnemar_p(3, 0) == 0.25
+    assert stats.mcnemar_p(5, 1) == 2 * (1 + 6) / 2**6 and stats.mcnemar_p(0, 0) == 1.0  # C(6,0) + C(6,1)
+    yes, no = {s: 1.0 for s in range(8)}, {s: 0.0 for s in range(8)}
+    assert stats.more_often(yes, no, "x").status == "supported"  # 8 : 0, p = 0.0078
+    assert stats.more_often(no, yes, "x").status == "contradicted"
+    assert stats.more_often(yes, yes, "x").status == "inconclusive"  # no pair differs
+    assert stats.more_often({0: 1.0, 1: 1.0}, {0: 0.0, 1: 0.0}, "x").status == "inconclusive"  # 2 seeds
+
+
 def test_a_no_effect_claim_is_decided_against_its_margin():
     # "does not help": the gain must stay below the margin 0.01 (one-sided 95% bounds)
     assert stats.below_margin([0.0, 0.001, -0.001], [0, 1, 2], "x", 0.01).status == "supported"
