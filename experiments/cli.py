@@ -190,6 +190,8 @@ def cmd_run(args) -> int:
         evidence = gather(exp, profile)
         state = "complete" if evidence.complete else evidence.problem("incomplete")
         print(f"preview: {preview} ({state})")
+        if evidence.aside:
+            print(evidence.aside_note())
         if profile != "smoke":
             print(f"citable table: repro report {exp.name} --profile {profile}")
     return 0
@@ -197,6 +199,7 @@ def cmd_run(args) -> int:
 
 def cmd_report(args) -> int:
     from experiments import get, registry
+    from experiments.evidence import gather
     from experiments.report import citable_profiles, write_all, write_index, write_report
 
     if not args.all and not args.name:
@@ -210,6 +213,9 @@ def cmd_report(args) -> int:
         if not profiles:
             raise ReproError(f"no finished runs of {exp.name} to report (smoke runs are never reported)")
         written = [write_report(exp, p, args.partial) for p in profiles]
+        for p in profiles:
+            if note := gather(exp, p).aside_note():
+                print(note)
     for md in written:
         print(f"table: {md}")
     print(f"index: {write_index(exps)}")

@@ -22,10 +22,21 @@ class Evidence:
     expected: list[Key]  # every (variant, seed) the profile names
     missing: list[Key] = field(default_factory=list)
     stale: list[tuple[Key, str]] = field(default_factory=list)  # records made with another config, and how
+    # this machine's runs of a committed cell made with other settings (--set, precision, processes): the
+    # committed run keeps the cell
+    aside: list[tuple[Key, str]] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         return not self.missing and not self.stale
+
+    def aside_note(self) -> str:
+        """'' or a line naming the runs of this machine that a committed run of other settings kept out."""
+        if not self.aside:
+            return ""
+        (v, s), why = self.aside[0]
+        more = f" and {len(self.aside) - 1} more" if len(self.aside) > 1 else ""
+        return f"kept out of the table: {v}/seed{s}{more}: {why}"
 
     def problem(self, label: str) -> str:
         parts = []
@@ -45,8 +56,15 @@ def gather(exp: Experiment, profile: str, committed_only: bool = False) -> Evide
     variant and seed: rerunning a cell is how a table changes), checked against the profile."""
     prof = exp.profile(profile)
     merged = committed_records(exp.name, profile)
-    if not committed_only:
-        merged.update(local_records(exp.name, profile))
+    aside: list[tuple[Key, str]] = []
+    for key, record in ({} if committed_only else local_records(exp.name, profile)).items():
+        old = merged.get(key)
+        if old is not None and signature(record) != signature(old):  # a --set run never replaces the cell's run
+            aside.append((key, f"this machine's run ({deviation(record) or 'the profile settings'}) differs from "
+                                f"the committed run ({deviation(old) or 'the profile settings'}), which keeps the "
+                                "cell"))  # fmt: skip
+        else:
+            merged[key] = record
     expected = [(v, s) for v in exp.variant_names(profile) for s in range(prof.seeds)]
     known = {v.name for v in exp.variants}
     usable, stale = [], []
@@ -62,14 +80,23 @@ def gather(exp: Experiment, profile: str, committed_only: bool = False) -> Evide
             stale.append((key, why))
         else:
             usable.append(record)
-    have = {(r["variant"], r["seed"]) for r in usable}
-    return Evidence(usable, expected, [k for k in expected if k not in have], stale)
+    # a cell counts as run only by a run of the configuration most runs share: a --set run has a row of its own
+    # and decides nothing, so its cell is still missing
+    main = main_signature(usable) if usable else None
+    have = {(r["variant"], r["seed"]) for r in usable if signature(r) == main}
+    return Evidence(usable, expected, [k for k in expected if k not in have], stale, aside)
+
+
+# a safety cap, not a setting of the science: a GPU window caps each run at the time it has left, a different
+# value per window; whether the cap stopped a run, the record says (`stopped_by_time`) and the table names it
+NOT_A_SETTING = ("train.max_minutes",)
 
 
 def signature(record: dict) -> tuple:
     """What, beyond the variant, sets a run's numbers apart: its --set values, world size and precision."""
     prov = record["provenance"]
-    return (tuple(sorted((record.get("sets") or {}).items())), prov.get("devices", 1), str(prov.get("precision")))
+    sets = tuple(sorted((k, v) for k, v in (record.get("sets") or {}).items() if k not in NOT_A_SETTING))
+    return sets, prov.get("devices", 1), str(prov.get("precision"))
 
 
 def deviation(record: dict) -> str:

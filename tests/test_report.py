@@ -272,11 +272,35 @@ def test_a_record_made_with_another_config_is_stale(folders):
 
 def test_runs_with_other_settings_get_rows_of_their_own_and_no_verdict(folders):
     fill(folders)
-    put(folders, record("none", 2, 0.90, sets={"optim.lr": "0.2"}))  # one run made with --set
-    text = write_report(get("augmentation"), "quick").read_text()
+    put(folders, record("none", 2, 0.90, sets={"optim.lr": "0.2"}))  # one run made with --set, in none/seed2
+    with pytest.raises(ReproError, match=rf"1 of {RUNS} runs missing \(none/seed2\)"):  # the profile's own run is gone
+        write_report(get("augmentation"), "quick")
+    text = write_report(get("augmentation"), "quick", partial=True).read_text()
     assert "| `none` | 2 | 41.00 ± 1.41 |" in text and "| `none` (--set optim.lr=0.2) | 1 | 90.00 |" in text
     assert "1 run(s) with other settings are shown in rows of their own" in text
     assert f"Other settings** | 1 of {RUNS} runs: none/s2: --set optim.lr=0.2" in text
+
+
+def test_a_set_run_of_a_committed_cell_leaves_the_citable_table_and_its_record_alone(folders, capsys):
+    fill(folders)
+    write_report(get("augmentation"), "quick")  # the citable table, its records committed beside it
+    committed = folders / "results/runs/augmentation/quick/none/seed0.json"
+    table, record_before = (folders / "results/augmentation.md").read_text(), committed.read_text()
+    put(folders, record("none", 0, 0.90, sets={"optim.lr": "0.2"}))  # this machine's --set run of that cell
+    evidence = gather(get("augmentation"), "quick")
+    assert evidence.complete and [k for k, _ in evidence.aside] == [("none", 0)]
+    assert "kept out of the table: none/seed0: this machine's run (--set optim.lr=0.2)" in evidence.aside_note()
+    write_report(get("augmentation"), "quick")
+    assert (folders / "results/augmentation.md").read_text() == table and committed.read_text() == record_before
+
+
+def test_a_time_cap_is_not_a_setting_that_splits_the_table(folders):
+    # GPU windows cap each run at the time they have left: 2 min in one window, 3.5 in the next
+    for variant, errs in ERRORS.items():
+        for seed, e in enumerate(errs):
+            put(folders, record(variant, seed, e, sets={"train.max_minutes": 2.0 if seed else 3.5}))
+    text = write_report(get("augmentation"), "quick").read_text()
+    assert "Other settings" not in text and "rows of their own" not in text and "| `none` | 3 | 42.00 ± 2.00 |" in text
 
 
 def test_a_fresh_clone_rebuilds_every_table_byte_for_byte_from_the_committed_records(folders):
