@@ -296,7 +296,8 @@ def run_all(specs: list[RunSpec], launch: Launch) -> list[dict]:
                                             launch.world_size(), launch.precision_name()), say=True)  # fmt: skip
     pending = [s for s in specs if read_record(s.dir) is None]
     print(f"{len(specs)} runs: {len(specs) - len(pending)} finished, {len(pending)} to run")
-    prepare_data(pending)
+    tracking.wandb_mode(launch.wandb)  # online without a key: one line now, not a traceback in the first run
+    prepare_data(pending, launch.world_size())
     externally_launched = "LOCAL_RANK" in os.environ or "SLURM_PROCID" in os.environ
     as_children = len(pending) > 1 and (launch.jobs > 1 or (launch.multi_process and not externally_launched))
     if not as_children:
@@ -309,13 +310,17 @@ def run_all(specs: list[RunSpec], launch: Launch) -> list[dict]:
     return [r for s in specs if (r := read_record(s.dir)) is not None]
 
 
-def prepare_data(specs: list[RunSpec]) -> None:
+def prepare_data(specs: list[RunSpec], world_size: int = 1) -> None:
     """Find, verify and decode every data set the runs need, before any training starts: a missing or
-    corrupt copy fails the command at once, and child processes find the decoded cache ready."""
+    corrupt copy fails the command at once, and child processes find the decoded cache ready. Data that
+    cannot be split across ``world_size`` processes is refused here too, once, not in every run."""
     seen = set()
     for spec in specs:
         key = repr(getattr(spec.config, "data", spec.config))
         if key not in seen:
             seen.add(key)
             _, datamodule = spec.experiment.build(spec.config, spec.seed)
+            if world_size > 1 and not getattr(datamodule, "shards", False):
+                raise ReproError(f"{spec.experiment.name}'s data cannot be split across processes; run it on one "
+                                 "device (without --devices)")  # fmt: skip
             datamodule.prepare_data()

@@ -23,19 +23,30 @@ from pathlib import Path
 PROJECT = "lecture7-repro"
 
 
-def wandb_mode(choice: str) -> str | None:
-    """'online', 'offline' or None (off) for the --wandb choice."""
-    if choice == "off":
-        return None
-    if choice != "auto":
-        return choice
+def _has_key() -> bool:
+    """Whether a W&B API key is configured (the environment, or `wandb login`'s netrc entry)."""
     if os.environ.get("WANDB_API_KEY"):
-        return "online"
+        return True
     netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
     try:
-        return "online" if "api.wandb.ai" in netrc.read_text() else "offline"
+        return "api.wandb.ai" in netrc.read_text()
     except OSError:
-        return "offline"
+        return False
+
+
+def wandb_mode(choice: str) -> str | None:
+    """'online', 'offline' or None (off) for the --wandb choice; online without a key is refused before any run
+    starts (W&B would stop the first run with a traceback)."""
+    from datamodules.errors import ReproError
+
+    if choice == "off":
+        return None
+    if choice == "online" and not _has_key():
+        raise ReproError("--wandb online: no W&B API key here (set WANDB_API_KEY or run `wandb login`); "
+                         "--wandb offline logs locally for a later `wandb sync`")  # fmt: skip
+    if choice != "auto":
+        return choice
+    return "online" if _has_key() else "offline"
 
 
 def _run_id(folder: Path) -> str:

@@ -189,3 +189,21 @@ def test_a_diverging_run_stops_and_is_marked_in_the_record_and_the_table(data_en
     assert record["metrics"]["epochs"] >= 1 and record["metrics"]["params_k"] > 0
     preview = (Path(data_env["REPRO_RUNS_DIR"]) / "augmentation/smoke/report/augmentation-smoke.md").read_text()
     assert "**Diverged** | 1 of 1 runs" in preview
+
+
+# ----------------------------------------------------------------------------- bad launch choices
+def test_launch_choices_that_cannot_work_are_one_line_before_any_run(data_env, tmp_path):
+    runs = Path(data_env["REPRO_RUNS_DIR"])
+    # rnn-examples' data is one in-memory batch: it cannot be split between 2 processes
+    split = repro("run", "rnn-examples", "--profile", "smoke", "--devices", "2", "--wandb", "off", env=data_env)
+    assert split.returncode == 2 and "Traceback" not in split.stderr
+    assert split.stderr.strip().splitlines() == [
+        "repro: error: rnn-examples's data cannot be split across processes; run it on one device (without --devices)"
+    ]
+    assert not list(runs.glob("rnn-examples/smoke/*/seed0/checkpoints/*"))  # nothing trained
+    # --wandb online without a key: refused before the first run (W&B would raise in it)
+    env = {**data_env, "WANDB_API_KEY": "", "NETRC": str(tmp_path / "no-netrc"), "WANDB_MODE": ""}
+    online = repro("run", "rnn-examples", "--profile", "smoke", "--wandb", "online", env=env)
+    assert online.returncode == 2 and "Traceback" not in online.stderr
+    assert online.stderr.strip().startswith("repro: error: --wandb online: no W&B API key here")
+    assert not list(runs.glob("rnn-examples/smoke/*/seed0/record.json"))
