@@ -2,6 +2,11 @@
 # their defaults: the time budget and `left`, the output folder, offline runs of the project from
 # this folder (no install needed), and a record of the machine and versions in $OUT/env.txt.
 set -u
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then  # the calling script's own header is its usage
+    sed -n '2,/^[^#]/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
+    exit 0
+fi
+[[ "${1:-600}" =~ ^[0-9]+$ ]] || { echo "error: the first argument is the time budget in seconds, not '$1'" >&2; exit 2; }
 start=$(date +%s)
 budget=${1:-600}
 left() { echo $((budget - ($(date +%s) - start))); }

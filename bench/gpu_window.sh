@@ -32,9 +32,9 @@ BENCH=${BENCH:-0}
 [[ "$BENCH" =~ ^[0-9]+$ ]] || { echo "error: BENCH must be a number of seconds, not '$BENCH'" >&2; exit 2; }
 BENCH_ARGS=${BENCH_ARGS:---depth 56 --images 10000 --runs 1 8 --epochs 3}
 export REPRO_RUNS_DIR="$PWD/$WINDOW/runs"
-mkdir -p "$REPRO_RUNS_DIR"
 
 source "$(dirname "$0")/gpu_common.sh" "${1:-560}"
+mkdir -p "$REPRO_RUNS_DIR"
 
 # shellcheck disable=SC2086  # PLAN is a list of words
 python3 bench/gpu_window.py seed $PLAN || exit 2  # an unknown experiment or profile: one line, exit 2

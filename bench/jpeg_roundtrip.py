@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from datamodules.configs import ImageDataConfig  # noqa: E402
 from datamodules.errors import ReproError  # noqa: E402
 from experiments import get  # noqa: E402
 from experiments.records import load_trained  # noqa: E402
@@ -68,6 +69,8 @@ def main() -> int:
     args = p.parse_args()
     try:
         exp = get(args.name)
+        if not isinstance(getattr(exp.config(), "data", None), ImageDataConfig):
+            raise ReproError(f"{args.name} does not train on images: a JPEG round trip measures image experiments")
         cfg, checkpoint = load_trained(exp, args.profile, args.variant, args.seed)
         module, dm = exp.build(cfg, args.seed)
         module.load_state_dict(checkpoint["state_dict"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
+import sys
 import tempfile
 import time
 
@@ -140,6 +141,9 @@ def main() -> None:
     args = p.parse_args()
     if args.epochs < 2:
         p.error("--epochs must be >= 2 (the first is a warm-up)")
+    if args.accelerator == "gpu" and not torch.cuda.is_available():
+        print("error: --accelerator gpu: no GPU here", file=sys.stderr)
+        sys.exit(2)
     ours, plain = [], []
     for _ in range(args.repeats):
         plain.append(hand_written(args))

@@ -61,7 +61,8 @@ def test_compile_speed_runs_both_paths(data_env):
 @pytest.mark.parametrize(
     "script,args",
     [("execute_speed.py", ["--profile", "nope"]), ("compile_speed.py", ["--modes", "fast"]),
-     ("compile_speed.py", ["--accelerator", "gpu"])],
+     ("compile_speed.py", ["--accelerator", "gpu"]), ("loop_overhead.py", ["--accelerator", "gpu"]),
+     ("jpeg_roundtrip.py", ["char-lm", "--profile", "smoke", "--variant", "lstm"])],
 )  # fmt: skip
 def test_a_bad_option_is_one_line_and_exit_2_before_any_run_starts(script, args, data_env):
     if "gpu" in args:
