@@ -104,3 +104,20 @@ def test_a_pack_too_large_for_one_returned_file_is_split_into_parts_that_join_ba
     small = tmp_path / "s.tar.gz"
     small.write_bytes(b"x" * 10)
     assert gpu_window.split(small, part_bytes=4000) == [small] and small.read_bytes() == b"x" * 10
+
+
+def test_the_session_scripts_print_their_usage_and_refuse_a_budget_that_is_not_seconds(tmp_path):
+    import os
+    import subprocess
+
+    env = {**os.environ, "ACC": "cpu", "OUT": str(tmp_path / "out"), "WINDOW": str(tmp_path / "window")}
+    for script in ("gpu_execute.sh", "gpu_window.sh", "gpu_recurrent.sh", "gpu_resnet_ablation.sh"):
+        run = ["bash", str(ROOT / "bench" / script)]
+        usage = subprocess.run([*run, "--help"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+        assert usage.returncode == 0 and "one command" in usage.stdout and not usage.stderr, (script, usage.stderr)
+        bad = subprocess.run([*run, "help"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+        assert (
+            bad.returncode == 2
+            and bad.stderr == "error: the first argument is the time budget in seconds, not 'help'\n"
+        )
+    assert not (tmp_path / "out").exists() and not (tmp_path / "window").exists()  # nothing started
