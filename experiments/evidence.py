@@ -56,10 +56,12 @@ def gather(exp: Experiment, profile: str, committed_only: bool = False) -> Evide
     variant and seed: rerunning a cell is how a table changes), checked against the profile."""
     prof = exp.profile(profile)
     merged = committed_records(exp.name, profile)
+    committed_main = main_signature(list(merged.values())) if merged else None
     aside: list[tuple[Key, str]] = []
     for key, record in ({} if committed_only else local_records(exp.name, profile)).items():
         old = merged.get(key)
-        if old is not None and signature(record) != signature(old):  # a --set run never replaces the cell's run
+        # a run with other settings (--set) never replaces a committed cell's run of the table's settings
+        if old is not None and signature(old) == committed_main != signature(record):
             aside.append((key, f"this machine's run ({deviation(record) or 'the profile settings'}) differs from "
                                 f"the committed run ({deviation(old) or 'the profile settings'}), which keeps the "
                                 "cell"))  # fmt: skip

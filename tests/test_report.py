@@ -292,6 +292,13 @@ def test_a_set_run_of_a_committed_cell_leaves_the_citable_table_and_its_record_a
     assert "kept out of the table: none/seed0: this machine's run (--set optim.lr=0.2)" in evidence.aside_note()
     write_report(get("augmentation"), "quick")
     assert (folders / "results/augmentation.md").read_text() == table and committed.read_text() == record_before
+    # the other way round, a committed --set run of a cell is replaced by the profile's own run of it
+    shutil.rmtree(folders / "runs")
+    put(folders, record("none", 1, 0.90, sets={"optim.lr": "0.2"}))
+    write_report(get("augmentation"), "quick", partial=True)  # commits it, in a row of its own
+    put(folders, record("none", 1, 0.42))
+    evidence = gather(get("augmentation"), "quick")
+    assert evidence.complete and not evidence.aside
 
 
 def test_a_time_cap_is_not_a_setting_that_splits_the_table(folders):
