@@ -112,7 +112,7 @@ def run_lecture(parts: list[Part], write_previews: bool = True) -> int:
             bar.write(head + (f", {part.launch.jobs} at a time" if runs else ""))
             try:
                 if runs:
-                    prepare_data(runs)
+                    prepare_data(runs, part.launch.world_size())
                     if part.launch.jobs == 1 and not part.launch.multi_process:
                         _in_process(runs, part.launch, bar)
                     else:

@@ -255,8 +255,6 @@ def _train(spec: RunSpec, launch: Launch, index: str, stop: StopOnSignal) -> dic
     callbacks = [StopAfterEpoch(lambda: stop.received), checkpoint, RngState()]
     trainer = _trainer(spec, launch, callbacks, loggers)
     stop.trainer = trainer
-    if trainer.world_size > 1 and not getattr(datamodule, "shards", False):
-        raise ReproError(f"{spec.experiment.name}'s data cannot be split across processes; run it on one device")
     actual = identity_text(spec.experiment.name, spec.profile, spec.variant, spec.seed, spec.config,
                            trainer.world_size, trainer.precision)  # fmt: skip
     if actual != identity:  # the trainer settled the devices otherwise than expected (e.g. "auto" on a GPU node)
