@@ -31,7 +31,8 @@ STOP=${STOP:-75}  # seconds kept for the last epochs to end after SIGTERM, the f
 BENCH=${BENCH:-0}
 [[ "$BENCH" =~ ^[0-9]+$ ]] || { echo "error: BENCH must be a number of seconds, not '$BENCH'" >&2; exit 2; }
 BENCH_ARGS=${BENCH_ARGS:---depth 56 --images 10000 --runs 1 8 --epochs 3}
-export REPRO_RUNS_DIR="$PWD/$WINDOW/runs"
+[[ "$WINDOW" = /* ]] || WINDOW="$PWD/$WINDOW"  # a relative folder is beside the code
+export REPRO_RUNS_DIR="$WINDOW/runs"
 
 source "$(dirname "$0")/gpu_common.sh" "${1:-560}"
 mkdir -p "$REPRO_RUNS_DIR"

@@ -9,6 +9,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
 import torch
 
 from experiments import get
@@ -121,3 +122,25 @@ def test_the_session_scripts_print_their_usage_and_refuse_a_budget_that_is_not_s
             and bad.stderr == "error: the first argument is the time budget in seconds, not 'help'\n"
         )
     assert not (tmp_path / "out").exists() and not (tmp_path / "window").exists()  # nothing started
+
+
+@pytest.mark.slow
+def test_a_dry_window_on_the_cpu_packs_every_record_and_the_next_window_has_nothing_left(data_env, tmp_path):
+    import os
+    import subprocess
+
+    window = tmp_path / "window"  # an absolute folder is used as given, not put beside the code
+    env = {**os.environ, **data_env, "ACC": "cpu", "PREC": "32-true", "PLAN": "resnet-ablation:smoke",
+           "WINDOW": str(window), "STOP": "30"}  # fmt: skip
+    for attempt in ("first", "second"):
+        out = tmp_path / attempt
+        out.mkdir()
+        done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_window.sh"), "120"], capture_output=True,
+                              text=True, env={**env, "OUT": str(out)}, cwd=ROOT, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        with tarfile.open(out / "gpu-window.tar.gz") as tar:
+            names = sorted(n for n in tar.getnames() if n.endswith("record.json"))
+        assert names == [f"resnet-ablation/smoke/{v}/seed0/record.json" for v in ("plain-20", "residual-20")]
+    assert "2 runs, 2 finished, 0 resumable, 0 not started" in done.stdout
+    assert "2 finished, 0 to run" in (tmp_path / "second" / "window.log").read_text()  # nothing trained twice
+    assert (window / "runs" / "resnet-ablation").is_dir() and not (ROOT / str(window).lstrip("/")).exists()
