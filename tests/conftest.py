@@ -130,6 +130,20 @@ def repro(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
     )
 
 
+def repro_here(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in this process: (exit code, stdout, stderr). For answers that come before any run starts,
+    where a subprocess would spend its seconds importing torch; `repro` runs it as a user would."""
+    from experiments.cli import main
+
+    capsys.readouterr()  # what earlier calls printed is not this call's
+    try:
+        code = main(list(args))
+    except SystemExit as e:  # argparse's own refusals
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def train_whole_and_resumed(make, stop: int, epochs: int, tmp_path: Path):
     """Train ``make()``'s (module, datamodule) for ``epochs`` epochs in one go, and again stopped after
     ``stop`` epochs, checkpointed and resumed in a fresh module; returns (uninterrupted, resumed) modules."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -18,7 +19,7 @@ from experiments import get
 from experiments.spec import ReproError, Results
 from lightning_modules.configs import ExecuteModelConfig
 from lightning_modules.nets.program_nets import answer_text, build_execute_net, exact_answers, greedy_decode
-from tests.conftest import repro, train_whole_and_resumed
+from tests.conftest import repro, repro_here, train_whole_and_resumed
 
 
 # ----------------------------------------------------------------------------- batches
@@ -417,6 +418,7 @@ def test_two_ddp_ranks_count_each_step_once_in_the_epoch_statistics(data_env, tm
         ("--set", "data.curriculum=x"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(data_env, args):
-    out = repro("run", "learning-to-execute", "--profile", "smoke", "--wandb", "off", *args)
-    assert out.returncode == 2 and out.stderr.count("\n") == 1 and out.stderr.startswith("repro: error:")
+def test_bad_input_is_one_line_and_exit_2(data_env, args, capsys):
+    code, _, err = repro_here(capsys, "run", "learning-to-execute", "--profile", "smoke", "--wandb", "off", *args)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("repro: error:"), err
+    assert not list(Path(data_env["REPRO_RUNS_DIR"]).glob("learning-to-execute/smoke/*/seed*/record.json"))
