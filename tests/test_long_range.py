@@ -91,6 +91,14 @@ def test_irnn_starts_from_the_identity_with_zero_biases():
     assert net(torch.rand(5, 8, 2)).shape == (5,)
 
 
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_the_irnn_trains_at_its_own_stable_learning_rate_and_the_other_cells_at_the_suites(profile):
+    exp = get("long-range")
+    lrs = {v: exp.resolve(v, profile).optim.lr for v in ("rnn-100", "irnn-100", "lstm-100", "irnn-400")}
+    assert lrs == {"rnn-100": 1e-2, "irnn-100": 1e-3, "lstm-100": 1e-2, "irnn-400": 1e-3}
+    assert "lr 0.001" in exp.variant("irnn-100").description and "lr" not in exp.variant("rnn-100").description
+
+
 # ----------------------------------------------------------------------------- slide 51
 def cell64(hidden=5, seed=0):
     torch.manual_seed(seed)
