@@ -109,8 +109,8 @@ PROFILES = (
             "CI +-36 pts): 3 seeds decide it. The IRNN (Le et al., beyond the slides) diverged at lr 1e-2 (at "
             "T = 100 in 3 of 3 seeds, at its second step, 2026-11-28), which left its comparison undecided: it "
             "trains at its own lr 1e-3 since 2026-11-29, chosen before its runs from a pilot on seed 100 (see "
-            "CELL_LR). In that pilot it solved T = 100 (MSE 0.0092, 5.5% of 1/6) where the tanh RNN stayed at "
-            "108%: if the seeds spread like the LSTM's (95% CI +-21 pts of the LSTM-RNN gap), 3 seeds decide a "
+            "CELL_LR). In that pilot it solved T = 100 (MSE 0.0092, 5.5% of 1/6) where the tanh RNN at the same lr "
+            "stayed at 108% (as at 1e-2, so the lower lr is no handicap for it): if the seeds spread like the LSTM's (95% CI +-21 pts of the LSTM-RNN gap), 3 seeds decide a "
             "gap of that size."
         ),
     ),
