@@ -333,6 +333,8 @@ class PerSeed:
         text = f"{self.what}: holds in {len(outcomes) - len(bad)} of {len(outcomes)} seeds"
         text += f" (fails in seeds {', '.join(map(str, bad))})" if bad else ""
         test = f"every seed, {len(outcomes)} seeds"
+        if not outcomes:
+            return stats.no_runs(text)
         if len(outcomes) < stats.MIN_SEEDS:
             return stats.Verdict("inconclusive", text, f"{len(outcomes)} of the {stats.MIN_SEEDS} seeds needed")
         return stats.Verdict("contradicted" if bad else "supported", text, test)

@@ -133,13 +133,16 @@ def evaluate(exp: Experiment, records: list[dict], looks: int = 1):
         return [(c, c.check(results)) for c in exp.claims], [(c, c.check(results)) for c in exp.checks]
 
 
-def verdict_counts(exp: Experiment, records: list[dict], looks: int = 1) -> tuple[str, int, int]:
-    """'3 supported, 1 inconclusive; checks: 2 of 2 hold', the decided claims and all the claims."""
-    claims, checks = evaluate(exp, records, looks)
-    counts = Counter(v.status for _, v in claims)
-    text = ", ".join(f"{counts[s]} {s}" for s in ("supported", "contradicted", "inconclusive") if counts[s])
+def verdict_counts(claims: list, checks: list) -> tuple[str, int, int]:
+    """From ``evaluate``'s answer: '3 supported, 1 inconclusive, 2 without runs here; checks: 2 of 2 hold', the
+    decided claims and the claims with runs (a profile may run none of a claim's variants: no verdict there)."""
+    tested = [v for _, v in claims if v.has_runs]
+    counts = Counter(v.status for v in tested)
+    parts = [f"{counts[s]} {s}" for s in ("supported", "contradicted", "inconclusive") if counts[s]]
+    parts += [f"{len(claims) - len(tested)} without runs here"] if len(tested) < len(claims) else []
+    text = ", ".join(parts)
     held = [o.holds for _, o in checks if o.holds is not None]
     if checks:
         text += f"; checks: {sum(held)} of {len(held)} hold"
         text += f" ({len(checks) - len(held)} need runs)" if len(held) < len(checks) else ""
-    return text, counts["supported"] + counts["contradicted"], len(claims)
+    return text, counts["supported"] + counts["contradicted"], len(tested)

@@ -156,7 +156,7 @@ def _jacobian_vanishes(results: Results) -> Verdict:
     """Per seed (a random W each): below radius 1, ||dh_T/dh_1|| at the largest T is under 1e-2."""
     below = [k for k in _radii(results) if float(k[1:]) < 1]
     if not below:
-        return Verdict("inconclusive", "needs analysis runs with radii below 1")
+        return stats.no_runs("needs analysis runs with radii below 1")
     seeds, bad = _per_seed(results, lambda k, s: results.get("analysis", f"jac_{k}")[s] < -2, below)
     text = "; ".join(f"radius {k[1:]}: {_med(results, f'jac_{k}'):+.1f}" for k in below)
     orth = results.get("analysis", "jac_orth")
@@ -176,7 +176,7 @@ def _jacobian_grows(results: Results) -> Verdict:
     above 10^0.5 at some T (before the saturation stops it)."""
     above = [k for k in _radii(results) if float(k[1:]) > 1]
     if not above:
-        return Verdict("inconclusive", "needs analysis runs with radii above 1")
+        return stats.no_runs("needs analysis runs with radii above 1")
 
     def grows(k, s):
         return results.get("analysis", f"jac_linear_{k}")[s] > 2 and results.get("analysis", f"jac_max_{k}")[s] > 0.5
@@ -207,7 +207,7 @@ def _saturation_caps(results: Results) -> Verdict:
     """Per seed: at every radius above 1 the tanh RNN's norm at the largest T is below the linear RNN's."""
     above = [k for k in _radii(results) if float(k[1:]) > 1]
     if not above:
-        return Verdict("inconclusive", "needs analysis runs with radii above 1")
+        return stats.no_runs("needs analysis runs with radii above 1")
 
     def capped(k, s):
         return results.get("analysis", f"jac_{k}")[s] < results.get("analysis", f"jac_linear_{k}")[s]

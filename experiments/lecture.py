@@ -45,12 +45,12 @@ def plan_lecture(experiments: list[Experiment], profile: str | None, plan_one: C
 
 
 def _verdicts(exp: Experiment, profile: str) -> str:
-    from experiments.evidence import gather, verdict_counts
+    from experiments.evidence import evaluate, gather, verdict_counts
 
     evidence = gather(exp, profile)
     if not evidence.records:
         return "no runs"
-    text = verdict_counts(exp, evidence.records, exp.profile(profile).looks)[0]
+    text = verdict_counts(*evaluate(exp, evidence.records, exp.profile(profile).looks))[0]
     return text if evidence.complete else f"{text} ({evidence.problem('incomplete')})"
 
 

@@ -109,9 +109,9 @@ PROFILES = (
             "CI +-36 pts): 3 seeds decide it. The IRNN (Le et al., beyond the slides) diverged at lr 1e-2 (at "
             "T = 100 in 3 of 3 seeds, at its second step, 2026-11-28), which left its comparison undecided: it "
             "trains at its own lr 1e-3 since 2026-11-29, chosen before its runs from a pilot on seed 100 (see "
-            "CELL_LR). In that pilot it solved T = 100 (MSE 0.0092, 5.5% of 1/6) where the tanh RNN at the same lr "
-            "stayed at 108% (as at 1e-2, so the lower lr is no handicap for it): if the seeds spread like the LSTM's (95% CI +-21 pts of the LSTM-RNN gap), 3 seeds decide a "
-            "gap of that size."
+            "CELL_LR). In that pilot it solved T = 100 (MSE 0.0092, 5.5% of 1/6) where the tanh RNN at the "
+            "same lr stayed at 108% (as at 1e-2, so the lower lr is no handicap for it): if the seeds spread like "
+            "the LSTM's (95% CI +-21 pts of the LSTM-RNN gap), 3 seeds decide a gap of that size."
         ),
     ),
     Profile(
@@ -154,7 +154,7 @@ class AtLongest:
     def __call__(self, results: Results) -> Verdict:
         length = _longest(results, self.better, self.than)
         if length is None:
-            return Verdict("inconclusive", f"needs runs of {self.better}-T and {self.than}-T")
+            return stats.no_runs(f"needs runs of {self.better}-T and {self.than}-T")
         cells = (self.better, self.than)
         diverged = {c: sum(v > 0 for v in results.get(f"{c}-{length}", "diverged").values()) for c in cells}
         if any(diverged.values()):
@@ -173,7 +173,7 @@ def _solved_where_rnn_is_not(results: Results) -> Verdict:
     """Per seed: the LSTM run solved the task and the tanh RNN run of the same seed did not."""
     length = _longest(results, "rnn", "lstm")
     if length is None:
-        return Verdict("inconclusive", "needs runs of rnn-T and lstm-T")
+        return stats.no_runs("needs runs of rnn-T and lstm-T")
     lstm, rnn = (results.get(f"{c}-{length}", "solved_pct") for c in ("lstm", "rnn"))
     seeds = sorted(set(lstm) & set(rnn))
     failed = [s for s in seeds if not (lstm[s] > 0 and rnn[s] == 0)]

@@ -213,7 +213,13 @@ def render(exp: Experiment, profile: str, evidence: Evidence, stem: str, preview
     if deviating := [r for r in records if signature(r) != main_signature(records)]:
         lines += [f"Verdicts pair runs of one configuration only: {len(deviating)} run(s) with other settings are "
                   "shown in rows of their own and left out of the verdicts.", ""]  # fmt: skip
-    lines += ["## Verdicts", "", md_table(["slide", "claim", "verdict", "measured", "test"], _verdict_rows(claims)), ""]
+    lines += ["## Verdicts", ""]
+    if tested := [(c, v) for c, v in claims if v.has_runs]:
+        lines += [md_table(["slide", "claim", "verdict", "measured", "test"], _verdict_rows(tested)), ""]
+    if untested := [c for c, v in claims if not v.has_runs]:
+        lines += ["No verdict here, for want of runs of their variants in this table (the index, results/README.md, "
+                  "names the tables that run them): " + "; ".join(f"slide {c.slide}: {c.statement}" for c in untested)
+                  + ".", ""]  # fmt: skip
     if checks:
         lines += [
             "## Checks",
@@ -331,25 +337,28 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
     """results/README.md: every experiment with its claim, its tables and their verdicts, from the committed
     records (what the tables were written from)."""
     out_dir = out_dir or results_dir()
-    rows, decided, total = [], 0, 0
+    rows, counted = [], []
     for exp in experiments:
-        found = False
+        tables = {}  # profile: its claims' verdicts, in the experiment's order
         for prof in exp.profiles:
             stem = report_stem(exp, prof.name)
             records = committed_records(exp.name, prof.name)
             if not (out_dir / f"{stem}.md").is_file() or not records:
                 continue
-            verdicts, n_decided, n_claims = verdict_counts(exp, list(records.values()), prof.looks)
+            claims, checks = evaluate(exp, list(records.values()), prof.looks)
+            tables[prof.name] = [v for _, v in claims]
             hardware = _uniq(list(records.values()), lambda r: r["provenance"]["hardware"].split(",")[0])
+            verdicts = verdict_counts(claims, checks)[0]
             rows.append(
                 [f"`{exp.name}`", exp.slides, exp.claim, verdicts, f"[{stem}.md]({stem}.md)", prof.name, hardware]
             )
-            if prof.name == exp.default_profile:
-                decided += n_decided
-                total += n_claims
-            found = True
-        if not found:
+        if not tables:
             rows.append([f"`{exp.name}`", exp.slides, exp.claim, "not run yet", "–", "–", "–"])
+        for i, verdict in enumerate(tables.get(exp.default_profile, [])):
+            if not verdict.has_runs:  # the default profile runs none of its variants: the first table that does
+                verdict = next((vs[i] for vs in tables.values() if vs[i].has_runs), verdict)
+            counted += [verdict] if verdict.has_runs else []
+    decided, total = sum(v.status != "inconclusive" for v in counted), len(counted)
     share = f"{decided} of {total} ({100 * decided / total:.0f}%)" if total else "none"
     text = "\n".join(
         [
@@ -359,7 +368,8 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
             "the run records committed beside it in `runs/`; `repro report --all` rebuilds them all, and this index, "
             "from those records alone.",
             "",
-            f"Verdicts decided (supported or contradicted, 3 or more seeds) in the default tables: {share}.",
+            f"Verdicts decided (supported or contradicted, 3 or more seeds) in the default tables: {share}. A claim "
+            "that its experiment's default profile does not run counts in the first table that runs it.",
             "",
             md_table(["experiment", "slides", "lecture claim", "verdicts", "table", "profile", "hardware"], rows),
             "",

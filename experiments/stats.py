@@ -73,6 +73,18 @@ class Verdict:
             raise ValueError(f"bad verdict status {self.status!r}")
 
     @property
+    def has_runs(self) -> bool:
+        """False when no run measured what the claim compares (a profile may run none of its variants)."""
+        return self.test != NEEDS_RUNS
+
+
+NEEDS_RUNS = "needs runs"
+
+
+def no_runs(text: str) -> Verdict:
+    return Verdict("inconclusive", text, NEEDS_RUNS)
+
+    @property
     def decided(self) -> bool:
         return self.status != "inconclusive"
 
@@ -140,7 +152,7 @@ def _plain(keys: list) -> bool:
 
 def _too_few(diffs: list[float], keys: list, what: str, scale: float, unit: str) -> Verdict | None:
     if not diffs:
-        return Verdict("inconclusive", f"no paired runs for {what}", "needs runs")
+        return no_runs(f"no paired runs for {what}")
     if len(diffs) < MIN_SEEDS:
         mean = statistics.fmean(diffs)
         way = "positive" if mean > 0 else "negative" if mean < 0 else "zero"
@@ -159,7 +171,9 @@ def _too_few_for_margin(
     if margin <= 0:
         raise ValueError("a margin must be > 0")
     early = _too_few(diffs, keys, what, scale, unit)
-    return Verdict(early.status, early.statistic, f"{band}; {early.test}") if early else None
+    if early is None or not early.has_runs:
+        return early
+    return Verdict(early.status, early.statistic, f"{band}; {early.test}")
 
 
 def difference(diffs: list[float], keys: list, what: str, scale: float = 100.0, unit: str = " pts") -> Verdict:
@@ -222,6 +236,8 @@ def more_often(a: dict[int, float], b: dict[int, float], what: str) -> Verdict:
     only_b = sum(b[s] > 0 and not a[s] > 0 for s in seeds)
     text = (f"{what}: {sum(a[s] > 0 for s in seeds)} of {len(seeds)} runs against {sum(b[s] > 0 for s in seeds)} "
             f"of {len(seeds)}; pairs that differ {only_a} : {only_b}")  # fmt: skip
+    if not seeds:
+        return no_runs(text)
     if len(seeds) < MIN_SEEDS:
         return Verdict("inconclusive", text, f"{len(seeds)} of the {MIN_SEEDS} paired values a verdict needs")
     p = mcnemar_p(only_a, only_b)
@@ -235,6 +251,8 @@ def every_seed(seeds: list, failed: list, text: str) -> Verdict:
     contradicted when it fails in any of at least that many, else inconclusive."""
     note = f"{text}; holds in {len(seeds) - len(failed)} of {len(seeds)} seeds"
     note += f" (fails in {', '.join(map(str, failed))})" if failed else ""
+    if not seeds:
+        return no_runs(note)
     if len(seeds) < MIN_SEEDS:
         return Verdict("inconclusive", note, f"{len(seeds)} of the {MIN_SEEDS} seeds needed")
     return Verdict("contradicted" if failed else "supported", note, f"every seed, {len(seeds)} seeds")
@@ -242,12 +260,14 @@ def every_seed(seeds: list, failed: list, text: str) -> Verdict:
 
 def _with_runs(verdicts: list[Verdict]) -> list[Verdict]:
     """The parts that had runs to decide from (a profile may run only some of a claim's variants)."""
-    return [v for v in verdicts if v.test != "needs runs"] or verdicts
+    return [v for v in verdicts if v.has_runs] or verdicts
 
 
 def _combine(verdicts: list[Verdict], decisive: str, joiner: str, label: str) -> Verdict:
     """One ``decisive`` part decides the whole; the other status needs every part; else inconclusive."""
     verdicts = _with_runs(verdicts)
+    if not any(v.has_runs for v in verdicts):  # no part had runs: nor has the whole
+        return no_runs(joiner.join(v.statistic for v in verdicts))
     statuses = [v.status for v in verdicts]
     other = "supported" if decisive == "contradicted" else "contradicted"
     status = (decisive if decisive in statuses

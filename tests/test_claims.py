@@ -65,7 +65,9 @@ def test_margins_go_only_with_no_effect_claims():
         claims.Compare("x", (("a", "b"),), "lower", margin=0.01)
     with pytest.raises(ValueError):
         claims.Compare("x", (("a", "b"),), "not_lower")
-    assert claims.not_lower("test_error", "a", than="b", margin=0.005)(Results({})).test.startswith("margin +0.50")
+    two = Results({"a": {"test_error": {0: 0.1, 1: 0.1}}, "b": {"test_error": {0: 0.1, 1: 0.1}}})
+    assert claims.not_lower("test_error", "a", than="b", margin=0.005)(two).test.startswith("margin +0.50")
+    assert claims.not_lower("test_error", "a", than="b", margin=0.005)(Results({})).test == "needs runs"
 
 
 def test_statistics_need_three_seeds():

@@ -112,6 +112,18 @@ def test_combinations_every_part_and_some_part():
     assert stats.every_seed([0, 1, 2], [2], "x").status == "contradicted"
 
 
+def test_a_claim_no_run_measured_is_told_apart_from_an_undecided_one():
+    # no runs: no verdict at all (a profile may run none of a claim's variants); a few runs: undecided
+    for none in (stats.difference([], [], "x"), stats.equivalent([], [], "x", 0.003), stats.every_seed([], [], "x"),
+                 stats.below_margin([], [], "x", 0.01), stats.more_often({}, {}, "x"),
+                 stats.combine_any([stats.no_runs("a"), stats.no_runs("b")])):  # fmt: skip
+        assert none.status == "inconclusive" and not none.has_runs, none
+    partly = stats.combine_any([stats.no_runs("a"), stats.difference([1.0], [0], "x")])
+    for few in (stats.difference([0.1, 0.2], [0, 1], "x"), stats.equivalent([0.0], [0], "x", 0.003),
+                stats.every_seed([0], [], "x"), partly):  # fmt: skip
+        assert few.status == "inconclusive" and few.has_runs, few
+
+
 def test_cells_show_percentages_and_plain_counts():
     assert fmt_mean_std([0.25, 0.35], "test_acc") == "30.00 ± 7.07"  # accuracies and errors in %
     assert fmt_mean_std([0.1], "test_error") == "10.00"
@@ -223,6 +235,27 @@ def test_a_table_is_written_from_complete_records(folders):
     assert (folders / "results" / "runs" / "augmentation" / "quick" / "none" / "seed1.json").is_file()
     index = write_index([get("augmentation")]).read_text()
     assert "[augmentation.md](augmentation.md)" in index and "supported" in index
+
+
+def test_a_claim_a_table_has_no_runs_for_is_named_beneath_its_verdicts_and_counted_where_it_ran(folders):
+    cifar = {k: v for k, v in ERRORS.items() if not k.startswith("mnist")}
+    fill(folders, cifar)  # the quick table without its MNIST runs
+    text = write_report(get("augmentation"), "quick", partial=True).read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| 6 |")]
+    assert len(rows) == 10 - 3 and not any("needs runs" in line or "MNIST" in line for line in rows)
+    (untested,) = [line for line in text.splitlines() if line.startswith("No verdict here")]
+    for claim in ("Horizontal flips do not help digit", "flip helps CIFAR-10 more than MNIST", "lowers MNIST test"):
+        assert claim in untested
+    index = write_index([get("augmentation")]).read_text()
+    assert (
+        "4 supported, 3 inconclusive, 3 without runs here" in index and "in the default tables: 4 of 7 (57%)" in index
+    )
+    for variant in ("mnist-none", "mnist-flip", "mnist-elastic"):  # another table runs them: counted from there
+        for seed, error in enumerate(ERRORS[variant]):
+            put(folders, record(variant, seed, error, profile="full"))
+    write_report(get("augmentation"), "full", partial=True)
+    index = write_index([get("augmentation")]).read_text()
+    assert "in the default tables: 6 of 9 (67%)" in index  # the two MNIST claims; the contrast needs both in one
 
 
 def test_report_all_finds_the_profiles_in_the_runs_folder(folders):
