@@ -217,9 +217,9 @@ def render(exp: Experiment, profile: str, evidence: Evidence, stem: str, preview
     if tested := [(c, v) for c, v in claims if v.has_runs]:
         lines += [md_table(["slide", "claim", "verdict", "measured", "test"], _verdict_rows(tested)), ""]
     if untested := [c for c, v in claims if not v.has_runs]:
-        lines += ["No verdict here, for want of runs of their variants in this table (the index, results/README.md, "
-                  "names the tables that run them): " + "; ".join(f"slide {c.slide}: {c.statement}" for c in untested)
-                  + ".", ""]  # fmt: skip
+        lines += ["No verdict here, for want of runs of their variants in this table (another of the experiment's "
+                  "tables may run them: see the index, results/README.md): "
+                  + "; ".join(f"slide {c.slide}: {c.statement}" for c in untested) + ".", ""]  # fmt: skip
     if checks:
         lines += [
             "## Checks",
