@@ -104,8 +104,9 @@ PROFILES = (
         variants=("rnn-50", "lstm-50", *_names(100)),
         cpu_jobs=2,
         power=(
-            "3 seeds, about 4 min. In the committed runs before 2026-11-28 the LSTM solved T = 100 in 3 of 3 "
-            "seeds and the tanh RNN in 0 of 3 (test MSE 111% of the constant guess's above the LSTM's, 95% "
+            "3 seeds, about 5 min (4.8 at 96a4006). In the committed runs before 2026-11-28 the LSTM solved "
+            "T = 100 in 3 of 3 seeds and the tanh RNN in 0 of 3 (test MSE 111% of the constant guess's above the "
+            "LSTM's, 95% "
             "CI +-36 pts): 3 seeds decide it. The IRNN (Le et al., beyond the slides) diverged at lr 1e-2 (at "
             "T = 100 in 3 of 3 seeds, at its second step, 2026-11-28), which left its comparison undecided: it "
             "trains at its own lr 1e-3 since 2026-11-29, chosen before its runs from a pilot on seed 100 (see "
