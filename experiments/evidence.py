@@ -133,9 +133,9 @@ def evaluate(exp: Experiment, records: list[dict], looks: int = 1):
         return [(c, c.check(results)) for c in exp.claims], [(c, c.check(results)) for c in exp.checks]
 
 
-def verdict_counts(claims: list, checks: list) -> tuple[str, int, int]:
-    """From ``evaluate``'s answer: '3 supported, 1 inconclusive, 2 without runs here; checks: 2 of 2 hold', the
-    decided claims and the claims with runs (a profile may run none of a claim's variants: no verdict there)."""
+def verdict_counts(claims: list, checks: list) -> str:
+    """From ``evaluate``'s answer: '3 supported, 1 inconclusive, 2 without runs here; checks: 2 of 2 hold' (a
+    profile may run none of a claim's variants: no verdict there)."""
     tested = [v for _, v in claims if v.has_runs]
     counts = Counter(v.status for v in tested)
     parts = [f"{counts[s]} {s}" for s in ("supported", "contradicted", "inconclusive") if counts[s]]
@@ -145,4 +145,4 @@ def verdict_counts(claims: list, checks: list) -> tuple[str, int, int]:
     if checks:
         text += f"; checks: {sum(held)} of {len(held)} hold"
         text += f" ({len(checks) - len(held)} need runs)" if len(held) < len(checks) else ""
-    return text, counts["supported"] + counts["contradicted"], len(tested)
+    return text

@@ -50,7 +50,7 @@ def _verdicts(exp: Experiment, profile: str) -> str:
     evidence = gather(exp, profile)
     if not evidence.records:
         return "no runs"
-    text = verdict_counts(*evaluate(exp, evidence.records, exp.profile(profile).looks))[0]
+    text = verdict_counts(*evaluate(exp, evidence.records, exp.profile(profile).looks))
     return text if evidence.complete else f"{text} ({evidence.problem('incomplete')})"
 
 

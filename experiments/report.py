@@ -348,7 +348,7 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
             claims, checks = evaluate(exp, list(records.values()), prof.looks)
             tables[prof.name] = [v for _, v in claims]
             hardware = _uniq(list(records.values()), lambda r: r["provenance"]["hardware"].split(",")[0])
-            verdicts = verdict_counts(claims, checks)[0]
+            verdicts = verdict_counts(claims, checks)
             rows.append(
                 [f"`{exp.name}`", exp.slides, exp.claim, verdicts, f"[{stem}.md]({stem}.md)", prof.name, hardware]
             )

@@ -258,16 +258,11 @@ def every_seed(seeds: list, failed: list, text: str) -> Verdict:
     return Verdict("contradicted" if failed else "supported", note, f"every seed, {len(seeds)} seeds")
 
 
-def _with_runs(verdicts: list[Verdict]) -> list[Verdict]:
-    """The parts that had runs to decide from (a profile may run only some of a claim's variants)."""
-    return [v for v in verdicts if v.has_runs] or verdicts
-
-
 def _combine(verdicts: list[Verdict], decisive: str, joiner: str, label: str) -> Verdict:
     """One ``decisive`` part decides the whole; the other status needs every part; else inconclusive."""
-    verdicts = _with_runs(verdicts)
     if not any(v.has_runs for v in verdicts):  # no part had runs: nor has the whole
         return no_runs(joiner.join(v.statistic for v in verdicts))
+    verdicts = [v for v in verdicts if v.has_runs]  # a profile may run only some of a claim's variants
     statuses = [v.status for v in verdicts]
     other = "supported" if decisive == "contradicted" else "contradicted"
     status = (decisive if decisive in statuses
