@@ -11,8 +11,10 @@ from pathlib import Path
 from datamodules.errors import ReproError
 from experiments.spec import Experiment
 
-_MACHINERY = {"__init__", "__main__", "callbacks", "claims", "cli", "common", "config", "evidence", "lecture", "plan",
-              "plots", "pool", "provenance", "records", "report", "runner", "spec", "stats", "tracking"}  # fmt: skip
+_MACHINERY = {
+    "__init__", "__main__", "callbacks", "claims", "cli", "common", "compare", "config", "evidence", "lecture", "plan",
+    "plots", "pool", "provenance", "records", "report", "runner", "spec", "stats", "sweep", "tracking",
+}  # fmt: skip
 
 
 def _first_slide(exp: Experiment) -> int:

@@ -1,7 +1,6 @@
-"""`repro list | run | report | show | sample | programs` (also `python -m experiments`).
+"""`repro list | run | report | compare | sweep | show | sample | programs` (also `python -m experiments`).
 
-User mistakes (unknown names, bad overrides, missing or corrupt data) print one line and exit
-with code 2; no traceback.
+User mistakes (unknown names, bad overrides, missing or corrupt data) print one line and exit with code 2.
 """
 
 from __future__ import annotations
@@ -29,39 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--all", action="store_true", help="every experiment of the lecture, in slide order, with one progress bar"
     )
-    run.add_argument("--profile", help="smoke | quick | full (default: the experiment's, usually quick)")
-    seeds = run.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1 (default: the profile's)")
-    seeds.add_argument("--seed", type=int, action="append", metavar="K", help="run seed K (repeatable)")
-    run.add_argument("--variant", action="append", metavar="NAME", help="only this variant (repeatable)")
-    run.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="sets",
-        help="override a config value, e.g. --set optim.lr=0.05 (repeatable; see `repro show`)",
-    )
-    run.add_argument("--accelerator", default="auto", help="cpu | gpu | auto ... (Lightning)")
-    run.add_argument("--devices", default="auto", help="number or list of devices (Lightning)")
-    run.add_argument("--strategy", default="auto", help="auto | ddp | ... (Lightning)")
-    run.add_argument("--num-nodes", type=int, default=1)
-    run.add_argument("--precision", default=None, help="32-true | bf16-mixed | 16-mixed ... (Lightning)")
-    run.add_argument(
-        "--wandb",
-        default="auto",
-        choices=["auto", "online", "offline", "off"],
-        help="auto: online with an API key, else offline",
-    )
-    run.add_argument(
-        "--jobs",
-        default="auto",
-        help="runs at once, as separate processes (auto: one per GPU; without GPUs the profile's choice, "
-        "e.g. 2 for quick)",
-    )
+    run_options(run)
     run.add_argument(
         "--no-report", action="store_true", help="skip the preview table written under the runs folder afterwards"
     )
+    run.add_argument("--sweep", action="store_true", help=argparse.SUPPRESS)  # a sweep's child: the run of a point
+
+    from experiments import compare, sweep
+
+    compare.add_parser(sub)
+    sweep.add_parser(sub, run_options)
 
     rep = sub.add_parser(
         "report",
@@ -73,12 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--partial", action="store_true", help="write a table even if runs are missing (it says so: 'k of n runs')"
     )
+    rep.add_argument("--wandb", default="auto", choices=["auto", "online", "offline", "off"],
+                     help="log each table's verdicts and per-variant summary to W&B (job type report; auto: online "
+                     "with an API key, else offline under the runs folder)")
 
     show = sub.add_parser("show", help="print the fully resolved config of a run and its parameter count")
     show.add_argument("name")
     show.add_argument("--variant")
     show.add_argument("--profile")
     show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets")
+    show.add_argument("--config", metavar="FILE", help="overrides from a YAML file; --set wins")
 
     smp = sub.add_parser("sample", help="generate text from a trained run's checkpoint (language models: char-lm)")
     smp.add_argument("name")
@@ -118,6 +98,34 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_options(p: argparse.ArgumentParser) -> None:
+    """What `repro run` and `repro sweep` share: which runs, their overrides, where and how they train."""
+    p.add_argument("--profile", help="smoke | quick | full (default: the experiment's, usually quick)")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1 (default: the profile's)")
+    seeds.add_argument("--seed", type=int, action="append", metavar="K", help="run seed K (repeatable)")
+    p.add_argument("--variant", action="append", metavar="NAME", help="only this variant (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+                   help="override a config value, e.g. --set optim.lr=0.05 (repeatable; see `repro show`)")
+    p.add_argument("--config", metavar="FILE", help="overrides from a YAML file (nested or dotted keys); --set wins")
+    p.add_argument("--accelerator", default="auto", help="cpu | gpu | auto ... (Lightning)")
+    p.add_argument("--devices", default="auto", help="number or list of devices (Lightning)")
+    p.add_argument("--strategy", default="auto", help="auto | ddp | ... (Lightning)")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--precision", default=None, help="32-true | bf16-mixed | 16-mixed ... (Lightning)")
+    p.add_argument("--wandb", default="auto", choices=["auto", "online", "offline", "off"],
+                   help="auto: online with an API key, else offline")
+    p.add_argument("--jobs", default="auto", help="runs at once, as separate processes (auto: one per GPU; without "
+                   "GPUs the profile's choice, e.g. 2 for quick)")
+
+
+def overrides(args) -> dict[str, str]:
+    """The run's overrides: the --config file's, then each --set (a later value of a key wins)."""
+    from experiments.config import read_overrides_file
+
+    return {**(read_overrides_file(args.config) if args.config else {}), **_parse_sets(args.sets)}
+
+
 def _parse_sets(items: list[str]) -> dict[str, str]:
     sets = {}
     for item in items:
@@ -146,14 +154,10 @@ def cmd_list() -> int:
     return 0
 
 
-def cmd_run(args) -> int:
-    from experiments import get
-    from experiments.evidence import gather
-    from experiments.plan import Launch, auto_jobs, is_rank_zero, plan
-    from experiments.pool import watch_parent
-    from experiments.records import runs_root
-    from experiments.report import write_report
-    from experiments.runner import run_all
+def planner(args, sweep: bool = False):
+    """From `repro run`'s (or `repro sweep`'s) options: a function (experiment, profile[, overrides]) -> (runs,
+    launch), after checking the options that need no experiment."""
+    from experiments.plan import Launch, auto_jobs, plan
 
     if args.jobs != "auto" and (not args.jobs.isdigit() or int(args.jobs) < 1):
         raise ReproError(f"--jobs must be auto or a number >= 1, got {args.jobs!r}")
@@ -162,19 +166,34 @@ def cmd_run(args) -> int:
     seeds = list(range(args.seeds)) if args.seeds is not None else args.seed
     devices = str(args.devices)
     Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision).validate()
+    given = overrides(args)
 
-    def plan_one(exp, profile):
-        specs = plan(exp, profile, args.variant, seeds, _parse_sets(args.sets))
+    def plan_one(exp, profile, sets=None):
+        specs = plan(exp, profile, args.variant, seeds, given if sets is None else sets, sweep=sweep)
         auto = args.jobs == "auto"
         jobs = auto_jobs(exp.profile(profile), args.accelerator, devices, args.num_nodes) if auto else int(args.jobs)
         return specs, Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision, args.wandb, jobs)
 
+    return plan_one
+
+
+def cmd_run(args) -> int:
+    from experiments import get
+    from experiments.evidence import gather
+    from experiments.plan import is_rank_zero
+    from experiments.pool import watch_parent
+    from experiments.records import runs_root
+    from experiments.report import write_report
+    from experiments.runner import run_all
+
+    plan_one = planner(args, sweep=args.sweep)
     if args.all:
         from experiments import registry
         from experiments.lecture import plan_lecture, run_lecture
 
-        if args.name or args.variant or args.sets:
-            raise ReproError("--all runs every experiment as its profile says: no name, --variant or --set with it")
+        if args.name or args.variant or args.sets or args.config:
+            raise ReproError("--all runs every experiment as its profile says: no name, --variant, --set or --config "
+                             "with it")
         return run_lecture(plan_lecture(list(registry().values()), args.profile, plan_one), not args.no_report)
     if not args.name:
         raise ReproError("run needs an experiment name (see `repro list`) or --all")
@@ -184,7 +203,7 @@ def cmd_run(args) -> int:
     specs, launch = plan_one(exp, profile)
     watch_parent()  # a child of `--jobs`: stop when the parent is gone
     run_all(specs, launch)
-    if is_rank_zero() and not args.no_report and not os.environ.get("REPRO_PARENT_PID"):
+    if is_rank_zero() and not args.no_report and not args.sweep and not os.environ.get("REPRO_PARENT_PID"):
         # Runs never write tracked files: a preview table under the runs folder, and the command for the real one.
         preview = write_report(exp, profile, out_dir=runs_root() / exp.name / profile / "report")
         evidence = gather(exp, profile)
@@ -198,15 +217,19 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from experiments import get, registry
-    from experiments.evidence import gather
+    from experiments import get, registry, tracking
+    from experiments.evidence import evaluate, gather
     from experiments.report import citable_profiles, write_all, write_index, write_report
 
     if not args.all and not args.name:
         raise ReproError("report needs an experiment name or --all")
     exps = list(registry().values())
+    if args.all and args.name:
+        raise ReproError("report --all writes every table: no experiment name with it")
+    tracking.wandb_mode(args.wandb)  # online without a key: one line before anything is written
     if args.all:
         written = write_all(exps, args.partial)
+        tables = [(e, p) for e in exps for p in citable_profiles(e)]
     else:
         exp = get(args.name)
         profiles = [args.profile] if args.profile else citable_profiles(exp)
@@ -216,9 +239,15 @@ def cmd_report(args) -> int:
         for p in profiles:
             if note := gather(exp, p).aside_note():
                 print(note)
+        tables = [(exp, p) for p in profiles]
     for md in written:
         print(f"table: {md}")
     print(f"index: {write_index(exps)}")
+    for exp, profile in tables if tracking.wandb_mode(args.wandb) else []:
+        evidence = gather(exp, profile)
+        claims, _ = evaluate(exp, evidence.records, exp.profile(profile).looks)
+        if folder := tracking.log_report(exp, profile, claims, evidence.records, args.wandb):
+            print(f"W&B (offline): {folder}")
     return 0
 
 
@@ -231,7 +260,7 @@ def cmd_show(args) -> int:
     exp = get(args.name)
     profile = args.profile or exp.default_profile
     variant = args.variant or exp.variant_names(profile)[0]
-    cfg = exp.resolve(variant, profile, _parse_sets(args.sets))
+    cfg = exp.resolve(variant, profile, overrides(args))
     module, _ = exp.build(cfg, 0)
     params = sum(p.numel() for p in module.parameters())
     print(f"# {exp.name} / {profile} / {variant}")
@@ -342,6 +371,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sample(args)
         if args.command == "programs":
             return cmd_programs(args)
+        if args.command in ("compare", "sweep"):
+            from experiments import compare, sweep
+
+            return compare.cmd_compare(args) if args.command == "compare" else sweep.cmd_sweep(args, planner)
         return cmd_show(args)
     except ReproError as e:
         print(f"repro: error: {e}", file=sys.stderr)

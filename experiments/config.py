@@ -81,6 +81,63 @@ def apply_overrides(cfg: Any, overrides: Mapping[str, Any], from_text: bool = Fa
                 raise ReproError(f"bad value for {key}: {value!r} ({e})") from None
 
 
+def field_hint(cfg: Any, key: str) -> Any:
+    """The declared type of a dotted key (one line and exit 2 for an unknown key)."""
+    *path, leaf = key.split(".")
+    node = cfg
+    for part in path:
+        node = getattr(node, part, None) if dataclasses.is_dataclass(node) else None
+    fields = {f.name for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else set()
+    if leaf not in fields or dataclasses.is_dataclass(getattr(node, leaf)):
+        raise ReproError(unknown_name("config key", key, flat_keys(cfg)))
+    return typing.get_type_hints(type(node))[leaf]
+
+
+def is_list_key(cfg: Any, key: str) -> bool:
+    """Whether a key holds a list (``data.augment=flip,translate``): its commas separate items, not values."""
+    hint = field_hint(cfg, key)
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return any(typing.get_origin(a) is tuple for a in args)
+
+
+def as_text(value: Any) -> str:
+    """A YAML value as ``--set`` would give it: lists joined by commas, booleans lower case, None as none."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(as_text(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "none" if value is None else str(value)
+
+
+def read_overrides_file(path: str) -> dict[str, str]:
+    """``--config FILE``: a YAML mapping of overrides, nested (``optim: {lr: 0.05}``) or dotted (``optim.lr:
+    0.05``), as ``--set`` texts; one line for a file that is missing or not such a mapping."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise ReproError(f"--config {path}: cannot be read ({e.strerror or e})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ReproError(f"--config {path}: not YAML ({str(e).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ReproError(f"--config {path}: expected a mapping of config keys to values, got {type(data).__name__}")
+    out: dict[str, str] = {}
+
+    def walk(d: Mapping, prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, Mapping):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = as_text(v)
+
+    walk(data, "")
+    return out
+
+
 def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint).replace("typing.", ""))
 

@@ -103,9 +103,14 @@ def signature(record: dict) -> tuple:
 
 def deviation(record: dict) -> str:
     sets, world, precision = signature(record)
-    parts = [f"--set {k}={v}" for k, v in sets]
+    return describe_settings(dict(sets), world, precision)
+
+
+def describe_settings(sets: dict, world: int, precision) -> str:
+    """How a run's settings differ from its profile's ('' for none): '--set optim.lr=0.05, precision bf16-mixed'."""
+    parts = [f"--set {k}={v}" for k, v in sorted(sets.items()) if k not in NOT_A_SETTING]
     parts += [f"{world} processes"] if world != 1 else []
-    parts += [f"precision {precision}"] if precision not in ("32-true", "None") else []
+    parts += [f"precision {precision}"] if str(precision) not in ("32-true", "None") else []
     return ", ".join(parts)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from datamodules.errors import ReproError
+from experiments.config import config_to_dict
 from experiments.records import run_dir
 from experiments.spec import Experiment, Profile
 
@@ -94,14 +95,22 @@ class RunSpec:
     seed: int
     config: Any
     sets: dict[str, str] = field(default_factory=dict)
+    point: str = ""  # a sweep point's name: the run lives under sweeps/ and is never a table's cell
 
     @property
     def dir(self) -> Path:
-        return run_dir(self.experiment.name, self.profile, self.variant, self.seed)
+        return run_dir(self.experiment.name, self.profile, self.variant, self.seed, self.point)
 
     @property
     def label(self) -> str:
-        return f"{self.experiment.name}/{self.profile}/{self.variant}/seed{self.seed}"
+        where = f"{self.experiment.name}/{self.profile}"
+        if self.point:
+            where = f"sweeps/{where}/{self.point}"
+        return f"{where}/{self.variant}/seed{self.seed}"
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return ("sweep",) if self.point else ()
 
 
 def is_rank_zero() -> bool:
@@ -116,8 +125,10 @@ def plan(
     variants: list[str] | None = None,
     seeds: list[int] | None = None,
     sets: dict[str, str] | None = None,
+    sweep: bool = False,
 ) -> list[RunSpec]:
-    """Every run of one invocation, with fully resolved (and so validated) configs."""
+    """Every run of one invocation, with fully resolved (and so validated) configs; ``sweep``: runs of a sweep
+    point (their folder is named by their ``--set`` values, under sweeps/)."""
     prof = exp.profile(profile)
     names = variants or exp.variant_names(profile)
     for name in names:
@@ -125,4 +136,27 @@ def plan(
     seeds = seeds if seeds is not None else list(range(prof.seeds))
     if any(not 0 <= s <= MAX_SEED for s in seeds):
         raise ReproError(f"seeds must be in 0..{MAX_SEED}")
-    return [RunSpec(exp, profile, v, s, exp.resolve(v, profile, sets), dict(sets or {})) for v in names for s in seeds]
+    specs = []
+    for v in names:
+        point = point_name(exp.resolve(v, profile, sets), sets or {}) if sweep else ""
+        specs += [RunSpec(exp, profile, v, s, exp.resolve(v, profile, sets), dict(sets or {}), point) for s in seeds]
+    return specs
+
+
+def point_name(cfg: Any, sets: dict[str, str]) -> str:
+    """A sweep point's folder name: its settings as the config holds them (so 1e-2 and 0.01 are one point),
+    sorted by key, e.g. 'optim.lr=0.01__train.max_epochs=5'; a hash where that would be too long for a folder."""
+    import hashlib
+
+    from experiments.records import flatten
+
+    if not sets:
+        raise ReproError("a sweep point needs at least one --set value")
+    flat = flatten(config_to_dict(cfg))
+    parts = []
+    for key in sorted(sets):
+        value = flat.get(key, sets[key])
+        text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        parts.append(f"{key}={text}".replace("/", "%2F").replace(" ", "_"))
+    name = "__".join(parts)
+    return name if len(name) <= 120 else f"{name[:100]}__{hashlib.sha256(name.encode()).hexdigest()[:12]}"

@@ -54,6 +54,7 @@ def _child_command(spec: RunSpec, launch: Launch) -> list[str]:
     """The CLI command that trains exactly this one run; the parent reports once, afterwards."""
     run = ["run", spec.experiment.name, "--profile", spec.profile, "--variant", spec.variant, "--seed", str(spec.seed)]
     cmd = [sys.executable, "-m", "experiments", *run, "--jobs", "1", *launch.cli_args()]
+    cmd += ["--sweep"] if spec.point else []  # a sweep point's run: its folder is under sweeps/
     for k, v in spec.sets.items():
         cmd += ["--set", f"{k}={v}"]
     return cmd

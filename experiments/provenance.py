@@ -60,6 +60,17 @@ def hardware(trainer, threads: int) -> str:
     return f"CPU {cpu_name()}, {os.cpu_count()} cores ({procs}{threads} thread{'s' * (threads != 1)} per run)"
 
 
+def cpu_capability() -> str:
+    """The instruction set PyTorch's CPU kernels use here ('AVX512', 'AVX2', 'DEFAULT', ...): CPU reruns are exact
+    only between machines that use the same one."""
+    import torch
+
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # torch before 2.1
+        return "unknown"
+
+
 def versions() -> dict[str, str]:
     import lightning
     import torch

@@ -38,8 +38,16 @@ def results_dir() -> Path:
     return Path(os.environ.get("REPRO_RESULTS_DIR", "results"))
 
 
-def run_dir(experiment: str, profile: str, variant: str, seed: int) -> Path:
+def run_dir(experiment: str, profile: str, variant: str, seed: int, point: str = "") -> Path:
+    """A run's folder; ``point``: a sweep point's name (its runs are never a table's cells: they live apart, under
+    ``sweeps/``)."""
+    if point:
+        return sweeps_dir(experiment, profile) / point / variant / f"seed{seed}"
     return runs_root() / experiment / profile / variant / f"seed{seed}"
+
+
+def sweeps_dir(experiment: str, profile: str) -> Path:
+    return runs_root() / "sweeps" / experiment / profile
 
 
 def committed_dir(experiment: str, profile: str) -> Path:

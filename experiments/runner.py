@@ -35,7 +35,7 @@ from experiments.callbacks import (
 )
 from experiments.config import config_to_dict
 from experiments.plan import Launch, RunSpec, is_rank_zero
-from experiments.provenance import git_commit, hardware, versions
+from experiments.provenance import cpu_capability, git_commit, hardware, versions
 from experiments.records import check_identity, identity_text, read_record, to_json, write_atomic
 
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
@@ -210,6 +210,7 @@ def _record(spec: RunSpec, module, datamodule, trainer, resumed: bool, seconds: 
             "params": sum(p.numel() for p in module.parameters()),
             "data": datamodule.data_info(),
             "versions": versions(),
+            "cpu_capability": cpu_capability(),
         },
     }
 
@@ -244,15 +245,11 @@ def _train(spec: RunSpec, launch: Launch, index: str, stop: StopOnSignal) -> dic
     module, datamodule = spec.experiment.build(spec.config, spec.seed)
     if spec.config.train.compile:
         module.compile_net(spec.config.train.compile)
-    config = {**config_to_dict(spec.config), "seed": spec.seed, "profile": spec.profile, "variant": spec.variant,
-              "experiment": spec.experiment.name}  # fmt: skip
     ckpt = _resume_point(spec, identity, index)
-    mode = tracking.wandb_mode(launch.wandb)
-    loggers = []
-    if mode == "online":
-        loggers = [tracking.live_logger(spec.dir, spec.experiment.name, spec.profile, spec.variant, spec.seed, config)]
+    loggers, mode = _wandb_logger(spec, launch, identity)
     checkpoint = LastCheckpoint(spec.dir / "checkpoints" / "last.ckpt", identity)
     callbacks = [StopAfterEpoch(lambda: stop.received), checkpoint, RngState()]
+    callbacks += [c for c in [tracking.replay_callback(mode)] if c is not None and loggers]
     trainer = _trainer(spec, launch, callbacks, loggers)
     stop.trainer = trainer
     actual = identity_text(spec.experiment.name, spec.profile, spec.variant, spec.seed, spec.config,
@@ -273,15 +270,25 @@ def _train(spec: RunSpec, launch: Launch, index: str, stop: StopOnSignal) -> dic
     if not trainer.is_global_zero:
         return None
     record = _record(spec, module, datamodule, trainer, ckpt is not None, time.perf_counter() - start, threads)
-    if mode == "online":
-        tracking.finish_live(loggers[0], record)
-    elif mode == "offline":
-        tracking.write_offline(spec.dir, record, config)
+    if loggers:
+        tracking.finish(loggers[0], record, identity)
     write_atomic(spec.dir / "record.json", to_json(record))
     m = record["metrics"]
     done = ", ".join(f"{k}={v:.4g}" for k, v in m.items() if isinstance(v, float) and k != "diverged")
     print(f"{index}{spec.label}: {'DIVERGED, ' if m.get('diverged') else ''}done {done}")
     return record
+
+
+def _wandb_logger(spec: RunSpec, launch: Launch, identity: str) -> tuple[list, str | None]:
+    """The run's W&B logger (rank zero only; none with --wandb off), and the mode."""
+    from experiments.evidence import describe_settings
+
+    mode = tracking.wandb_mode(launch.wandb)
+    if mode is None or not is_rank_zero():
+        return [], mode
+    deviation = describe_settings(spec.sets, launch.world_size(), launch.precision_name())
+    ident = tracking.identity(spec.experiment.name, spec.profile, spec.variant, spec.seed, deviation, spec.tags)
+    return [tracking.logger(spec.dir, ident, tracking.run_config(spec, launch, identity), mode)], mode
 
 
 # ----------------------------------------------------------------------------- many runs

@@ -325,7 +325,7 @@ def test_run_all_runs_each_experiment_as_its_profile_says_and_sums_up(data_env, 
 
 def test_run_all_refuses_a_name_or_variant_and_a_profile_no_experiment_has(data_env, capsys):
     assert main(["run", "augmentation", "--all"]) == 2
-    assert "no name, --variant or --set with it" in capsys.readouterr().err
+    assert "no name, --variant, --set or --config with it" in capsys.readouterr().err
     assert main(["run", "--all", "--profile", "no-such"]) == 2
     assert "no experiment has a profile 'no-such'" in capsys.readouterr().err
     assert main(["run"]) == 2
