@@ -78,13 +78,19 @@ def checkpoint_identity(path: Path) -> str | None:
 
 class StopAfterEpoch(Callback):
     """Stop training once this epoch is saved, when ``requested()`` says so (a signal arrived). Checkpoint
-    callbacks run after every other callback's epoch-end hook, so the epoch's checkpoint is written first."""
+    callbacks run after every other callback's epoch-end hook, so the epoch's checkpoint is written first.
+
+    Under DDP every rank must stop at the same epoch, or the others wait for it forever: the ranks agree at each
+    epoch's end (stop if any rank was signalled), and ``stopped`` says that this rank stopped for a signal, its
+    own or another rank's."""
 
     def __init__(self, requested):
         self.requested = requested
+        self.stopped = False
 
     def on_train_epoch_end(self, trainer, pl_module):
-        if self.requested():
+        if trainer.strategy.reduce_boolean_decision(bool(self.requested()), all=False):
+            self.stopped = True
             trainer.should_stop = True
 
 
@@ -94,8 +100,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         path = Path(path)
         tmp = temp_path(path)
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
+        try:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            os.replace(tmp, path)
+        except BaseException:  # a full disk, a file size limit: the last good checkpoint stays, no half file
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 class RngState(Callback):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from datamodules.errors import ReproError, RunsFailed  # (not the runner: `repro list` needs no torch)
@@ -46,9 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("name", nargs="?")
     rep.add_argument("--all", action="store_true", help="every experiment and profile with runs, and the index")
     rep.add_argument("--profile", help="default: every profile of the experiment with runs (smoke never)")
-    rep.add_argument(
-        "--partial", action="store_true", help="write a table even if runs are missing (it says so: 'k of n runs')"
-    )
+    rep.add_argument("--partial", action="store_true", help="write a table even if runs are missing (it says so)")
     rep.add_argument("--wandb", default="auto", choices=["auto", "online", "offline", "off"],
                      help="log each table's verdicts and per-variant summary to W&B (job type report; auto: online "
                      "with an API key, else offline under the runs folder)")
@@ -119,23 +118,6 @@ def run_options(p: argparse.ArgumentParser) -> None:
                    "GPUs the profile's choice, e.g. 2 for quick)")
 
 
-def overrides(args) -> dict[str, str]:
-    """The run's overrides: the --config file's, then each --set (a later value of a key wins)."""
-    from experiments.config import read_overrides_file
-
-    return {**(read_overrides_file(args.config) if args.config else {}), **_parse_sets(args.sets)}
-
-
-def _parse_sets(items: list[str]) -> dict[str, str]:
-    sets = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise ReproError(f"--set expects KEY=VALUE, got {item!r}")
-        sets[key.strip()] = value.strip()
-    return sets
-
-
 def cmd_list() -> int:
     from experiments import registry
 
@@ -154,33 +136,11 @@ def cmd_list() -> int:
     return 0
 
 
-def planner(args, sweep: bool = False):
-    """From `repro run`'s (or `repro sweep`'s) options: a function (experiment, profile[, overrides]) -> (runs,
-    launch), after checking the options that need no experiment."""
-    from experiments.plan import Launch, auto_jobs, plan
-
-    if args.jobs != "auto" and (not args.jobs.isdigit() or int(args.jobs) < 1):
-        raise ReproError(f"--jobs must be auto or a number >= 1, got {args.jobs!r}")
-    if args.seeds is not None and args.seeds < 1:
-        raise ReproError("--seeds must be >= 1")
-    seeds = list(range(args.seeds)) if args.seeds is not None else args.seed
-    devices = str(args.devices)
-    Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision).validate()
-    given = overrides(args)
-
-    def plan_one(exp, profile, sets=None):
-        specs = plan(exp, profile, args.variant, seeds, given if sets is None else sets, sweep=sweep)
-        auto = args.jobs == "auto"
-        jobs = auto_jobs(exp.profile(profile), args.accelerator, devices, args.num_nodes) if auto else int(args.jobs)
-        return specs, Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision, args.wandb, jobs)
-
-    return plan_one
-
-
 def cmd_run(args) -> int:
+    from datamodules.errors import system_error_line
     from experiments import get
     from experiments.evidence import gather
-    from experiments.plan import is_rank_zero
+    from experiments.plan import is_rank_zero, planner
     from experiments.pool import watch_parent
     from experiments.records import runs_root
     from experiments.report import write_report
@@ -205,7 +165,11 @@ def cmd_run(args) -> int:
     run_all(specs, launch)
     if is_rank_zero() and not args.no_report and not args.sweep and not os.environ.get("REPRO_PARENT_PID"):
         # Runs never write tracked files: a preview table under the runs folder, and the command for the real one.
-        preview = write_report(exp, profile, out_dir=runs_root() / exp.name / profile / "report")
+        try:
+            preview = write_report(exp, profile, out_dir=runs_root() / exp.name / profile / "report")
+        except OSError as e:  # the runs are finished and recorded: a preview that cannot be written loses nothing
+            print(f"repro: preview not written ({system_error_line(e)}); the runs are recorded", file=sys.stderr)
+            return 0
         evidence = gather(exp, profile)
         state = "complete" if evidence.complete else evidence.problem("incomplete")
         print(f"preview: {preview} ({state})")
@@ -219,35 +183,37 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from experiments import get, registry, tracking
     from experiments.evidence import evaluate, gather
+    from experiments.records import results_dir, runs_root, staged_results
     from experiments.report import citable_profiles, write_all, write_index, write_report
 
-    if not args.all and not args.name:
-        raise ReproError("report needs an experiment name or --all")
+    if args.all == bool(args.name):
+        raise ReproError("report needs an experiment name or --all (not both)")
     exps = list(registry().values())
-    if args.all and args.name:
-        raise ReproError("report --all writes every table: no experiment name with it")
     tracking.wandb_mode(args.wandb)  # online without a key: one line before anything is written
     if args.all:
-        written = write_all(exps, args.partial)
         tables = [(e, p) for e in exps for p in citable_profiles(e)]
+        if not tables:
+            raise ReproError(f"no run records under {results_dir() / 'runs'} nor {runs_root()}: run it in the "
+                             "repository's folder, or set REPRO_RESULTS_DIR and REPRO_RUNS_DIR")  # fmt: skip
     else:
         exp = get(args.name)
-        profiles = [args.profile] if args.profile else citable_profiles(exp)
-        if not profiles:
+        tables = [(exp, p) for p in ([args.profile] if args.profile else citable_profiles(exp))]
+        if not tables:
             raise ReproError(f"no finished runs of {exp.name} to report (smoke runs are never reported)")
-        written = [write_report(exp, p, args.partial) for p in profiles]
-        for p in profiles:
-            if note := gather(exp, p).aside_note():
-                print(note)
-        tables = [(exp, p) for p in profiles]
+    with staged_results() as real:  # every file is written, or none
+        stage = results_dir()
+        written = write_all(exps, args.partial) if args.all else [write_report(e, p, args.partial) for e, p in tables]
+        written = [real / md.relative_to(stage) for md in [*written, write_index(exps)]]
     for md in written:
-        print(f"table: {md}")
-    print(f"index: {write_index(exps)}")
-    for exp, profile in tables if tracking.wandb_mode(args.wandb) else []:
+        print(f"{'index' if md.name == 'README.md' else 'table'}: {md}")
+    for exp, profile in tables:
         evidence = gather(exp, profile)
-        claims, _ = evaluate(exp, evidence.records, exp.profile(profile).looks)
-        if folder := tracking.log_report(exp, profile, claims, evidence.records, args.wandb):
-            print(f"W&B (offline): {folder}")
+        if note := evidence.aside_note():
+            print(note)
+        if tracking.wandb_mode(args.wandb):
+            claims, _ = evaluate(exp, evidence.records, exp.profile(profile).looks)
+            if folder := tracking.log_report(exp, profile, claims, evidence.records, args.wandb):
+                print(f"W&B (offline): {folder}")
     return 0
 
 
@@ -255,6 +221,7 @@ def cmd_show(args) -> int:
     import yaml
 
     from experiments import get
+    from experiments.plan import overrides
     from experiments.spec import config_to_dict
 
     exp = get(args.name)
@@ -359,23 +326,17 @@ def _save_programs(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from datamodules.errors import system_error_line
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past `ulimit -f`: an error to report, not a killed process
+    for stream in (sys.stdout, sys.stderr):  # a locale that cannot write '±' or '–' escapes them
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    commands = {"list": lambda a: cmd_list(), "run": cmd_run, "report": cmd_report, "sample": cmd_sample,
+                "programs": cmd_programs, "show": cmd_show, "compare": _compare, "sweep": _sweep}  # fmt: skip
     try:
         args = _parser().parse_args(argv)
-        if args.command == "list":
-            return cmd_list()
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "sample":
-            return cmd_sample(args)
-        if args.command == "programs":
-            return cmd_programs(args)
-        if args.command in ("compare", "sweep"):
-            from experiments import compare, sweep
-
-            return compare.cmd_compare(args) if args.command == "compare" else sweep.cmd_sweep(args, planner)
-        return cmd_show(args)
+        return commands[args.command](args)
     except ReproError as e:
         print(f"repro: error: {e}", file=sys.stderr)
         return 2
@@ -389,11 +350,28 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")
         return 0
     except BaseException as e:  # a run stopped by SIGTERM / SIGINT (runner.Interrupted): its own line and code
-        code = getattr(e, "exit_code", None)
-        if code is None:
+        code, line = getattr(e, "exit_code", None), system_error_line(e)
+        if code is None and line is None:
             raise
-        print(f"repro: {e}", file=sys.stderr)
+        if line is not None:  # what the machine refused: a full disk, a read-only folder, memory
+            print(f"repro: error: {line}", file=sys.stderr)
+            return 2
+        if os.environ.get("LOCAL_RANK", "0") == "0" and not os.environ.get("REPRO_PARENT_PID"):  # one line a run
+            print(f"repro: {e}", file=sys.stderr)
         return code
+
+
+def _compare(args) -> int:
+    from experiments import compare
+
+    return compare.cmd_compare(args)
+
+
+def _sweep(args) -> int:
+    from experiments import sweep
+    from experiments.plan import planner
+
+    return sweep.cmd_sweep(args, planner)
 
 
 if __name__ == "__main__":

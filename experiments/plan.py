@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from datamodules.errors import ReproError
-from experiments.config import config_to_dict
+from experiments.config import config_to_dict, read_overrides_file
 from experiments.records import run_dir
 from experiments.spec import Experiment, Profile
 
+# Lightning's precision names (its aliases included)
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "transformer-engine",
+              "transformer-engine-float16", "32", "16", "bf16", "64")  # fmt: skip
 MAX_SEED = 2**32 - 1  # numpy's seeds (Lightning seeds numpy too) stop here
 
 
@@ -72,6 +75,14 @@ class Launch:
             raise ReproError(f"--accelerator must be auto, cpu, gpu, cuda or mps, got {self.accelerator!r}")
         if self.num_nodes < 1:
             raise ReproError("--num-nodes must be >= 1")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ReproError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.accelerator in ("gpu", "cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ReproError(f"--accelerator {self.accelerator}: no GPU here (torch.cuda.is_available() is "
+                                 "False); leave it out to train on the CPU")  # fmt: skip
 
 
 def auto_jobs(profile: Profile, accelerator: str, devices: str, num_nodes: int) -> int:
@@ -160,3 +171,40 @@ def point_name(cfg: Any, sets: dict[str, str]) -> str:
         parts.append(f"{key}={text}".replace("/", "%2F").replace(" ", "_"))
     name = "__".join(parts)
     return name if len(name) <= 120 else f"{name[:100]}__{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+
+
+# ----------------------------------------------------------------------------- from the command line
+def overrides(args) -> dict[str, str]:
+    """The run's overrides: the --config file's, then each --set (a later value of a key wins)."""
+    return {**(read_overrides_file(args.config) if args.config else {}), **_parse_sets(args.sets)}
+
+
+def _parse_sets(items: list[str]) -> dict[str, str]:
+    sets = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ReproError(f"--set expects KEY=VALUE, got {item!r}")
+        sets[key.strip()] = value.strip()
+    return sets
+
+
+def planner(args, sweep: bool = False):
+    """From `repro run`'s (or `repro sweep`'s) options: a function (experiment, profile[, overrides]) -> (runs,
+    launch), after checking the options that need no experiment."""
+    if args.jobs != "auto" and (not args.jobs.isdigit() or int(args.jobs) < 1):
+        raise ReproError(f"--jobs must be auto or a number >= 1, got {args.jobs!r}")
+    if args.seeds is not None and args.seeds < 1:
+        raise ReproError("--seeds must be >= 1")
+    seeds = list(range(args.seeds)) if args.seeds is not None else args.seed
+    devices = str(args.devices)
+    Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision).validate()
+    given = overrides(args)
+
+    def plan_one(exp, profile, sets=None):
+        specs = plan(exp, profile, args.variant, seeds, given if sets is None else sets, sweep=sweep)
+        auto = args.jobs == "auto"
+        jobs = auto_jobs(exp.profile(profile), args.accelerator, devices, args.num_nodes) if auto else int(args.jobs)
+        return specs, Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision, args.wandb, jobs)
+
+    return plan_one

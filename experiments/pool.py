@@ -35,15 +35,21 @@ def _die_with_parent() -> None:
 
 def watch_parent() -> None:
     """In a child run: stop (SIGTERM to itself, so the run saves and exits as on any SIGTERM) once the parent
-    that started it is gone. A no-op unless started by run_children."""
+    that started it is gone. A no-op unless started by run_children. A process that Lightning started for another
+    rank of a DDP run inherits the variable, but its parent is rank 0, not the pool's process: it watches rank 0
+    (watching the pool's pid, it would signal itself at once and stop alone)."""
     parent = os.environ.get(PARENT_ENV, "")
     if not parent.isdigit():
+        return
+    watched = os.getppid()  # the pool's process, or rank 0
+    if watched == 1:  # orphaned before it started: the parent is gone already
+        os.kill(os.getpid(), signal.SIGTERM)
         return
 
     def watch():
         while True:
             time.sleep(2)
-            if os.getppid() != int(parent):
+            if os.getppid() != watched:
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
 
@@ -85,6 +91,7 @@ def run_children(pending: list[RunSpec], launch: Launch, lecture_bar=None) -> No
     gpus = _gpu_count()
     running: list[tuple[subprocess.Popen, RunSpec, Any]] = []
     failed: list[RunSpec] = []
+    started: list[RunSpec] = []
     queue = list(enumerate(pending))
     total = sum(spec.config.train.max_epochs for spec in pending)
     bar = lecture_bar or tqdm(total=total, unit="epoch", desc=f"{len(pending)} runs, {jobs} at a time",
@@ -115,6 +122,7 @@ def run_children(pending: list[RunSpec], launch: Launch, lecture_bar=None) -> No
                                         stderr=subprocess.STDOUT if out else None, start_new_session=True,
                                         preexec_fn=_die_with_parent)  # fmt: skip
                 running.append((proc, spec, log))
+                started.append(spec)
                 bar.write(f"started {spec.label}" + (f" (log: {spec.dir / 'run.log'})" if out else ""))
             time.sleep(0.2)
             for item in list(running):
@@ -126,7 +134,14 @@ def run_children(pending: list[RunSpec], launch: Launch, lecture_bar=None) -> No
                 done += 1
                 finished_epochs += spec.config.train.max_epochs
                 record = read_record(spec.dir) if proc.returncode == 0 else None
-                if record is None and not received:
+                stopped = {code: signum for signum, code in EXIT_CODES.items()}.get(proc.returncode)
+                if record is None and stopped and not received:  # signalled itself (a rank, a scheduler's notice):
+                    bar.write(f"[{done}/{len(pending)}] {spec.label}: stopped by a signal; the others save and stop")
+                    received.append(stopped)  # the command stops as if it had received it
+                    for other, _, _ in running:
+                        if other.poll() is None:
+                            other.send_signal(stopped)
+                elif record is None and not received:
                     failed.append(spec)
                     bar.write(f"[{done}/{len(pending)}] {spec.label}: FAILED (exit {proc.returncode})")
                 elif record is not None:
@@ -145,7 +160,9 @@ def run_children(pending: list[RunSpec], launch: Launch, lecture_bar=None) -> No
         if lecture_bar is None:
             bar.close()
     if received:
-        raise Interrupted(received[0], "stopped; the runs saved their last epoch, and the same command resumes them")
+        saved = ", ".join(f"{s.label} at epoch {_epochs_done(s)}" for s in started if read_record(s.dir) is None)
+        raise Interrupted(received[0], f"stopped ({saved or 'no run had started'}); the runs saved their last "
+                          "epoch, and the same command resumes them")
     if failed:
         raise RunsFailed(
             f"{len(failed)} run(s) failed: " + ", ".join(f"{s.label} (log: {s.dir / 'run.log'})" for s in failed)

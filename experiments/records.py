@@ -15,9 +15,11 @@ different times merge into one table.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +36,27 @@ def runs_root() -> Path:
     return Path(os.environ.get("REPRO_RUNS_DIR", "runs")).expanduser()
 
 
+_STAGED: list[Path] = []  # the copy of the results folder a report is writing (see `staged_results`)
+
+
 def results_dir() -> Path:
-    return Path(os.environ.get("REPRO_RESULTS_DIR", "results"))
+    return _STAGED[-1] if _STAGED else Path(os.environ.get("REPRO_RESULTS_DIR", "results"))
+
+
+@contextlib.contextmanager
+def staged_results():
+    """`repro report` as one transaction: every table, plot, CSV, committed record and the index are written into a
+    copy of the results folder, which replaces it whole at the end, or is removed if anything fails (a full disk,
+    an interrupt): a table never cites records that were not committed with it. Yields the real folder."""
+    from datamodules.files import staged_folder
+
+    real = results_dir()
+    with staged_folder(real) as stage:
+        _STAGED.append(stage)
+        try:
+            yield real
+        finally:
+            _STAGED.pop()
 
 
 def run_dir(experiment: str, profile: str, variant: str, seed: int, point: str = "") -> Path:
@@ -77,16 +98,79 @@ def _sorted_dict(pairs: list[tuple[str, Any]]) -> dict:
     return dict(sorted(pairs))
 
 
+MAX_RECORD_BYTES = 16 * 2**20  # the largest records (gradients' per-step traces) are about 0.3 MB
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+,=-]{0,199}$")  # experiment, profile and variant names
+KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,199}$")  # metric, history and extra keys
+PROVENANCE = {"commit": str, "finished": str, "hardware": str, "precision": str, "devices": int, "params": int,
+              "data": dict, "versions": dict, "dirty": bool}  # fmt: skip
+
+
 def parse_record(text: str | bytes, path: Path) -> dict:
-    """A record from its JSON text, or a one-line error naming the file: not JSON, or not a record."""
+    """A record from its JSON text, or a one-line error naming the file and the field: not JSON, or not a record.
+    Records cross machines (merged from clusters and GPU windows), so they are input: types, ranges and sizes
+    are checked, and a record that fails is refused (never read into a table, never committed again)."""
+    if len(text) > MAX_RECORD_BYTES:
+        raise ReproError(f"{path} is not a run record ({len(text) / 2**20:.0f} MiB, more than any run writes); "
+                         "delete it to rerun that run")  # fmt: skip
     try:
         record = json.loads(text, object_pairs_hook=_sorted_dict)  # committed copies are key-sorted: so is every read
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError):
         raise ReproError(f"{path} is corrupt (not JSON); delete it to rerun that run") from None
     bad = [k for k, kind in REQUIRED.items() if not isinstance(record, dict) or not isinstance(record.get(k), kind)]
     if bad:
         raise ReproError(f"{path} is not a run record (no valid {', '.join(bad)}); delete it to rerun that run")
+    problem = record_problem(record)
+    if problem:
+        raise ReproError(f"{path} is not a valid run record ({problem}); delete it to rerun that run")
     return record
+
+
+def _number(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e300)
+
+
+def _depth(v: Any, limit: int = 12) -> int:
+    if limit < 0:
+        return 1
+    if isinstance(v, dict):
+        return 1 + max((_depth(x, limit - 1) for x in v.values()), default=0)
+    if isinstance(v, list):
+        return 1 + max((_depth(x, limit - 1) for x in v), default=0)
+    return 0
+
+
+def record_problem(record: dict) -> str:
+    """'' for a well-formed record, else the first field that is not (a name, a type, a range)."""
+    for k in ("experiment", "profile", "variant"):
+        if not NAME.match(record[k]):
+            return f"{k} {record[k][:40]!r} is not a name"
+    if isinstance(record["seed"], bool) or not 0 <= record["seed"] < 2**32:
+        return f"seed {record['seed']!r} is out of range"
+    for k, v in record["metrics"].items():
+        if not KEY.match(k) or not _number(v):
+            return f"metrics.{k[:40]}: {str(v)[:40]!r} is not a number"
+    history = record.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        return "history is not a list of rows"
+    for row in history:
+        for k, v in row.items():
+            if not KEY.match(k) or not (_number(v) or isinstance(v, str) and len(v) < 1000):
+                return f"history.{k[:40]}: {str(v)[:40]!r} is not a number"
+    prov = record["provenance"]
+    for k, kind in PROVENANCE.items():
+        if k in prov and not (isinstance(prov[k], kind) and not (kind is int and isinstance(prov[k], bool))):
+            return f"provenance.{k} is not a {kind.__name__}"
+    if not isinstance(prov.get("commit"), str) or not isinstance(prov.get("finished"), str):
+        return "provenance.commit and provenance.finished are required"
+    for k, v in record.items():
+        if not KEY.match(k):
+            return f"the key {k[:40]!r} is not a name"
+        if _depth(v) > 10:
+            return f"{k} is nested more than 10 deep"
+    for k in ("config", "sets"):
+        if k in record and not isinstance(record[k], dict):
+            return f"{k} is not a mapping"
+    return ""
 
 
 def read_record(folder: Path) -> dict | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -65,9 +66,14 @@ def fmt_mean_std(values: list, metric: str) -> str:
     return f"{mean:.{digits}f} ± {statistics.stdev(vals):.{digits}f}"
 
 
+_TAG = re.compile(r"<(?=[A-Za-z/!?])")  # where HTML would read a tag ('rank <= k' stays as it is)
+
+
 def md_table(header: list[str], rows: list[list[str]]) -> str:
-    def cell(c) -> str:  # a literal | (a norm, ||w||) would end the cell
-        return str(c).replace("|", "\\|")
+    def cell(c) -> str:  # a literal | (a norm, ||w||) would end the cell; text from records is input: a newline
+        # would end the table (and start a heading), a tag would be HTML
+        text = " ".join(str(c).replace("|", "\\|").splitlines())
+        return _TAG.sub("&lt;", text)
 
     out = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]

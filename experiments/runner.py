@@ -22,7 +22,7 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Timer
 
-from datamodules.errors import ReproError
+from datamodules.errors import ReproError, RunsFailed
 from datamodules.files import remove_stale_temp_files
 from experiments import tracking
 from experiments.callbacks import (
@@ -79,17 +79,12 @@ class StopOnSignal:
 
     def __init__(self):
         self.received = 0
-        self.trainer = None
         self._old: dict = {}
 
     def _handle(self, signum, frame):
         if self.received:
             raise Interrupted(signum, "stopped at once; the same command resumes from the last epoch's checkpoint")
         self.received = signum
-        if self.trainer is not None:
-            # Lightning's own SIGTERM handler (which runs before this one) would end the epoch at the next batch,
-            # where no checkpoint can resume exactly; the run finishes its epoch and saves it instead.
-            self.trainer._signal_connector.received_sigterm = False
         print(f"received {signal.Signals(signum).name}: stopping after this epoch's checkpoint (again: at once)",
               flush=True)  # fmt: skip
 
@@ -152,6 +147,15 @@ def _trainer(spec: RunSpec, launch: Launch, callbacks: list, loggers: list) -> L
         raise ReproError(f"bad trainer option: {str(e).splitlines()[0]}") from None
 
 
+def _without_lightnings_sigterm(trainer) -> None:
+    """Lightning's own SIGTERM handler would end the epoch at the next batch, where no checkpoint can resume
+    exactly, and under DDP it broadcasts from inside the handler on the signalled rank alone, a collective the
+    other ranks never join: the pair hangs. ``StopOnSignal`` and ``StopAfterEpoch`` do the job instead (the
+    ranks agree at the epoch's end), so Lightning's handler is made a no-op (Lightning has no option for it: its
+    signal connector registers the bound method, which an instance attribute shadows)."""
+    trainer._signal_connector._sigterm_notifier_fn = lambda signum, frame: None
+
+
 def _cluster_plugins() -> list:
     """Under SLURM, Lightning's own requeue (a checkpoint taken mid-epoch on SIGUSR1) is switched off: a mid-epoch
     checkpoint would not resume exactly. A preempted run gets SIGTERM, finishes its epoch, saves and exits 143;
@@ -169,8 +173,11 @@ def _resume_point(spec: RunSpec, identity: str, index: str) -> Path | None:
         return None
     try:
         theirs = checkpoint_identity(ckpt)
-    except Exception as e:
-        print(f"{index}{spec.label}: unreadable checkpoint ({type(e).__name__}), starting the run afresh")
+    except OSError as e:  # the disk, not the file: a transient error must not throw the training away
+        raise ReproError(f"{ckpt} cannot be read ({e.strerror or e}); it is kept: fix the cause and run the same "
+                         "command again") from None
+    except Exception as e:  # the file parses as no checkpoint (truncated, not a zip, a foreign pickle): damaged
+        print(f"{index}{spec.label}: damaged checkpoint ({type(e).__name__}), starting the run afresh")
         ckpt.unlink()
         return None
     if theirs != identity:
@@ -248,10 +255,11 @@ def _train(spec: RunSpec, launch: Launch, index: str, stop: StopOnSignal) -> dic
     ckpt = _resume_point(spec, identity, index)
     loggers, mode = _wandb_logger(spec, launch, identity)
     checkpoint = LastCheckpoint(spec.dir / "checkpoints" / "last.ckpt", identity)
-    callbacks = [StopAfterEpoch(lambda: stop.received), checkpoint, RngState()]
+    stop_after = StopAfterEpoch(lambda: stop.received)
+    callbacks = [stop_after, checkpoint, RngState()]
     callbacks += [c for c in [tracking.replay_callback(mode)] if c is not None and loggers]
     trainer = _trainer(spec, launch, callbacks, loggers)
-    stop.trainer = trainer
+    _without_lightnings_sigterm(trainer)
     actual = identity_text(spec.experiment.name, spec.profile, spec.variant, spec.seed, spec.config,
                            trainer.world_size, trainer.precision)  # fmt: skip
     if actual != identity:  # the trainer settled the devices otherwise than expected (e.g. "auto" on a GPU node)
@@ -262,11 +270,13 @@ def _train(spec: RunSpec, launch: Launch, index: str, stop: StopOnSignal) -> dic
         write_atomic(spec.dir / "config.yaml", identity)
     print(f"{index}{spec.label}: {f'resuming from {ckpt}' if ckpt else 'training'}", flush=True)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
-    if stop.received:
-        raise Interrupted(stop.received, f"{spec.label}: stopped after epoch {trainer.current_epoch}, checkpoint "
-                          "saved; the same command resumes from it")  # fmt: skip
-    trainer.test(module, datamodule=datamodule, verbose=False)
+    with _other_ranks(spec, trainer):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    if stop.received or stop_after.stopped:  # this rank's signal, or another rank's (they stop together)
+        raise Interrupted(stop.received or signal.SIGTERM, f"{spec.label}: stopped after epoch "
+                          f"{trainer.current_epoch}, checkpoint saved; the same command resumes from it")
+    with _other_ranks(spec, trainer):
+        trainer.test(module, datamodule=datamodule, verbose=False)
     if not trainer.is_global_zero:
         return None
     record = _record(spec, module, datamodule, trainer, ckpt is not None, time.perf_counter() - start, threads)
@@ -277,6 +287,28 @@ def _train(spec: RunSpec, launch: Launch, index: str, stop: StopOnSignal) -> dic
     done = ", ".join(f"{k}={v:.4g}" for k, v in m.items() if isinstance(v, float) and k != "diverged")
     print(f"{index}{spec.label}: {'DIVERGED, ' if m.get('diverged') else ''}done {done}")
     return record
+
+
+@contextlib.contextmanager
+def _other_ranks(spec: RunSpec, trainer):
+    """A DDP run whose other process died (killed, out of memory, its node lost) fails the collective this one
+    waits in: one line that says so, not the communication backend's traceback."""
+    try:
+        yield
+    except RuntimeError as e:
+        if trainer.world_size == 1 or not _peer_lost(e):
+            raise
+        why = str(e).splitlines()[0][:160]
+        raise RunsFailed(f"{spec.label}: another process of this {trainer.world_size}-process run stopped ({why}); "
+                         "the same command resumes from the last checkpoint") from None
+
+
+def _peer_lost(e: BaseException) -> bool:
+    import torch.distributed as dist
+
+    text = str(e).lower()
+    lost = ("connection closed", "connection reset", "broken pipe", "peer", "timed out", "nccl", "gloo")
+    return isinstance(e, getattr(dist, "DistError", ())) or any(w in text for w in lost)
 
 
 def _wandb_logger(spec: RunSpec, launch: Launch, identity: str) -> tuple[list, str | None]:
@@ -328,4 +360,9 @@ def prepare_data(specs: list[RunSpec], world_size: int = 1) -> None:
             if world_size > 1 and not getattr(datamodule, "shards", False):
                 raise ReproError(f"{spec.experiment.name}'s data cannot be split across processes; run it on one "
                                  "device (without --devices)")  # fmt: skip
+            data = getattr(spec.config, "data", None)
+            for name, size in (vars(data) if data is not None and hasattr(data, "__dict__") else {}).items():
+                if name.endswith("batch_size") and isinstance(size, int) and world_size > 1 and size % world_size:
+                    raise ReproError(f"data.{name} {size} does not split evenly over {world_size} processes: choose "
+                                     f"--devices that divides it, or --set data.{name}=...")  # fmt: skip
             datamodule.prepare_data()

@@ -129,8 +129,20 @@ def test_compare_shows_a_run_of_other_settings_on_a_row_of_its_own(capsys, tmp_p
         (["sweep", "rnn-examples", "--profile", "smoke", "--set", "rnn.lr=0.01,"], "an empty value"),
         (["sweep", "rnn-examples", "--profile", "smoke", "--set", "rnn.nope=1,2"], "unknown config key 'rnn.nope'"),
         (["sweep", "rnn-examples", "--profile", "smoke", "--set", "rnn.lr=0.01,x"], "bad value for rnn.lr: 'x'"),
-        (["sweep", "rnn-examples", "--profile", "smoke", "--set", "rnn.lr=0.01", "--wandb", "offline",
-          "--wandb-sweep"], "--wandb-sweep registers the grid"),  # fmt: skip
+        (
+            [
+                "sweep",
+                "rnn-examples",
+                "--profile",
+                "smoke",
+                "--set",
+                "rnn.lr=0.01",
+                "--wandb",
+                "offline",
+                "--wandb-sweep",
+            ],
+            "--wandb-sweep registers the grid",
+        ),  # fmt: skip
         (["run", "rnn-examples", "--config", "/nonexistent.yaml"], "--config /nonexistent.yaml: cannot be read"),
     ],
 )

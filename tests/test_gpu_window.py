@@ -29,7 +29,8 @@ def commit_record(variant: str, seed: int, **config_changes) -> dict:
         section, name = key.split("__")
         config[section][name] = value
     record = {"experiment": exp.name, "profile": "smoke", "variant": variant, "seed": seed, "sets": {},
-              "metrics": {"test_error": 0.5}, "config": config, "provenance": {"commit": "x"}}  # fmt: skip
+              "metrics": {"test_error": 0.5}, "config": config,
+              "provenance": {"commit": "x", "finished": "2026-12-06T00:00:00+00:00"}}  # fmt: skip
     path = committed_dir(exp.name, "smoke") / variant / f"seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(to_json(record, compact=True))

@@ -231,7 +231,7 @@ def test_ddp_on_two_cpu_processes_shards_batches_and_syncs_metrics(data_env):
         (["run", "augmentation", "--num-nodes", "0"], "--num-nodes must be >= 1"),
         (["run", "augmentation", "--wandb", "maybe"], "invalid choice"),
         (["show", "augmentation", "--variant", "x"], "unknown variant"),
-        (["report"], "report needs an experiment name or --all"),
+        (["report"], "report needs an experiment name or --all (not both)"),
         (["report", "augmentation"], "no finished runs of augmentation"),
         (["report", "augmentation", "--profile", "smoke"], "never written to results"),
         (["run", "augmentation", "--seed", "4294967296"], "seeds must be in 0..4294967295"),
@@ -253,7 +253,7 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message, data_env, capsys):
 def test_a_gpu_asked_for_on_a_cpu_machine_is_a_one_line_error(data_env, capsys):
     assert main(["run", "augmentation", *SMOKE, "--variant", "none", "--wandb", "off", "--accelerator", "gpu"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("repro: error: bad trainer option") and err.count("\n") == 1
+    assert err.startswith("repro: error: --accelerator gpu: no GPU here") and err.count("\n") == 1
 
 
 def test_missing_and_corrupt_data_through_the_cli(tmp_path, tiny_data_dir):
