@@ -13,7 +13,7 @@ from experiments.spec import Experiment
 
 _MACHINERY = {
     "__init__", "__main__", "callbacks", "claims", "cli", "common", "compare", "config", "evidence", "lecture", "plan",
-    "plots", "pool", "provenance", "records", "report", "runner", "spec", "stats", "sweep", "tracking",
+    "plots", "pool", "provenance", "records", "report", "runner", "spec", "stats", "sweep", "tracking", "verify",
 }  # fmt: skip
 
 

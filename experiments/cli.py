@@ -1,4 +1,4 @@
-"""`repro list | run | report | compare | sweep | show | sample | programs` (also `python -m experiments`).
+"""`repro list | run | report | compare | sweep | verify | show | sample | programs` (also `python -m experiments`).
 
 User mistakes (unknown names, bad overrides, missing or corrupt data) print one line and exit with code 2.
 """
@@ -35,10 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--sweep", action="store_true", help=argparse.SUPPRESS)  # a sweep's child: the run of a point
 
-    from experiments import compare, sweep
+    from experiments import compare, sweep, verify
 
     compare.add_parser(sub)
     sweep.add_parser(sub, run_options)
+    verify.add_parser(sub)
 
     rep = sub.add_parser(
         "report",
@@ -333,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     commands = {"list": lambda a: cmd_list(), "run": cmd_run, "report": cmd_report, "sample": cmd_sample,
-                "programs": cmd_programs, "show": cmd_show, "compare": _compare, "sweep": _sweep}  # fmt: skip
+                "programs": cmd_programs, "show": cmd_show, "compare": _compare, "sweep": _sweep,
+                "verify": _verify}  # fmt: skip
     try:
         args = _parser().parse_args(argv)
         return commands[args.command](args)
@@ -365,6 +367,12 @@ def _compare(args) -> int:
     from experiments import compare
 
     return compare.cmd_compare(args)
+
+
+def _verify(args) -> int:
+    from experiments import verify
+
+    return verify.cmd_verify(args)
 
 
 def _sweep(args) -> int:

@@ -104,6 +104,10 @@ def _provenance(records: list[dict]) -> dict[str, str]:
         "Commit": _uniq(records, commit),
         "Software": _uniq(records, lambda r: " ".join(f"{k} {v}" for k, v in r["provenance"]["versions"].items())),
     }
+    named = [r["provenance"]["cpu_capability"] for r in records if r["provenance"].get("cpu_capability")]
+    if named:  # CPU reruns are exact only on the same instruction set (records name it since 2026-12-06)
+        older = len(records) - len(named)
+        out["Instruction set"] = "; ".join(sorted(set(named))) + (f" ({older} runs predate it)" if older else "")
     deviating = [f"{r['variant']}/s{r['seed']}: {deviation(r)}" for r in records if deviation(r)]
     if deviating:
         out["Other settings"] = f"{len(deviating)} of {len(records)} runs: " + "; ".join(deviating)
