@@ -268,12 +268,18 @@ class AllOf:
 
 @dataclass(frozen=True)
 class AnyOf:
-    """Some part holds: a "might" or "can" claim, contradicted only when every part is."""
+    """Some part holds: a "might" or "can" claim. Each part decides at 5% / k (stats.py); when none holds, the
+    claim is "not shown" (inconclusive): the settings tried do not refute a "might"."""
 
     parts: tuple
 
     def __call__(self, results: Results) -> stats.Verdict:
-        return stats.combine_any([p(results) for p in self.parts])
+        tested = sum(p(results).has_runs for p in self.parts)  # a part none of whose variants ran tests nothing
+        with stats.parts(max(1, tested)):
+            combined = stats.combine_any([p(results) for p in self.parts])
+        if combined.status == "contradicted":
+            return stats.Verdict("inconclusive", f"not shown: {combined.statistic}", combined.test)
+        return combined
 
     def example(self, holds: bool) -> Results:
         if holds:

@@ -20,6 +20,11 @@ A profile whose claims were looked at more than once on growing sets of the same
 the first 3 among them) says so (``Profile.looks``); its verdicts split the 5% between the looks (Bonferroni:
 2 looks, 2.5% each, so a 97.5% interval), and the test column says it. Without that, stopping at the look
 that decides would make a false verdict likelier than 5%.
+
+A "might" or "can" claim (``any_of``) holds when any of its k parts does; deciding each part at 5% would make
+"some part holds" likelier than 5% when none does, so each part is decided at 5% / k (Bonferroni, which is
+Holm's first step: the one that decides "any"). No part holding does not refute "might": such a claim is
+"not shown" (inconclusive), never contradicted.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from dataclasses import dataclass
 MIN_SEEDS = 3  # paired values needed before a verdict can be supported or contradicted
 LEVEL = 0.95
 _LOOKS: ContextVar[int] = ContextVar("looks", default=1)
+_PARTS: ContextVar[int] = ContextVar("parts", default=1)
 
 
 @contextmanager
@@ -48,18 +54,30 @@ def looks(n: int) -> Iterator[None]:
         _LOOKS.reset(token)
 
 
+@contextmanager
+def parts(k: int) -> Iterator[None]:
+    """Verdicts made inside are the k parts of an "any of" claim: each decides at 5% / k (see above)."""
+    token = _PARTS.set(_PARTS.get() * k)
+    try:
+        yield
+    finally:
+        _PARTS.reset(token)
+
+
 def alpha() -> float:
-    """The false-verdict rate of one side of a test, or of a two-sided interval: 5%, split between the looks."""
-    return (1 - LEVEL) / _LOOKS.get()
+    """The false-verdict rate of one side of a test, or of a two-sided interval: 5%, split between the looks and
+    between the parts of an "any of" claim."""
+    return (1 - LEVEL) / (_LOOKS.get() * _PARTS.get())
 
 
 def _pct(level: float) -> str:
-    return f"{100 * level:.10g}%"
+    return f"{100 * level:.4g}%"
 
 
 def _looks_note() -> str:
-    n = _LOOKS.get()
-    return f"; {n} looks at these seeds, {_pct(alpha())} each (Bonferroni)" if n > 1 else ""
+    n, k = _LOOKS.get(), _PARTS.get()
+    why = [f"{n} looks at these seeds"] * (n > 1) + [f"any of {k} parts"] * (k > 1)
+    return f"; {' and '.join(why)}, {_pct(alpha())} each (Bonferroni)" if why else ""
 
 
 @dataclass(frozen=True)

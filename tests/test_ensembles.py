@@ -175,7 +175,7 @@ def test_jensen_is_a_check_and_the_claims_are_paired_by_seed():
     assert might.check(more).status == "supported"
     less = results(init=init, bagging={"disagreement": [0.01, 0.011, 0.012]},
                    architectures={"disagreement": [0.015, 0.014, 0.016]})  # fmt: skip
-    assert might.check(less).status == "contradicted"
+    assert might.check(less).status == "inconclusive" and might.check(less).statistic.startswith("not shown")
 
 
 def test_disagreeing_pairs_by_hand():
