@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 SHARDING = ("bottleneck", "capacity", "ensembles")  # experiments whose data splits across ranks
-TIMING = ("time", "seconds")  # metric and history keys that measure the machine, not the run
+TIMING = ("time", "second")  # keys that measure the machine: wall_time, seconds, tokens_per_second
 
 
 def _commands(ddp: bool) -> list[list[str]]:

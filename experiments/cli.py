@@ -330,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     from datamodules.errors import system_error_line
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past `ulimit -f`: an error to report, not a killed process
+    signal.signal(signal.SIGTERM, _terminated)  # before a run takes over the signal (it saves its epoch first)
     for stream in (sys.stdout, sys.stderr):  # a locale that cannot write '±' or '–' escapes them
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
@@ -361,6 +362,14 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("LOCAL_RANK", "0") == "0" and not os.environ.get("REPRO_PARENT_PID"):  # one line a run
             print(f"repro: {e}", file=sys.stderr)
         return code
+
+
+class Terminated(BaseException):  # like runner.Interrupted: nothing on the way catches it by accident
+    exit_code = 143
+
+
+def _terminated(signum, frame):
+    raise Terminated("stopped by SIGTERM between runs; finished runs are kept and the same command resumes")
 
 
 def _compare(args) -> int:

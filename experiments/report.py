@@ -20,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from datamodules.errors import ReproError
+from datamodules.files import remove_stale_temp_files
 from experiments.claims import percent_metric
 from experiments.evidence import Evidence, deviation, evaluate, gather, main_signature, signature, verdict_counts
 from experiments.plots import default_plot, summary_plot
@@ -173,6 +174,7 @@ def write_report(
         raise ReproError(evidence.problem(f"table {exp.name}/{profile} not written") + "; run them or pass --partial")
     out_dir = out_dir or results_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out_dir)  # what a report killed mid-write left
     stem = report_stem(exp, profile)
     lines = render(exp, profile, evidence, stem, preview)
     png = out_dir / f"{stem}.png"
