@@ -6,18 +6,22 @@ an undisturbed run's (timings aside), with no temporary file left behind.
     python bench/soak.py --kills 10 --seed 3   # fewer, another random sequence
 
 Each disturbance: start the command, wait a random time (up to --max-wait seconds, so that it lands anywhere: at a
-process start, mid-epoch, mid-checkpoint, mid-record), then either SIGTERM the command (a scheduler's notice: it
-saves its epoch and exits 143), or kill -9 one random process of its tree (the command itself, a `--jobs` child,
-a DDP rank). After the last one the command runs to its end. Prints what it tried and what it found; exit code 1
+process start, mid-epoch, mid-checkpoint, mid-record), then SIGTERM the command (a scheduler's notice: it saves
+its epoch and exits 143), kill -9 the command alone (what it started must die with it), kill -9 it with all it
+started, or kill -9 one of its children (a `--jobs` child, a DDP rank). When the command has finished everything
+before its disturbance, the runs folder is emptied for a new round. After the last one the command runs to its
+end. Prints what it tried and what it found; exit code 1
 if any record differs from the undisturbed run's or a temporary file is left.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,6 +52,23 @@ def _tree(pid: int) -> list[int]:
         out += [int(k) for k in kids]
         todo += [int(k) for k in kids]
     return out
+
+
+def _ours(pid: int) -> bool:
+    """Whether ``pid`` is still a process of the suite (not a pid reused by another program)."""
+    try:
+        return b"experiments" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _kill(pid: int, sig: int) -> bool:
+    """Signal a process; False if it was gone already (it ended between the listing and the signal)."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _run_all(commands: list[list[str]], env: dict) -> None:
@@ -87,27 +108,41 @@ def main() -> int:
     _run_all(commands, {**base, "REPRO_RUNS_DIR": str(reference)})
     print(f"undisturbed: {len(_records(reference))} records in {time.time() - start:.0f} s")
     disturbed, env = scratch / "disturbed", {**base, "REPRO_RUNS_DIR": str(scratch / "disturbed")}
-    tried = {"SIGTERM to the command": 0, "kill -9 of the command": 0, "kill -9 of a child or rank": 0}
+    tried = dict.fromkeys(
+        [
+            "SIGTERM to the command",
+            "kill -9 of the command",
+            "kill -9 of the command and its children",
+            "kill -9 of a child or rank",
+        ],
+        0,
+    )
     codes: dict[int, int] = {}
-    done_early = 0
-    for i in range(a.kills):
+    done_early, orphans = 0, 0
+    rounds, i = 1, 0
+    while sum(tried.values()) < a.kills and i < 4 * a.kills:
+        i += 1
         args = commands[i % len(commands)]
         proc = _start(args, env)
         time.sleep(rng.uniform(0.5, a.max_wait))
-        if proc.poll() is not None:
+        if proc.poll() is not None:  # it finished everything: a new round from scratch, so kills land anywhere
             done_early += 1
+            if all(_start(c, env).wait() == 0 for c in commands):
+                shutil.rmtree(disturbed, ignore_errors=True)
+                rounds += 1
             continue
         tree = _tree(proc.pid)
-        kind = rng.choice(["term", "kill", "kill"] if len(tree) == 1 else ["term", "kill", "child"])
+        kind = rng.choice(["term", "kill", "group"] + ["child"] * (len(tree) > 1))
         if kind == "term":
-            os.kill(proc.pid, signal.SIGTERM)
-            tried["SIGTERM to the command"] += 1
-        elif kind == "kill":
-            os.killpg(proc.pid, signal.SIGKILL)  # the command and everything it started
-            tried["kill -9 of the command"] += 1
+            tried["SIGTERM to the command"] += _kill(proc.pid, signal.SIGTERM)
+        elif kind == "kill":  # the command alone: what it started must die with it
+            tried["kill -9 of the command"] += _kill(proc.pid, signal.SIGKILL)
+        elif kind == "group":
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the command and everything it started
+            tried["kill -9 of the command and its children"] += 1
         else:
-            os.kill(rng.choice(tree[1:]), signal.SIGKILL)
-            tried["kill -9 of a child or rank"] += 1
+            tried["kill -9 of a child or rank"] += _kill(rng.choice(tree[1:]), signal.SIGKILL)
         try:
             code = proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
@@ -115,24 +150,25 @@ def main() -> int:
             os.killpg(proc.pid, signal.SIGKILL)
             code = -999
         codes[code] = codes.get(code, 0) + 1
-        for pid in _tree(proc.pid)[1:]:  # nothing may outlive its command
-            os.kill(pid, signal.SIGKILL)
+        deadline = time.time() + 30  # a signalled child may take a moment to save its epoch and go
+        while time.time() < deadline and any(_ours(pid) for pid in tree[1:]):
+            time.sleep(0.5)
+        survivors = [pid for pid in tree[1:] if _ours(pid) and _kill(pid, signal.SIGKILL)]  # none may outlive it
+        orphans += len(survivors)
     _run_all(commands, env)
     mine, ref = _records(disturbed), _records(reference)
     differ = sorted(k for k in ref if k not in mine or _comparable(mine[k]) != _comparable(ref[k]))
     temps = [str(p) for p in disturbed.rglob("*") if ".tmp" in p.name]
     resumed = sum(bool(r["provenance"].get("resumed")) for r in mine.values())
     print(f"disturbances: {sum(tried.values())} ({', '.join(f'{n} {k}' for k, n in tried.items())}); "
-          f"{done_early} found the command already finished")  # fmt: skip
-    print(f"exit codes of the disturbed commands: {dict(sorted(codes.items()))}")
+          f"{done_early} found the command already finished; {rounds} rounds from an empty runs folder")  # fmt: skip
+    print(f"exit codes of the disturbed commands: {dict(sorted(codes.items()))}; {orphans} processes outlived theirs")
     print(
         f"records: {len(mine)} of {len(ref)}; {resumed} resumed from a checkpoint; {len(differ)} differ from the "
         f"undisturbed run{': ' + ', '.join(differ[:5]) if differ else ''}; {len(temps)} temporary files left"
     )
     print(f"total time {time.time() - start:.0f} s; scratch {scratch}" + ("" if a.keep else " (removed)"))
     if not a.keep:
-        import shutil
-
         shutil.rmtree(scratch, ignore_errors=True)
     return 1 if differ or temps or len(mine) != len(ref) or -999 in codes else 0
 
