@@ -33,11 +33,11 @@ SHARDING = ("bottleneck", "capacity", "ensembles")  # experiments whose data spl
 TIMING = ("time", "second")  # keys that measure the machine: wall_time, seconds, tokens_per_second
 
 
-def _commands(ddp: bool) -> list[list[str]]:
-    if not ddp:
+def _commands(ddp: bool, only: list[str] | None) -> list[list[str]]:
+    if not ddp and not only:
         return [["run", "--all", "--profile", "smoke", "--wandb", "off"]]
-    launch = ["--devices", "2", "--strategy", "ddp", "--accelerator", "cpu", "--wandb", "off", "--no-report"]
-    return [["run", name, "--profile", "smoke", *launch] for name in SHARDING]
+    launch = ["--devices", "2", "--strategy", "ddp", "--accelerator", "cpu"] if ddp else []
+    return [["run", name, "--profile", "smoke", *launch, "--wandb", "off", "--no-report"] for name in only or SHARDING]
 
 
 def _start(args: list[str], env: dict) -> subprocess.Popen:
@@ -95,6 +95,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the random times and choices")
     p.add_argument("--max-wait", type=float, default=20.0, help="longest wait before a disturbance, in seconds")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    p.add_argument("--only", action="append", metavar="NAME", help="only this experiment's smoke runs (repeatable)")
     a = p.parse_args()
     if a.kills < 1 or a.max_wait <= 0:
         print("soak.py: --kills must be >= 1 and --max-wait > 0", file=sys.stderr)
@@ -102,7 +103,7 @@ def main() -> int:
     rng = random.Random(a.seed)
     scratch = Path(tempfile.mkdtemp(prefix="soak-"))
     base = {**os.environ, "WANDB_MODE": "disabled", "REPRO_RESULTS_DIR": str(scratch / "results")}
-    commands = _commands(a.ddp)
+    commands = _commands(a.ddp, a.only)
     start = time.time()
     reference = scratch / "reference"
     _run_all(commands, {**base, "REPRO_RUNS_DIR": str(reference)})
