@@ -26,6 +26,7 @@ def _records(root: Path) -> dict[str, dict]:
     return {p.parent.parent.name: json.loads(p.read_text()) for p in root.rglob("record.json")}
 
 
+@pytest.mark.slow  # about a minute; the default run keeps the two causes' unit tests (the watch, the agreement)
 def test_several_ddp_runs_in_a_row_end(data_env):
     result = repro(*DDP, "--set", "train.max_epochs=4", env=data_env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
