@@ -207,7 +207,7 @@ def cmd_report(args) -> int:
         written = [real / md.relative_to(stage) for md in [*written, write_index(exps)]]
     for md in written:
         print(f"{'index' if md.name == 'README.md' else 'table'}: {md}")
-    for exp, profile in tables:
+    for exp, profile in tables if not args.all or tracking.wandb_mode(args.wandb) else []:  # (gathered again)
         evidence = gather(exp, profile)
         if note := evidence.aside_note():
             print(note)

@@ -257,7 +257,8 @@ def _train(spec: RunSpec, launch: Launch, index: str, stop: StopOnSignal) -> dic
     checkpoint = LastCheckpoint(spec.dir / "checkpoints" / "last.ckpt", identity)
     stop_after = StopAfterEpoch(lambda: stop.received)
     callbacks = [stop_after, checkpoint, RngState()]
-    callbacks += [c for c in [tracking.replay_callback(mode)] if c is not None and loggers]
+    if loggers and mode == "offline":  # W&B cannot resume an offline run: the restored epochs are logged again
+        callbacks.append(tracking.replay_callback())
     trainer = _trainer(spec, launch, callbacks, loggers)
     _without_lightnings_sigterm(trainer)
     actual = identity_text(spec.experiment.name, spec.profile, spec.variant, spec.seed, spec.config,

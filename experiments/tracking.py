@@ -159,7 +159,7 @@ def _settings():
     return wandb.Settings(silent=True, console="off")
 
 
-def replay_callback(mode: str):
+def replay_callback():
     """For offline runs: a callback that logs the epochs a resumed run restored from its checkpoint."""
     import lightning as L
 
@@ -173,7 +173,7 @@ def replay_callback(mode: str):
                 values = {f"epoch/{k}": v for k, v in row.items() if k != "epoch" and _number(v)}
                 trainer.loggers[0].log_metrics(values, step=int(round(row["epoch"] * per_epoch)))
 
-    return ReplayHistory() if mode == "offline" else None
+    return ReplayHistory()
 
 
 def _number(v: Any) -> bool:

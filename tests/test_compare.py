@@ -240,3 +240,21 @@ def test_report_logs_the_tables_verdicts_and_summary_to_wandb_beside_the_runs(ca
     rows = {row[0]: row for row in json.loads(table.read_text())["data"]}
     assert set(rows) == {"init", "bagging", "bagging-same-init", "architectures"}
     assert rows["init"][1:3] == ["profile", 3]
+
+
+def test_a_resumed_offline_run_replays_the_epochs_it_restored():
+    from types import SimpleNamespace
+
+    from experiments.tracking import replay_callback
+
+    logged = []
+    logger = SimpleNamespace(log_metrics=lambda values, step: logged.append((step, values)))
+    trainer = SimpleNamespace(loggers=[logger], is_global_zero=True, global_step=12, current_epoch=3)
+    history = [{"epoch": e, "train_loss": 1.0 / e, "seconds": float(e)} for e in (1, 2, 3)]
+    replay_callback().on_train_start(trainer, SimpleNamespace(history=history))
+    assert [step for step, _ in logged] == [4, 8, 12]  # each epoch at the step it ended (4 steps an epoch)
+    assert logged[1][1] == {"epoch/train_loss": 0.5, "epoch/seconds": 2.0}
+    logged.clear()
+    fresh = SimpleNamespace(**{**vars(trainer), "current_epoch": 0})
+    replay_callback().on_train_start(fresh, SimpleNamespace(history=[]))
+    assert logged == []  # a fresh run replays nothing
