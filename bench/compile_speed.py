@@ -38,13 +38,21 @@ BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4
 
 
 def _config(args):
-    from experiments import get
-    from experiments.config import apply_overrides
+    from engine.config import apply_overrides
+    from engine.registry import get
 
-    cfg = get(args.experiment).resolve(f"residual-{args.depth}" if args.experiment == "resnet-ablation" else
-                                       args.variant, args.profile)  # fmt: skip
-    apply_overrides(cfg, {"data.train_size": args.images, "data.val_size": min(1000, args.images),
-                          "data.batch_size": args.batch, "train.max_epochs": args.epochs})  # fmt: skip
+    cfg = get(args.experiment).resolve(
+        f"residual-{args.depth}" if args.experiment == "resnet-ablation" else args.variant, args.profile
+    )
+    apply_overrides(
+        cfg,
+        {
+            "data.train_size": args.images,
+            "data.val_size": min(1000, args.images),
+            "data.batch_size": args.batch,
+            "train.max_epochs": args.epochs,
+        },
+    )
     return cfg
 
 
@@ -63,7 +71,7 @@ def one_run(args, mode: str, threads: int, index: int, barrier, results) -> None
     """One training process: the suite's module and Trainer, the first epoch untimed."""
     import logging
 
-    from experiments import get
+    from engine.registry import get
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # no device banners from every process
     warnings.filterwarnings("ignore", message=".*treespec.*LeafSpec.*")  # lightning's, as the runner does
@@ -77,10 +85,21 @@ def one_run(args, mode: str, threads: int, index: int, barrier, results) -> None
         module.compile_net(mode)
     timer = _Timer(barrier, count_syncs=index == 0 and args.accelerator == "gpu")
     with tempfile.TemporaryDirectory() as d:
-        trainer = L.Trainer(max_epochs=args.epochs, accelerator=args.accelerator, devices=1, precision=args.precision,
-                            logger=False, callbacks=[timer], enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
-                            use_distributed_sampler=False, default_root_dir=d)  # fmt: skip
+        trainer = L.Trainer(
+            max_epochs=args.epochs,
+            accelerator=args.accelerator,
+            devices=1,
+            precision=args.precision,
+            logger=False,
+            callbacks=[timer],
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            use_distributed_sampler=False,
+            default_root_dir=d,
+        )
         with counting_syncs(timer):
             trainer.fit(module, datamodule=dm)
     results.put((timer.images / timer.seconds, timer.syncs / timer.steps if timer.count_syncs else None))
@@ -160,9 +179,9 @@ def main() -> int:
     if args.epochs < 2:
         p.error("--epochs must be >= 2 (the first is a warm-up)")
 
-    from datamodules.errors import ReproError
-    from experiments import get
-    from experiments.config import COMPILE_MODES
+    from base.errors import ReproError
+    from engine.config import COMPILE_MODES
+    from engine.registry import get
 
     try:  # a bad profile, variant or mode, or no GPU: one line, exit 2, before any process starts
         cfg = _config(args)
@@ -178,11 +197,15 @@ def main() -> int:
     flops = train_flops_per_image(module.net.to(device), min(args.batch, 32), device)
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     peak = next((v for k, v in BF16_PEAK.items() if k in name), None)
-    print(f"{args.experiment} {args.profile}: {type(module.net).__name__} depth {args.depth}, {flops / 1e9:.3f} "
-          f"GFLOP per training image; {name}, {args.precision}; {args.images} images x {args.epochs - 1} timed "
-          "epochs")  # fmt: skip
-    print(f"\n{'path':<18} {'runs':>4} {'img/s per run':>14} {'img/s in all':>13} {'TFLOP/s':>8} {'of peak':>8} "
-          f"{'vs first':>11} {'syncs/step':>10}")  # fmt: skip
+    print(
+        f"{args.experiment} {args.profile}: {type(module.net).__name__} depth {args.depth}, {flops / 1e9:.3f} "
+        f"GFLOP per training image; {name}, {args.precision}; {args.images} images x {args.epochs - 1} timed "
+        "epochs"
+    )
+    print(
+        f"\n{'path':<18} {'runs':>4} {'img/s per run':>14} {'img/s in all':>13} {'TFLOP/s':>8} {'of peak':>8} "
+        f"{'vs first':>11} {'syncs/step':>10}"
+    )
     base = None  # images/s of the eager path with the fewest runs at once: the first set-up measured
     for mode in sorted(args.modes, key=bool):  # eager first
         for runs in sorted(args.runs):
@@ -192,8 +215,11 @@ def main() -> int:
             share = f"{total * flops / peak:8.1%}" if peak else f"{'n/a':>8}"
             ratio = f"{total / base:11.2f}"
             synced = f"{syncs:10.2f}" if syncs is not None else f"{'n/a':>10}"
-            print(f"{mode or 'eager':<18} {runs:>4} {total / runs:>14.0f} {total:>13.0f} {total * flops / 1e12:>8.2f} "
-                  f"{share} {ratio} {synced}", flush=True)  # fmt: skip
+            print(
+                f"{mode or 'eager':<18} {runs:>4} {total / runs:>14.0f} {total:>13.0f} {total * flops / 1e12:>8.2f} "
+                f"{share} {ratio} {synced}",
+                flush=True,
+            )
     return 0
 
 

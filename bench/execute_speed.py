@@ -41,7 +41,7 @@ def steps_per_second(args, threads: int, seed: int, barrier=None) -> float:
     import torch.nn.functional as F
 
     from datamodules.execute import ProgramDataModule
-    from experiments import get
+    from engine.registry import get
     from lightning_modules.nets.program_nets import build_execute_net
 
     torch.set_num_threads(threads)
@@ -101,8 +101,8 @@ def main() -> int:
     args = p.parse_args()
     import torch
 
-    from datamodules.errors import ReproError
-    from experiments import get
+    from base.errors import ReproError
+    from engine.registry import get
 
     try:  # a bad profile or variant, or no GPU: one line, exit 2, before any process starts
         get("learning-to-execute").resolve(args.variant, args.profile)
@@ -121,8 +121,11 @@ def main() -> int:
         alone = max(steps_per_second(args, 1, 0) for _ in range(args.repeats))
         pair = sum(max((at_once(args, 2) for _ in range(args.repeats)), key=sum))
         wide = max(steps_per_second(args, 2, 0) for _ in range(args.repeats))
-        rows = [("one run, 1 thread", alone, alone), ("two runs at once, 1 thread each", pair / 2, pair),
-                ("one run, 2 threads", wide, wide)]  # fmt: skip
+        rows = [
+            ("one run, 1 thread", alone, alone),
+            ("two runs at once, 1 thread each", pair / 2, pair),
+            ("one run, 2 threads", wide, wide),
+        ]
     else:
         for n in args.at_once:
             total = sum(max((at_once(args, n) for _ in range(args.repeats)), key=sum))
@@ -135,9 +138,11 @@ def main() -> int:
     if runs and steps_to_end:
         name, _, best = max(rows[:2] if args.device == "cpu" else rows, key=lambda r: r[2])
         minutes = runs * steps_to_end / best / 60
-        print(f"\n{args.profile}: {runs} runs x {steps_to_end} steps at {best:.1f} steps/s in all ({name}): "
-              f"{minutes:.1f} minutes of training (evaluations, tests and process starts come on top: about 15 s "
-              "per run on a CPU)")  # fmt: skip
+        print(
+            f"\n{args.profile}: {runs} runs x {steps_to_end} steps at {best:.1f} steps/s in all ({name}): "
+            f"{minutes:.1f} minutes of training (evaluations, tests and process starts come on top: about 15 s "
+            "per run on a CPU)"
+        )
     return 0
 
 

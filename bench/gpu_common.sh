@@ -17,7 +17,7 @@ export REPRO_CACHE_DIR=${REPRO_CACHE_DIR:-/tmp/repro-cache} REPRO_RUNS_DIR=${REP
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 {
     nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"
-    python3 -c "import torch, lightning, experiments; print('torch', torch.__version__, 'lightning', lightning.__version__)"
+    python3 -c "import torch, lightning, engine, experiments; print('torch', torch.__version__, 'lightning', lightning.__version__)"
     echo "commit ${REPRO_COMMIT:-$(git rev-parse HEAD 2>/dev/null)}"
 } 2>&1 | tee "$OUT/env.txt"
 

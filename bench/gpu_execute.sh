@@ -17,9 +17,9 @@ PROFILE=${2:-full}
 source "$(dirname "$0")/gpu_common.sh" "${1:-590}"
 shift $(($# < 2 ? $# : 2))
 
-python3 -m experiments show learning-to-execute --profile "$PROFILE" >/dev/null || exit 2  # one-line error
+python3 -m engine show learning-to-execute --profile "$PROFILE" >/dev/null || exit 2  # one-line error
 read -r runs cap < <(python3 -c "
-from experiments import get
+from engine.registry import get
 p = get('learning-to-execute').profile('$PROFILE')
 print(len(p.variants) * p.seeds, p.overrides.get('train.max_minutes', 0))")
 sets=()
@@ -32,7 +32,7 @@ fi
 echo "learning-to-execute $PROFILE: $runs runs at once, training capped at $cap minutes ($(left) s left)"
 
 share_gpu
-timeout -k 10 $(($(left) - 20)) python3 -m experiments run learning-to-execute --profile "$PROFILE" \
+timeout -k 10 $(($(left) - 20)) python3 -m engine run learning-to-execute --profile "$PROFILE" \
     --accelerator "$ACC" --precision 32-true --wandb off --no-report --jobs "${JOBS:-$runs}" "${sets[@]}" "$@" 2>&1 |
     tee "$OUT/learning-to-execute.log"
 unshare_gpu

@@ -18,7 +18,7 @@ PREC=${PREC:-32-true}  # the LSTMs run in float32 (cuDNN, with TF32 inside); bf1
 PROFILE=${PROFILE:-full}
 L2E_PROFILE=${L2E_PROFILE:-gpu-short}  # none: char-lm only
 L2E_MINUTES=${L2E_MINUTES:-2}  # gpu-short's own cap; lowered below when less time is left
-run=(python3 -m experiments run)
+run=(python3 -m engine run)
 opts=(--accelerator "$ACC" --precision "$PREC" --wandb off --no-report)
 
 source "$(dirname "$0")/gpu_common.sh" "${1:-600}"

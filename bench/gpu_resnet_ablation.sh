@@ -14,7 +14,7 @@ ACC=${ACC:-gpu}
 PREC=${PREC:-bf16-mixed}
 PROFILE=${PROFILE:-short}
 BENCH=${BENCH:---depth 56 --images 45000 --batch 128}
-run=(python3 -m experiments run resnet-ablation --profile "$PROFILE" --accelerator "$ACC" --precision "$PREC" --wandb off --no-report)
+run=(python3 -m engine run resnet-ablation --profile "$PROFILE" --accelerator "$ACC" --precision "$PREC" --wandb off --no-report)
 
 source "$(dirname "$0")/gpu_common.sh" "${1:-540}"
 

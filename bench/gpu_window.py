@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datamodules.errors import ReproError  # noqa: E402
-from datamodules.files import write_atomic  # noqa: E402
-from experiments import get  # noqa: E402
-from experiments.evidence import gather  # noqa: E402
-from experiments.records import read_record, run_dir, runs_root, to_json  # noqa: E402
+from base.errors import ReproError  # noqa: E402
+from base.files import write_atomic  # noqa: E402
+from engine.evidence import gather  # noqa: E402
+from engine.records import read_record, run_dir, runs_root, to_json  # noqa: E402
+from engine.registry import get  # noqa: E402
 
 # what a lent GPU machine hands back (its device tool): at most 8 files of 16 MiB, 64 MiB together; and what
 # travels to it (the checkout and the carried runs folder) is at most 64 MiB
@@ -50,8 +50,10 @@ class Status:
 
     def line(self) -> str:
         total = len(self.finished) + len(self.resumable) + len(self.not_started)
-        return (f"{self.plan}: {total} runs, {len(self.finished)} finished, {len(self.resumable)} resumable, "
-                f"{len(self.not_started)} not started")  # fmt: skip
+        return (
+            f"{self.plan}: {total} runs, {len(self.finished)} finished, {len(self.resumable)} resumable, "
+            f"{len(self.not_started)} not started"
+        )
 
 
 def parse_plan(items: list[str]) -> list[tuple[str, str]]:
@@ -146,11 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pack":
         size = args.tar.stat().st_size
         parts = split(args.tar)
-        print(f"{args.tar}: {size / 2**20:.1f} MiB" + (f" in {len(parts)} parts (join: cat {args.tar.name}.* > "
-                                                        f"{args.tar.name})" if len(parts) > 1 else ""))  # fmt: skip
+        print(
+            f"{args.tar}: {size / 2**20:.1f} MiB"
+            + (f" in {len(parts)} parts (join: cat {args.tar.name}.* > {args.tar.name})" if len(parts) > 1 else "")
+        )
         if len(parts) > MAX_PARTS - 2:  # beside the window's log and env.txt
-            print(f"warning: {len(parts)} parts, more than a lent machine hands back: run fewer at once (JOBS) so "
-                  "that fewer unfinished checkpoints are packed")  # fmt: skip
+            print(
+                f"warning: {len(parts)} parts, more than a lent machine hands back: run fewer at once (JOBS) so "
+                "that fewer unfinished checkpoints are packed"
+            )
     return 0
 
 

@@ -52,7 +52,7 @@ for item in $PLAN; do
     echo "== $item ($(left) s left)"
     prec=$PREC
     [ "$name" = char-lm ] && prec=32-true  # the recurrent nets train in float32 (cuDNN, TF32 inside)
-    timeout -s TERM -k "$STOP" $(($(left) - STOP)) python3 -m experiments run "$name" --profile "$profile" \
+    timeout -s TERM -k "$STOP" $(($(left) - STOP)) python3 -m engine run "$name" --profile "$profile" \
         --accelerator "$ACC" --precision "$prec" --wandb off --no-report --jobs "$JOBS" 2>&1 |
         grep --line-buffered -v "━" | tee -a "$OUT/window.log"
 done

@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from base.errors import ReproError  # noqa: E402
 from datamodules.configs import ImageDataConfig  # noqa: E402
-from datamodules.errors import ReproError  # noqa: E402
-from experiments import get  # noqa: E402
-from experiments.records import load_trained  # noqa: E402
+from engine.records import load_trained  # noqa: E402
+from engine.registry import get  # noqa: E402
 
 
 def jpeg_roundtrip(images: torch.Tensor, quality: int = 75) -> torch.Tensor:
@@ -84,8 +84,10 @@ def main() -> int:
     stored, twice = test_error(module, dm, x, y), test_error(module, dm, again, y)
     print(f"{args.name} {args.profile} {args.variant} seed {args.seed}: {len(y)} test images of {dm.info['name']}")
     print(f"one more JPEG q{args.quality} round trip: PSNR {psnr(x, again):.1f} dB against the stored images")
-    print(f"test error: stored {stored * 100:.2f}%, after the round trip {twice * 100:.2f}%, "
-          f"difference {100 * (twice - stored):+.2f} pts")  # fmt: skip
+    print(
+        f"test error: stored {stored * 100:.2f}%, after the round trip {twice * 100:.2f}%, "
+        f"difference {100 * (twice - stored):+.2f} pts"
+    )
     return 0
 
 

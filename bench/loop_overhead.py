@@ -22,8 +22,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from experiments import get
-from experiments.config import apply_overrides
+from engine.config import apply_overrides
+from engine.registry import get
 from lightning_modules.optim import sgd_with_schedule
 
 

@@ -66,11 +66,15 @@ def tree_memory(root: int) -> tuple[int, int, int]:
 def measure(name: str, profile: str, jobs: str, keep_cache: bool, runs_dir: str | None, extra: list[str]):
     """(wall seconds, [PSS sum, RSS sum, largest RSS] peaks) of one `repro run` in fresh folders."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, REPRO_RUNS_DIR=runs_dir or f"{tmp}/runs", REPRO_RESULTS_DIR=f"{tmp}/results",
-                   WANDB_MODE="offline")  # fmt: skip
+        env = dict(
+            os.environ,
+            REPRO_RUNS_DIR=runs_dir or f"{tmp}/runs",
+            REPRO_RESULTS_DIR=f"{tmp}/results",
+            WANDB_MODE="offline",
+        )
         if not keep_cache:
             env["REPRO_CACHE_DIR"] = f"{tmp}/cache"
-        cmd = [sys.executable, "-m", "experiments", "run", name, "--profile", profile, "--jobs", str(jobs), *extra]
+        cmd = [sys.executable, "-m", "engine", "run", name, "--profile", profile, "--jobs", str(jobs), *extra]
         start = time.perf_counter()
         # The run's output goes to a file: a pipe nobody reads fills up and blocks the run.
         with open(f"{tmp}/run.log", "w+") as log:
@@ -121,7 +125,7 @@ def main() -> None:
         seconds, peak = measure(args.name, args.profile, args.jobs, args.keep_cache, args.runs_dir, args.extra)
         report_one(args.name, args.profile, args.jobs, args.extra, args.keep_cache, seconds, peak)
         return
-    from experiments import registry
+    from engine.registry import registry
 
     names = [n for n, e in registry().items() if args.profile in [q.name for q in e.profiles]]
     if not args.keep_cache:  # one fresh cache for the whole lecture: each data set is decoded once, as in a clone

@@ -41,8 +41,13 @@ def _commands(ddp: bool, only: list[str] | None) -> list[list[str]]:
 
 
 def _start(args: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "experiments", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _tree(pid: int) -> list[int]:
@@ -88,7 +93,15 @@ def _records(root: Path) -> dict[str, dict]:
     return {str(p.relative_to(root)): json.loads(p.read_text()) for p in root.rglob("record.json")}
 
 
-def main() -> int:
+KINDS = {
+    "term": "SIGTERM to the command",
+    "kill": "kill -9 of the command",
+    "group": "kill -9 of the command and its children",
+    "child": "kill -9 of a child or rank",
+}
+
+
+def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--kills", type=int, default=50, help="disturbances (default 50)")
     p.add_argument("--ddp", action="store_true", help="DDP runs on 2 CPU processes instead of `run --all`")
@@ -96,7 +109,11 @@ def main() -> int:
     p.add_argument("--max-wait", type=float, default=20.0, help="longest wait before a disturbance, in seconds")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder")
     p.add_argument("--only", action="append", metavar="NAME", help="only this experiment's smoke runs (repeatable)")
-    a = p.parse_args()
+    return p.parse_args()
+
+
+def main() -> int:
+    a = _args()
     if a.kills < 1 or a.max_wait <= 0:
         print("soak.py: --kills must be >= 1 and --max-wait > 0", file=sys.stderr)
         return 2
@@ -109,22 +126,13 @@ def main() -> int:
     _run_all(commands, {**base, "REPRO_RUNS_DIR": str(reference)})
     print(f"undisturbed: {len(_records(reference))} records in {time.time() - start:.0f} s")
     disturbed, env = scratch / "disturbed", {**base, "REPRO_RUNS_DIR": str(scratch / "disturbed")}
-    tried = dict.fromkeys(
-        [
-            "SIGTERM to the command",
-            "kill -9 of the command",
-            "kill -9 of the command and its children",
-            "kill -9 of a child or rank",
-        ],
-        0,
-    )
+    tried = dict.fromkeys(KINDS.values(), 0)
     codes: dict[int, int] = {}
     done_early, orphans = 0, 0
     rounds, i = 1, 0
     while sum(tried.values()) < a.kills and i < 4 * a.kills:
         i += 1
-        args = commands[i % len(commands)]
-        proc = _start(args, env)
+        proc = _start(commands[i % len(commands)], env)
         time.sleep(rng.uniform(0.5, a.max_wait))
         if proc.poll() is not None:  # it finished everything: a new round from scratch, so kills land anywhere
             done_early += 1
@@ -134,44 +142,64 @@ def main() -> int:
             continue
         tree = _tree(proc.pid)
         kind = rng.choice(["term", "kill", "group"] + ["child"] * (len(tree) > 1))
-        if kind == "term":
-            tried["SIGTERM to the command"] += _kill(proc.pid, signal.SIGTERM)
-        elif kind == "kill":  # the command alone: what it started must die with it
-            tried["kill -9 of the command"] += _kill(proc.pid, signal.SIGKILL)
-        elif kind == "group":
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # the command and everything it started
-            tried["kill -9 of the command and its children"] += 1
-        else:
-            tried["kill -9 of a child or rank"] += _kill(rng.choice(tree[1:]), signal.SIGKILL)
-        try:
-            code = proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            print(f"disturbance {i + 1} ({kind}): the command did not end within 120 s: a hang")
-            os.killpg(proc.pid, signal.SIGKILL)
-            code = -999
+        tried[KINDS[kind]] += _disturb(proc, tree, kind, rng)
+        code = _wait(proc, f"disturbance {i + 1} ({kind})")
         codes[code] = codes.get(code, 0) + 1
-        deadline = time.time() + 30  # a signalled child may take a moment to save its epoch and go
-        while time.time() < deadline and any(_ours(pid) for pid in tree[1:]):
-            time.sleep(0.5)
-        survivors = [pid for pid in tree[1:] if _ours(pid) and _kill(pid, signal.SIGKILL)]  # none may outlive it
-        orphans += len(survivors)
+        orphans += _survivors(tree)
     _run_all(commands, env)
-    mine, ref = _records(disturbed), _records(reference)
+    print(
+        f"disturbances: {sum(tried.values())} ({', '.join(f'{n} {k}' for k, n in tried.items())}); "
+        f"{done_early} found the command already finished; {rounds} rounds from an empty runs folder"
+    )
+    print(f"exit codes of the disturbed commands: {dict(sorted(codes.items()))}; {orphans} processes outlived theirs")
+    bad = _compare(_records(disturbed), _records(reference), disturbed)
+    print(f"total time {time.time() - start:.0f} s; scratch {scratch}" + ("" if a.keep else " (removed)"))
+    if not a.keep:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 1 if bad or -999 in codes else 0
+
+
+def _disturb(proc: subprocess.Popen, tree: list[int], kind: str, rng: random.Random) -> int:
+    """One disturbance of a running command; 1 if it landed."""
+    if kind == "term":
+        return _kill(proc.pid, signal.SIGTERM)
+    if kind == "kill":  # the command alone: what it started must die with it
+        return _kill(proc.pid, signal.SIGKILL)
+    if kind == "group":
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the command and everything it started
+        return 1
+    return _kill(rng.choice(tree[1:]), signal.SIGKILL)
+
+
+def _wait(proc: subprocess.Popen, what: str) -> int:
+    """The disturbed command's exit code; -999 for one that did not end within 120 s (a hang)."""
+    try:
+        return proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        print(f"{what}: the command did not end within 120 s: a hang")
+        os.killpg(proc.pid, signal.SIGKILL)
+        return -999
+
+
+def _survivors(tree: list[int]) -> int:
+    """How many of the command's processes outlived it (after 30 s to save and go); they are killed."""
+    deadline = time.time() + 30  # a signalled child may take a moment to save its epoch and go
+    while time.time() < deadline and any(_ours(pid) for pid in tree[1:]):
+        time.sleep(0.5)
+    return len([pid for pid in tree[1:] if _ours(pid) and _kill(pid, signal.SIGKILL)])  # none may outlive it
+
+
+def _compare(mine: dict, ref: dict, disturbed: Path) -> bool:
+    """Print how the disturbed records compare with the undisturbed ones; True if anything is wrong."""
     differ = sorted(k for k in ref if k not in mine or _comparable(mine[k]) != _comparable(ref[k]))
     temps = [str(p) for p in disturbed.rglob("*") if ".tmp" in p.name]
     resumed = sum(bool(r["provenance"].get("resumed")) for r in mine.values())
-    print(f"disturbances: {sum(tried.values())} ({', '.join(f'{n} {k}' for k, n in tried.items())}); "
-          f"{done_early} found the command already finished; {rounds} rounds from an empty runs folder")  # fmt: skip
-    print(f"exit codes of the disturbed commands: {dict(sorted(codes.items()))}; {orphans} processes outlived theirs")
     print(
         f"records: {len(mine)} of {len(ref)}; {resumed} resumed from a checkpoint; {len(differ)} differ from the "
         f"undisturbed run{': ' + ', '.join(differ[:5]) if differ else ''}; {len(temps)} temporary files left"
     )
-    print(f"total time {time.time() - start:.0f} s; scratch {scratch}" + ("" if a.keep else " (removed)"))
-    if not a.keep:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return 1 if differ or temps or len(mine) != len(ref) or -999 in codes else 0
+    return bool(differ or temps or len(mine) != len(ref))
 
 
 if __name__ == "__main__":

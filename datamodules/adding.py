@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from datamodules.base import RecordedDataModule, mix_seed
+from base.seeds import mix_seed
+from datamodules.base import RecordedDataModule
 from datamodules.batches import ResidentBatches, StreamBatches, epoch_of
 from datamodules.configs import AddingConfig
 
@@ -61,14 +62,21 @@ class AddingDataModule(RecordedDataModule):
     def train_dataloader(self):
         rank, _ = self.rank_world()
         c = self.cfg
-        return StreamBatches(lambda g, n: adding_batch(n, c.length, g), steps=c.steps_per_epoch,
-                             batch_size=self.per_rank(c.batch_size), seed=self.seed, stream=TRAIN_STREAM,
-                             epoch_fn=epoch_of(self), rank=rank)  # fmt: skip
+        return StreamBatches(
+            lambda g, n: adding_batch(n, c.length, g),
+            steps=c.steps_per_epoch,
+            batch_size=self.per_rank(c.batch_size),
+            seed=self.seed,
+            stream=TRAIN_STREAM,
+            epoch_fn=epoch_of(self),
+            rank=rank,
+        )
 
     def test_dataloader(self):
         rank, world = self.rank_world()
-        return ResidentBatches(self.test_x, self.test_y, batch_size=self.cfg.eval_batch_size, shuffle=False,
-                               rank=rank, world=world)  # fmt: skip
+        return ResidentBatches(
+            self.test_x, self.test_y, batch_size=self.cfg.eval_batch_size, shuffle=False, rank=rank, world=world
+        )
 
     def data_info(self) -> dict:
         c = self.cfg

@@ -9,16 +9,9 @@ leaves ``shards`` False and the runner refuses to start it on more than one proc
 
 from __future__ import annotations
 
-import zlib
-
 import lightning as L
 
-from datamodules.errors import ReproError
-
-
-def mix_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (seed, epoch, rank, stream...), stable across platforms and processes."""
-    return zlib.crc32(repr(parts).encode()) * 2654435761 % (2**63 - 1)
+from base.errors import ReproError
 
 
 class RecordedDataModule(L.LightningDataModule):

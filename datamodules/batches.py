@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from datamodules.base import mix_seed
+from base.seeds import mix_seed
 
 
 class ResidentBatches:
@@ -29,9 +29,17 @@ class ResidentBatches:
     """
 
     def __init__(
-        self, *tensors, batch_size: int, shuffle: bool, seed: int = 0, epoch_fn=lambda: 0, rank: int = 0,
-        world: int = 1, on_epoch: Callable[[int], None] | None = None, stream: int = 1,
-    ):  # fmt: skip
+        self,
+        *tensors,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        epoch_fn=lambda: 0,
+        rank: int = 0,
+        world: int = 1,
+        on_epoch: Callable[[int], None] | None = None,
+        stream: int = 1,
+    ):
         self.tensors, self.batch_size, self.shuffle = tensors, batch_size, shuffle
         self.seed, self.epoch_fn, self.rank, self.world, self.on_epoch = seed, epoch_fn, rank, world, on_epoch
         self.stream = stream
@@ -71,9 +79,17 @@ class StreamBatches:
     generator written in Python)."""
 
     def __init__(
-        self, draw: Callable, *, steps: int, batch_size: int, seed: int, stream: int, epoch_fn=lambda: 0,
-        rank: int = 0, make_rng: Callable[[int], object] | None = None,
-    ):  # fmt: skip
+        self,
+        draw: Callable,
+        *,
+        steps: int,
+        batch_size: int,
+        seed: int,
+        stream: int,
+        epoch_fn=lambda: 0,
+        rank: int = 0,
+        make_rng: Callable[[int], object] | None = None,
+    ):
         self.draw, self.steps, self.batch_size, self.seed, self.stream = draw, steps, batch_size, seed, stream
         self.epoch_fn, self.rank = epoch_fn, rank
         self.make_rng = make_rng or (lambda s: torch.Generator().manual_seed(s))

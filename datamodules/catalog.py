@@ -23,9 +23,10 @@ from pathlib import Path
 
 import torch
 
+from base.errors import ReproError
+from base.files import remove_stale_temp_files, temp_path
 from datamodules.decode import ImageSet, decode_cifar10, decode_mnist, fingerprint, mnist_file
-from datamodules.errors import ReproError
-from datamodules.files import cache_dir, data_dir, remove_stale_temp_files, temp_path
+from datamodules.files import cache_dir, data_dir
 
 _CIFAR_FOLDERS = ("cifar10-jpeg", "cifar10", "cifar-10", "CIFAR-10", "CIFAR10")
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")

@@ -25,15 +25,22 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from datamodules.errors import ReproError
+from base.errors import ReproError
 from datamodules.hf import hf_cache_dir, hub_offline, import_datasets, offline, shown_cache_dir
 
 DEFAULT = "tinyshakespeare"
 _HF_NAME = re.compile(r"hf:(?P<name>[A-Za-z0-9][\w.-]*(?:/[\w.-]+)?)(?::(?P<config>[\w.-]+))?")
 STRING_DTYPES = ("string", "large_string")
 SPLIT_ORDER = ("train", "validation", "test")
-FILE_READERS = {".txt": "text", ".text": "text", ".parquet": "parquet", ".json": "json", ".jsonl": "json",
-                ".csv": "csv", ".arrow": "arrow"}  # fmt: skip
+FILE_READERS = {
+    ".txt": "text",
+    ".text": "text",
+    ".parquet": "parquet",
+    ".json": "json",
+    ".jsonl": "json",
+    ".csv": "csv",
+    ".arrow": "arrow",
+}
 FORMS = "tinyshakespeare, hf:<name>[:<config>] (a Hugging Face hub data set) or the path of a local file or folder"
 
 

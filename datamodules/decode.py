@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from datamodules.errors import ReproError
+from base.errors import ReproError
 from datamodules.files import data_dir
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

@@ -196,9 +196,16 @@ class ProgramDataModule(RecordedDataModule):
     def train_dataloader(self):
         rank, _ = self.rank_world()
         c = self.cfg
-        return StreamBatches(self.draw_batch, steps=c.steps_per_epoch, batch_size=self.per_rank(c.batch_size),
-                             seed=self.seed, stream=TRAIN_STREAM, epoch_fn=epoch_of(self), rank=rank,
-                             make_rng=random.Random)  # fmt: skip
+        return StreamBatches(
+            self.draw_batch,
+            steps=c.steps_per_epoch,
+            batch_size=self.per_rank(c.batch_size),
+            seed=self.seed,
+            stream=TRAIN_STREAM,
+            epoch_fn=epoch_of(self),
+            rank=rank,
+            make_rng=random.Random,
+        )
 
     def test_dataloader(self):
         # a DataLoader over the ready-made batches (a bare list would read as several dataloaders)

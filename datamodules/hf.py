@@ -12,7 +12,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from datamodules.errors import ReproError
+from base.errors import ReproError
 from datamodules.files import cache_dir
 
 _TRUE = ("1", "true", "yes", "on")
@@ -55,8 +55,11 @@ def hub_offline(datasets_module, on: bool):
         return
     from huggingface_hub import constants
 
-    targets = [(datasets_module.config, "HF_HUB_OFFLINE"), (datasets_module.config, "HF_DATASETS_OFFLINE"),
-               (constants, "HF_HUB_OFFLINE")]  # fmt: skip
+    targets = [
+        (datasets_module.config, "HF_HUB_OFFLINE"),
+        (datasets_module.config, "HF_DATASETS_OFFLINE"),
+        (constants, "HF_HUB_OFFLINE"),
+    ]
     saved = [(obj, name, getattr(obj, name)) for obj, name in targets if hasattr(obj, name)]
     for obj, name, _ in saved:
         setattr(obj, name, True)

@@ -11,12 +11,13 @@ from collections.abc import Callable
 
 import torch
 
+from base.errors import ReproError
+from base.seeds import mix_seed
 from datamodules import augment as aug
-from datamodules.base import RecordedDataModule, mix_seed
+from datamodules.base import RecordedDataModule
 from datamodules.batches import ResidentBatches, epoch_of
 from datamodules.catalog import ImageSet, load_cifar10, load_mnist
 from datamodules.configs import ImageDataConfig
-from datamodules.errors import ReproError
 
 LOADERS: dict[str, Callable[[], ImageSet]] = {"cifar10": load_cifar10, "mnist": load_mnist}
 
@@ -105,8 +106,16 @@ class ImageDataModule(RecordedDataModule):
 
     def _loader(self, data, batch_size, shuffle):
         rank, world = self.rank_world()
-        return ResidentBatches(*data, batch_size=batch_size, shuffle=shuffle, seed=self.seed, epoch_fn=epoch_of(self),
-                               rank=rank, world=world, on_epoch=self._start_epoch if shuffle else None)  # fmt: skip
+        return ResidentBatches(
+            *data,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            epoch_fn=epoch_of(self),
+            rank=rank,
+            world=world,
+            on_epoch=self._start_epoch if shuffle else None,
+        )
 
     def train_dataloader(self):
         return self._loader(self.train, self.per_rank(self.cfg.batch_size), shuffle=True)

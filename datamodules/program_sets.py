@@ -33,9 +33,9 @@ import re
 import shutil
 from pathlib import Path
 
+from base.errors import ReproError
+from base.files import temp_path
 from datamodules.configs import ProgramDataConfig
-from datamodules.errors import ReproError
-from datamodules.files import temp_path
 from datamodules.hf import import_datasets
 
 SPLITS = {"validation": "val", "test": "test"}  # the DatasetDict's split -> the data module's name for it
@@ -162,3 +162,14 @@ def save_evaluation_programs(cfg: ProgramDataConfig, folder: str | Path) -> tupl
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return folder, counts, fingerprint, True
+
+
+def evaluation_config(**options) -> ProgramDataConfig:
+    """The data config of a target given by its options (task, length, nesting, sizes, input transforms; the
+    default target, programs of length 4 and nesting 2, for what is left out), validated: one line if not."""
+    cfg = ProgramDataConfig(**{"task": "program", "length": 4, "nesting": 2, **options})
+    try:
+        cfg.validate()
+    except ValueError as e:
+        raise ReproError(str(e)) from None
+    return cfg

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datamodules.errors import ReproError, unknown_name
+from base.errors import ReproError, unknown_name
 
 TASKS = ("program", "addition", "copy")
 SPLITS = ("train", "val", "test")
@@ -259,3 +259,17 @@ def draw(task: str, length: int, nesting: int, rng: random.Random, split: int) -
         f"no {SPLITS[split]} example of task {task} at length {length}, nesting {nesting} in {MAX_TRIES} draws: "
         "too few distinct inputs at this difficulty"
     )
+
+
+def sample(task: str, length: int, nesting: int, count: int, seed: int, split_name: str) -> list[Example]:
+    """``count`` examples of one split, drawn as a run draws its training data (``repro programs``); a one-line
+    error for a bad option."""
+    if split_name not in SPLITS:
+        raise ReproError(unknown_name("split", split_name, list(SPLITS)))
+    if count < 1:
+        raise ReproError(f"--count must be >= 1, got {count}")
+    if seed < 0:
+        raise ReproError(f"--seed must be >= 0, got {seed}")
+    check_difficulty(task, length, nesting)
+    rng, split = random.Random(seed), SPLITS.index(split_name)
+    return [draw(task, length, nesting, rng, split) for _ in range(count)]

@@ -43,8 +43,9 @@ class RecallDataModule(RecordedDataModule):
         pass
 
     def train_dataloader(self):
-        return ResidentBatches(*self.train, batch_size=self.cfg.batch_size, shuffle=True, seed=self.seed,
-                               epoch_fn=epoch_of(self))  # fmt: skip
+        return ResidentBatches(
+            *self.train, batch_size=self.cfg.batch_size, shuffle=True, seed=self.seed, epoch_fn=epoch_of(self)
+        )
 
     def test_dataloader(self):
         return ResidentBatches(*self.test, batch_size=len(self.test[0]), shuffle=False)
@@ -78,8 +79,14 @@ class ComputeDataModule(RecordedDataModule):
         return [torch.zeros(1)]
 
     def data_info(self) -> dict:
-        return {"name": self.name, "fingerprint": "computed from the run seed", "source": "none", "train": 0,
-                "val": 0, "test": 0}  # fmt: skip
+        return {
+            "name": self.name,
+            "fingerprint": "computed from the run seed",
+            "source": "none",
+            "train": 0,
+            "val": 0,
+            "test": 0,
+        }
 
 
 # ----------------------------------------------------------------------------- running totals (slides 29-30)

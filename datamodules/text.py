@@ -47,12 +47,13 @@ from pathlib import Path
 
 import torch
 
+from base.errors import ReproError
+from base.files import remove_stale_temp_files, temp_path
 from datamodules.base import RecordedDataModule
 from datamodules.batches import epoch_of
 from datamodules.configs import TextDataConfig
 from datamodules.decode import verify_checksum
-from datamodules.errors import ReproError
-from datamodules.files import data_dir, remove_stale_temp_files, temp_path
+from datamodules.files import data_dir
 
 TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"  # char-rnn's file
@@ -309,8 +310,9 @@ class TextDataModule(RecordedDataModule):
         rank, world = self.rank_world()
         cfg = self.cfg
         self.per_rank(cfg.batch_size)  # the streams must split evenly over the ranks
-        return StreamChunks(self.load().train, cfg.batch_size, cfg.seq_len, cfg.chunks_per_epoch, epoch_of(self), rank,
-                            world)  # fmt: skip
+        return StreamChunks(
+            self.load().train, cfg.batch_size, cfg.seq_len, cfg.chunks_per_epoch, epoch_of(self), rank, world
+        )
 
     def _streams(self, tokens: torch.Tensor) -> StreamChunks:
         """A stateful evaluation: ``tokens`` as eval_batch_size streams, each read once."""
@@ -331,8 +333,9 @@ class TextDataModule(RecordedDataModule):
         as streams (loader 0) and as random windows (loader 1)."""
         rank, world = self.rank_world()
         cfg = self.cfg
-        windows = RandomWindows(self.load().val, cfg.window_len, cfg.windows, cfg.window_batch_size, cfg.window_seed,
-                                rank, world)  # fmt: skip
+        windows = RandomWindows(
+            self.load().val, cfg.window_len, cfg.windows, cfg.window_batch_size, cfg.window_seed, rank, world
+        )
         return [self._streams(self.stateful_val), windows]
 
     def data_info(self) -> dict:

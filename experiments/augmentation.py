@@ -14,9 +14,9 @@ without horizontal flips and with Simard et al.'s elastic distortions.
 from __future__ import annotations
 
 from datamodules.configs import ELASTIC_ALPHA, ELASTIC_SIGMA, PIXEL_FLIP_PROB
-from experiments.claims import Contrast, lower, not_lower
+from engine.claims import Contrast, lower, not_lower
+from engine.spec import Claim, Experiment, Profile, Reference, Table, Variant
 from experiments.common import IMAGE_METRICS, SMOKE_DATA, ImageRunConfig, build_resnet_run
-from experiments.spec import Claim, Experiment, Profile, Reference, Table, Variant
 
 WARP_VARIANTS = ("none", "flip", "vflip", "translate", "flip+translate", "rotate", "elastic")
 NOISE_VARIANTS = ("none", "noise", "pixelflip")
@@ -67,9 +67,18 @@ QUICK_EPOCHS = 50
 # Every variant a quick claim needs, 3 seeds each: 33 runs of ~43 s (CIFAR-10) or ~33 s (MNIST) alone. The 30 runs
 # without CIFAR-10's elastic warp took 10.9 min of wall at a3db082; its 3 runs add about 1.3 min.
 QUICK_VARIANTS = (
-    "none", "flip", "translate", "flip+translate", "noise", "vflip", "pixelflip", "elastic",
-    "mnist-none", "mnist-flip", "mnist-elastic",
-)  # fmt: skip
+    "none",
+    "flip",
+    "translate",
+    "flip+translate",
+    "noise",
+    "vflip",
+    "pixelflip",
+    "elastic",
+    "mnist-none",
+    "mnist-flip",
+    "mnist-elastic",
+)
 QUICK_SETTING = f"ResNet-8 (width 8) on 1,000 JPEG images for {QUICK_EPOCHS} epochs"
 QUICK_POWER = (
     "Pilot at this setting (2 seeds; one run alone on 1 thread takes 43 s on CIFAR-10 and 33 s on MNIST, so these "

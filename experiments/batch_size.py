@@ -20,10 +20,10 @@ batch normalization, whose statistics come from each mini-batch and so are noisy
 
 from __future__ import annotations
 
-from experiments.claims import higher, lower, not_higher
+from engine.claims import higher, lower, not_higher
+from engine.spec import Claim, Experiment, Profile, Table, Variant
 from experiments.common import MLPRunConfig, build_mlp_run
 from experiments.figures.batch_size import plot
-from experiments.spec import Claim, Experiment, Profile, Table, Variant
 
 SMALL, LARGE = 32, 1024
 EPOCHS = 30  # quick profile: the tuned variants fit their 4,096 training images to <= 0.3% error by then (pilot)

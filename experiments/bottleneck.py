@@ -16,10 +16,10 @@ import math
 from dataclasses import dataclass, field
 
 from datamodules.configs import ImageDataConfig
-from experiments.claims import any_of, higher, identity, lower
+from engine.claims import any_of, higher, identity, lower
+from engine.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, Variant
 from experiments.common import SMOKE_DATA, MLPRunConfig
 from experiments.figures.bottleneck import plot
-from experiments.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, Variant
 from lightning_modules.configs import MLPConfig, OptimConfig
 
 

@@ -13,16 +13,17 @@ under-trained rather than over-fitted.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from datamodules.configs import ImageDataConfig
-from experiments.claims import falls_along, higher, lower
+from engine.claims import falls_along, higher, lower
+from engine.spec import Claim, Experiment, Profile, Table, Variant
 from experiments.common import SMOKE_DATA, MLPRunConfig
 from experiments.figures.capacity import plot
-from experiments.spec import Claim, Experiment, Profile, Table, Variant
 from lightning_modules.configs import MLPConfig, OptimConfig
 
 MNIST_TRAIN_IMAGES = 60_000  # the MNIST training set, before the validation split
@@ -237,5 +238,5 @@ EXPERIMENT = StepBudgetExperiment(
             "784-w-10 MLPs: 795 w + 10 parameters.",
         ),
     ),
-    plot=plot,
+    plot=functools.partial(plot, sizes=SIZE_VARIANTS, widths=WIDTH_VARIANTS),
 )

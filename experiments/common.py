@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from datamodules.configs import ImageDataConfig
-from experiments.spec import TrainConfig
+from engine.spec import TrainConfig
 from lightning_modules.configs import MLPConfig, OptimConfig, ResNetConfig
 
 

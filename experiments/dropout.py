@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from experiments.claims import identity, lower, same
+from engine.claims import identity, lower, same
+from engine.spec import Check, Claim, Experiment, Profile, Reference, Table, Variant
 from experiments.common import IMAGE_METRICS, MLPRunConfig
 from experiments.figures.dropout import plot
-from experiments.spec import Check, Claim, Experiment, Profile, Reference, Table, Variant
 
 
 @dataclass

@@ -25,12 +25,13 @@ fixed batch of validation images (``lightning_modules/measures.py``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
-from experiments.claims import PerSeed, all_of, higher, lower
+from engine.claims import PerSeed, all_of, higher, lower
+from engine.spec import Claim, Experiment, Profile, Results, Table, Variant
 from experiments.common import SMOKE_DATA, MLPRunConfig
 from experiments.figures.early_stopping import plot
-from experiments.spec import Claim, Experiment, Profile, Results, Table, Variant
 
 MAIN_PATIENCE = 10  # the rule the claim is decided with; the others are reported beside it
 # The logistic net's learning rate, chosen on the best validation error of a one-seed pilot of the quick profile (40
@@ -360,5 +361,5 @@ EXPERIMENT = Experiment(
             "for logistic units only.",
         ),
     ),
-    plot=plot,
+    plot=functools.partial(plot, labels=LABELS, patience=MAIN_PATIENCE),
 )

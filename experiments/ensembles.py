@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from experiments.claims import any_of, higher, identity, lower
+from engine.claims import any_of, higher, identity, lower
+from engine.spec import Check, Claim, Experiment, Profile, Table, Variant
 from experiments.common import SMOKE_DATA, MLPRunConfig
 from experiments.figures.ensembles import plot
-from experiments.spec import Check, Claim, Experiment, Profile, Table, Variant
 from lightning_modules.configs import MLPConfig
 
 

@@ -22,11 +22,11 @@ import statistics
 from dataclasses import dataclass, field
 
 from datamodules.configs import RecallConfig
-from experiments import stats
-from experiments.claims import identity, lower, more_often
+from engine import stats
+from engine.claims import identity, lower, more_often
+from engine.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, TrainConfig, Variant
+from engine.stats import Verdict
 from experiments.figures.gradients import plot
-from experiments.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, TrainConfig, Variant
-from experiments.stats import Verdict
 from lightning_modules.configs import AnalysisConfig, ClipModelConfig, ClipOptimConfig, radius_key
 
 
@@ -162,9 +162,11 @@ def _jacobian_vanishes(results: Results) -> Verdict:
     orth = results.get("analysis", "jac_orth")
     text += f"; orthogonal (radius 1, not tested): {_med(results, 'jac_orth'):+.1f}" if orth else ""
     return stats.every_seed(
-        seeds, bad, f"log10 ||dh_T/dh_1|| of the tanh RNN at the largest T, median over seeds: {text}. Test, every "
-        "radius below 1: under -2"
-    )  # fmt: skip
+        seeds,
+        bad,
+        f"log10 ||dh_T/dh_1|| of the tanh RNN at the largest T, median over seeds: {text}. Test, every "
+        "radius below 1: under -2",
+    )
 
 
 def _counter_vanish() -> Results:
@@ -199,8 +201,15 @@ def _jacobian_grows(results: Results) -> Verdict:
 
 def _counter_grows() -> Results:
     three = range(3)
-    return Results({"analysis": {"jac_r1.5": {s: 0.0 for s in three}, "jac_linear_r1.5": {s: 1.0 for s in three},
-                                 "jac_max_r1.5": {s: 0.1 for s in three}}})  # fmt: skip
+    return Results(
+        {
+            "analysis": {
+                "jac_r1.5": {s: 0.0 for s in three},
+                "jac_linear_r1.5": {s: 1.0 for s in three},
+                "jac_max_r1.5": {s: 0.1 for s in three},
+            }
+        }
+    )
 
 
 def _saturation_caps(results: Results) -> Verdict:
@@ -218,9 +227,11 @@ def _saturation_caps(results: Results) -> Verdict:
         for k in above
     )
     return stats.every_seed(
-        seeds, bad, f"log10 ||dh_T/dh_1|| at the largest T, median over seeds, tanh RNN vs the same W without the "
-        f"tanh (= W^(T-1)): {text}"
-    )  # fmt: skip
+        seeds,
+        bad,
+        f"log10 ||dh_T/dh_1|| at the largest T, median over seeds, tanh RNN vs the same W without the "
+        f"tanh (= W^(T-1)): {text}",
+    )
 
 
 def _counter_saturation() -> Results:
@@ -251,8 +262,16 @@ def _iterated_function(results: Results) -> CheckOutcome:
 
 def _counter_iterated() -> Results:
     one = {0: 0.1}
-    return Results({"analysis": {"logistic_frac_small": one, "logistic_top_at_boundary": {0: 0.5},
-                                 "logistic_log10_max": {0: 1.0}, "logistic_frac_boundary": one}})  # fmt: skip
+    return Results(
+        {
+            "analysis": {
+                "logistic_frac_small": one,
+                "logistic_top_at_boundary": {0: 0.5},
+                "logistic_log10_max": {0: 1.0},
+                "logistic_frac_boundary": one,
+            }
+        }
+    )
 
 
 CHECKS = (
@@ -261,7 +280,7 @@ CHECKS = (
         "Scalar linear RNN over T = 50 steps: w = 1.1 gives 117.4, w = 0.9 gives 0.00515",
         _slide_numbers,
         _counter_slide,
-    ),  # fmt: skip
+    ),
     Check(
         "42",
         "The backprop-through-time equations give the gradients (hand-derived = autograd)",
@@ -360,7 +379,7 @@ EXPERIMENT = Experiment(
                 "logistic_frac_small",
                 "logistic_log10_max",
                 "logistic_top_at_boundary",
-            ),  # fmt: skip
+            ),
             "log10 ||J_T||: log10 of the spectral norm of dh_T/dh_1 at the largest T, for a tanh RNN whose recurrent "
             "matrix is Gaussian rescaled to the given spectral radius (or orthogonal), driven by small random inputs.",
         ),
@@ -376,7 +395,7 @@ EXPERIMENT = Experiment(
                 "log10_median_grad_norm",
                 "clipped_pct",
                 "wall_time",
-            ),  # fmt: skip
+            ),
             "Diverged: the loss or the gradient norm became NaN/inf; the run stopped there and its test MSE is not "
             "defined (scored 1/3, the constant guess's MSE, in the second MSE column). Gradient norms are measured "
             "before clipping, over the steps before any divergence; with clipping at 1 most steps are clipped "

@@ -13,12 +13,13 @@ split, at the target) are the same for every run.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from datamodules.configs import CURRICULA, ProgramDataConfig
-from experiments.claims import Compare, any_of, higher, same
+from engine.claims import Compare, any_of, higher, same
+from engine.spec import Claim, Experiment, Profile, Reference, Table, TrainConfig, Variant
 from experiments.figures.learning_to_execute import example_table, plot
-from experiments.spec import Claim, Experiment, Profile, Reference, Table, TrainConfig, Variant
 from lightning_modules.configs import ExecuteModelConfig, ExecuteOptimConfig
 
 
@@ -85,12 +86,19 @@ def _variant(target: tuple[str, int, int], curriculum: str, suffix: str = "") ->
     return Variant(
         f"{target_name(*target)}-{curriculum}{suffix}",
         f"{_target_text(*target)}; {CURRICULUM_TEXT[curriculum]}; {SUFFIXES[suffix]}",
-        {"data.task": task, "data.length": length, "data.nesting": nesting, "data.curriculum": curriculum,
-         **SUFFIX_OVERRIDES[suffix]},
-    )  # fmt: skip
+        {
+            "data.task": task,
+            "data.length": length,
+            "data.nesting": nesting,
+            "data.curriculum": curriculum,
+            **SUFFIX_OVERRIDES[suffix],
+        },
+    )
 
 
 TARGETS = tuple(dict.fromkeys(QUICK_TARGETS + (CPU_TARGET,) + FULL_TARGETS))
+# what the plot and the example table name: each target's description, each suffix's
+_FIGURE = {"targets": {target_name(*t): _target_text(*t) for t in TARGETS}, "suffixes": SUFFIXES}
 VARIANTS = (
     tuple(_variant(t, c) for t in TARGETS for c in CURRICULA)
     + tuple(_variant(t, c, "-seq2seq") for t in TARGETS for c in CURRICULA if c == "combined" or t in CPU_TARGETS)
@@ -338,8 +346,17 @@ METRICS = {
     "steps": "steps",
     "wall_time": "train time (s)",
 }
-TABLE_METRICS = ("test_acc", "test_exact", "best_val_acc", "train_acc", "level_length", "level_nesting", "decays",
-                 "steps", "chars_per_second")  # fmt: skip
+TABLE_METRICS = (
+    "test_acc",
+    "test_exact",
+    "best_val_acc",
+    "train_acc",
+    "level_length",
+    "level_nesting",
+    "decays",
+    "steps",
+    "chars_per_second",
+)
 TABLE_CAPTION = (
     "Character accuracy is the paper's measure: the share of answer characters (end mark included) predicted "
     "right when every earlier answer character is given (teacher forcing). Whole answers right: the model writes "
@@ -358,8 +375,9 @@ def _tables() -> tuple[Table, ...]:
         name = target_name(*t)
         variants = tuple(f"{name}-{c}{suffix}" for suffix in SUFFIXES for c in CURRICULA)
         known = {v.name for v in VARIANTS}
-        tables.append(Table(_target_text(*t), tuple(v for v in variants if v in known), TABLE_METRICS,
-                            caption=TABLE_CAPTION))  # fmt: skip
+        tables.append(
+            Table(_target_text(*t), tuple(v for v in variants if v in known), TABLE_METRICS, caption=TABLE_CAPTION)
+        )
     return tuple(tables)
 
 
@@ -395,6 +413,6 @@ EXPERIMENT = Experiment(
     tables=_tables(),
     references=REFERENCES,
     metrics=METRICS,
-    plot=plot,
-    sections=example_table,
+    plot=functools.partial(plot, **_FIGURE),
+    sections=functools.partial(example_table, **_FIGURE),
 )

@@ -15,16 +15,17 @@ also checks the slide-51 exercise on its trained cell, in float64.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass, field
 
 from datamodules.configs import ADDING_GUESS_MSE, AddingConfig
-from experiments import stats
-from experiments.claims import Compare, identity, lower
+from engine import stats
+from engine.claims import Compare, identity, lower
+from engine.spec import Check, Claim, Experiment, Profile, Results, Table, TrainConfig, Variant
+from engine.stats import Verdict
 from experiments.figures.long_range import plot
-from experiments.spec import Check, Claim, Experiment, Profile, Results, Table, TrainConfig, Variant
-from experiments.stats import Verdict
 from lightning_modules.configs import SequenceModelConfig, SequenceOptimConfig
 
 SOLVED_FRACTION = 0.1  # solved: final test MSE below this fraction of the constant guess's 1/6
@@ -61,7 +62,7 @@ VARIANTS = tuple(
         f"{CELL_NAMES[cell]}, sequences of T = {length} steps"
         + (f", Adam lr {CELL_LR[cell]:g} (stable for it)" if cell in CELL_LR else ""),
         {"model.cell": cell, "data.length": length, **({"optim.lr": CELL_LR[cell]} if cell in CELL_LR else {})},
-    )  # fmt: skip
+    )
     for length in LENGTHS
     for cell in CELL_NAMES
 )
@@ -139,9 +140,13 @@ def _longest(results: Results, *cells: str) -> int | None:
 
 def _mse_lower(better: str, than: str, length: int) -> Compare:
     return lower(
-        "test_mse", f"{better}-{length}", than=f"{than}-{length}", scale=100 / ADDING_GUESS_MSE, unit=" pts",
+        "test_mse",
+        f"{better}-{length}",
+        than=f"{than}-{length}",
+        scale=100 / ADDING_GUESS_MSE,
+        unit=" pts",
         what=f"T = {length}: test MSE {than} minus {better}, in % of 1/6",
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)
@@ -159,10 +164,13 @@ class AtLongest:
         cells = (self.better, self.than)
         diverged = {c: sum(v > 0 for v in results.get(f"{c}-{length}", "diverged").values()) for c in cells}
         if any(diverged.values()):
-            runs = ", ".join(f"{c} {diverged[c]} of {len(_runs(results, f'{c}-{length}'))}"
-                             for c in cells if diverged[c])  # fmt: skip
-            text = (f"T = {length}: runs diverged ({runs}), so no mean difference is measured; runs that train "
-                    "stably (a smaller learning rate) would decide it")  # fmt: skip
+            runs = ", ".join(
+                f"{c} {diverged[c]} of {len(_runs(results, f'{c}-{length}'))}" for c in cells if diverged[c]
+            )
+            text = (
+                f"T = {length}: runs diverged ({runs}), so no mean difference is measured; runs that train "
+                "stably (a smaller learning rate) would decide it"
+            )
             return Verdict("inconclusive", text, "none: a run diverged")
         return _mse_lower(self.better, self.than, length)(results)
 
@@ -189,10 +197,12 @@ def _solved_where_rnn_is_not(results: Results) -> Verdict:
 
 def _counter_solved() -> Results:
     seeds = range(3)
-    return Results({
-        "lstm-100": {"solved_pct": {s: 100.0 for s in seeds}, "test_mse": {s: 0.001 for s in seeds}},
-        "rnn-100": {"solved_pct": {s: 100.0 for s in seeds}, "test_mse": {s: 0.001 for s in seeds}},
-    })  # fmt: skip
+    return Results(
+        {
+            "lstm-100": {"solved_pct": {s: 100.0 for s in seeds}, "test_mse": {s: 0.001 for s in seeds}},
+            "rnn-100": {"solved_pct": {s: 100.0 for s in seeds}, "test_mse": {s: 0.001 for s in seeds}},
+        }
+    )
 
 
 CHECKS = (
@@ -275,5 +285,5 @@ EXPERIMENT = Experiment(
             "abs(dc_T/dc_1 - I); and, as trained, the spectral norm of dc_T/dc_1.",
         ),
     ),
-    plot=plot,
+    plot=functools.partial(plot, cells=CELL_NAMES, lengths=LENGTHS, solved_fraction=SOLVED_FRACTION),
 )

@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from experiments.claims import Compare, higher, lower
+from engine.claims import Compare, higher, lower
+from engine.spec import Check, CheckOutcome, Claim, Experiment, Profile, Reference, Results, Table, Variant
 from experiments.common import IMAGE_METRICS, SMOKE_DATA, ImageRunConfig
 from experiments.figures.resnet_ablation import plot
-from experiments.spec import Check, CheckOutcome, Claim, Experiment, Profile, Reference, Results, Table, Variant
 
 
 @dataclass
@@ -115,7 +115,7 @@ PROFILES = (
             "data.train_size": QUICK_IMAGES,
             "train.max_epochs": QUICK_EPOCHS,
             "train.threads": 1,
-        },  # fmt: skip
+        },
         variants=("plain-20", "plain-56", "residual-20", "residual-56", "residual-20-zero"),
         cpu_jobs=2,
         power="The profile before 2026-11-28 (width 16, 2,000 images, 10 epochs, 2 seeds) took 30 min on 2 cores "
@@ -264,7 +264,7 @@ EXPERIMENT = Experiment(
                 "grad_spread_end",
                 "grad_ratio_init",
                 "wall_time",
-            ),  # fmt: skip
+            ),
             "Training error is measured on clean training images in evaluation mode after the last epoch. "
             "Gradient spread: log10 of the largest over the smallest ||dL/dh|| across the stem and block outputs, "
             "on a fixed batch of clean training images; log10 first/last > 0 means the gradient grows towards "

@@ -19,10 +19,10 @@ import math
 from dataclasses import dataclass, field
 
 from datamodules.configs import TinyRNNConfig
-from experiments import stats
+from engine import stats
+from engine.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, TrainConfig, Variant
+from engine.stats import Verdict
 from experiments.figures.rnn_examples import plot
-from experiments.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, TrainConfig, Variant
-from experiments.stats import Verdict
 from lightning_modules.configs import COMPARING_INPUTS, SUMMING_INPUTS
 
 # Tolerances for "equivalent weights", fixed before any run: a trained weight within this of the hand-set one.
@@ -103,8 +103,9 @@ def _hand_exact(variant: str, extra: tuple[str, ...] = ()):
             return CheckOutcome(None, math.nan, f"needs runs of {variant}")
         values = {m: results.get(variant, m) for m in ("hand_exact", *extra)}
         worst = 1 - min(v for vals in values.values() for v in vals.values())
-        text = "; ".join(f"{m} = 1 in {sum(v == 1.0 for v in vals.values())} of {len(vals)} runs"
-                         for m, vals in values.items())  # fmt: skip
+        text = "; ".join(
+            f"{m} = 1 in {sum(v == 1.0 for v in vals.values())} of {len(vals)} runs" for m, vals in values.items()
+        )
         return CheckOutcome(worst == 0, worst, text)
 
     return check
@@ -150,8 +151,13 @@ class Accurate:
     def __call__(self, results: Results) -> Verdict:
         acc = results.get("comparing", "test_accuracy")
         seeds = sorted(acc)
-        return stats.difference([acc[s] - HIGH_ACCURACY for s in seeds], seeds,
-                                f"test accuracy minus {HIGH_ACCURACY:g}", scale=100, unit=" pts")  # fmt: skip
+        return stats.difference(
+            [acc[s] - HIGH_ACCURACY for s in seeds],
+            seeds,
+            f"test accuracy minus {HIGH_ACCURACY:g}",
+            scale=100,
+            unit=" pts",
+        )
 
     def example(self, holds: bool) -> Results:
         value = 0.99 if holds else 0.6

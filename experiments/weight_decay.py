@@ -20,15 +20,16 @@ The exactness of the decay update is a test: ``tests/test_weight_decay.py``.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass, field
 
 from datamodules.configs import PairConfig, PolyConfig
-from experiments.claims import Compare, higher, lower, same
+from engine.claims import Compare, higher, lower, same
+from engine.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, Variant
 from experiments.common import SMOKE_DATA, MLPRunConfig
 from experiments.figures.weight_decay import plot
-from experiments.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, Variant
 
 
 @dataclass
@@ -59,8 +60,9 @@ def build(cfg: WeightDecayConfig, seed: int):
         return PolynomialRegression(cfg.poly), PolynomialDataModule(cfg.poly, seed=seed)
     if cfg.kind == "pair":
         return PairRegression(cfg.pair), PairedInputsDataModule(cfg.pair, seed=seed)
-    module = ImageClassifier(build_mlp(cfg), cfg.optim, 10, measures=(measures.sparsity,),
-                             extra_measures=(measures.weight_histogram,))  # fmt: skip
+    module = ImageClassifier(
+        build_mlp(cfg), cfg.optim, 10, measures=(measures.sparsity,), extra_measures=(measures.weight_histogram,)
+    )
     return module, ImageDataModule(cfg.data, seed=seed)
 
 
@@ -247,7 +249,7 @@ CLAIMS = (
         # pair of one sign, the ridge fit's in almost every draw, where no ratio exists (it is a table column)
         higher(
             "weight_gap", "pair-none", than="pair-l2", transform="log10", what="log10(|w1 - w2| of pair-none / pair-l2)"
-        ),  # fmt: skip
+        ),
     ),
     Claim(
         "10",
@@ -260,7 +262,7 @@ CLAIMS = (
             margin=PAIR_MARGIN,
             transform="log10",
             what="log10(matched test MSE of pair-none / pair-l2)",
-        ),  # fmt: skip
+        ),
     ),
     Claim(
         "10",
@@ -272,7 +274,7 @@ CLAIMS = (
             than="pair-l2",
             transform="log10",
             what="log10(mismatched test MSE of pair-none / pair-l2)",
-        ),  # fmt: skip
+        ),
     ),
     Claim(
         "12",
@@ -364,9 +366,9 @@ EXPERIMENT = Experiment(
                 "weight_norm",
                 "weight_mean_abs",
                 "wall_time",
-            ),  # fmt: skip
+            ),
             "Near-zero fractions are over every entry of the weight matrices (biases excluded).",
         ),
     ),
-    plot=plot,
+    plot=functools.partial(plot, mlps=MLP_VARIANTS, moderate=MODERATE, sweep=SWEEP),
 )

@@ -25,7 +25,7 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
-from datamodules.errors import ReproError
+from base.errors import ReproError
 
 # A loss above this is an explosion, not learning: every loss in the suite (cross-entropy over at most a few
 # hundred classes, MSEs of targets of order one) starts below 10.

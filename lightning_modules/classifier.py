@@ -32,8 +32,15 @@ class ImageClassifier(RecordedModule):
 
     # measured on the final model (a diverged one predicts one class: 90% error); best_val_error, from before
     # the divergence, stays
-    UNDEFINED_WHEN_DIVERGED = ("test_error", "test_loss", "final_val_error", "train_error", "train_loss", "gap",
-                               "gen_error")  # fmt: skip
+    UNDEFINED_WHEN_DIVERGED = (
+        "test_error",
+        "test_loss",
+        "final_val_error",
+        "train_error",
+        "train_loss",
+        "gap",
+        "gen_error",
+    )
 
     def __init__(
         self,

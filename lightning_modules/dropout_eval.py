@@ -62,7 +62,10 @@ class MonteCarloDropoutClassifier(ImageClassifier):
     numerical check of the adaptive-weight-decay identity on a small regression seeded by the run seed."""
 
     UNDEFINED_WHEN_DIVERGED = ImageClassifier.UNDEFINED_WHEN_DIVERGED + (
-        "weight_scaling_error", "mc_minus_ws_error", *(f"mc_k{k}_error" for k in (1, 10, 50, 100)))  # fmt: skip
+        "weight_scaling_error",
+        "mc_minus_ws_error",
+        *(f"mc_k{k}_error" for k in (1, 10, 50, 100)),
+    )
 
     def __init__(
         self,

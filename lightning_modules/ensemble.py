@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from datamodules.base import mix_seed
+from base.seeds import mix_seed
 from lightning_modules.classifier import ImageClassifier
 from lightning_modules.nets.members import Members
 from lightning_modules.optim import OptimConfig, sgd_with_schedule
@@ -108,8 +108,15 @@ class EnsembleClassifier(ImageClassifier):
     """
 
     UNDEFINED_WHEN_DIVERGED = ImageClassifier.UNDEFINED_WHEN_DIVERGED + (
-        "ensemble_error", "member_error", "best_member_error", "ensemble_nll", "member_nll", "ensemble_brier",
-        "member_brier", "disagreement")  # fmt: skip
+        "ensemble_error",
+        "member_error",
+        "best_member_error",
+        "ensemble_nll",
+        "member_nll",
+        "ensemble_brier",
+        "member_brier",
+        "disagreement",
+    )
 
     def __init__(
         self,

@@ -35,7 +35,13 @@ def lr_factor(cfg: OptimConfig, step: int, total: int) -> float:
 def sgd_with_schedule(params, cfg: OptimConfig, total_steps: int, fused: bool = False):
     """Lightning's configure_optimizers answer: SGD plus a per-step LambdaLR (``fused``: the GPU kernel that
     updates every parameter at once; the same arithmetic as the default, in another order of operations)."""
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                          weight_decay=cfg.weight_decay, fused=fused or None)  # fmt: skip
+    opt = torch.optim.SGD(
+        params,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+        fused=fused or None,
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(cfg, step, total_steps))
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

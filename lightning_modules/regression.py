@@ -108,8 +108,13 @@ def weight_measures(w: torch.Tensor) -> dict[str, float]:
     """w1, w2; the gap |w1 - w2|; the opposite-sign mass |w1| + |w2| - |w1 + w2| (2 min(|w1|, |w2|) when the
     signs differ, else 0); ||w||_2."""
     w1, w2 = float(w[0]), float(w[1])
-    return {"w1": w1, "w2": w2, "weight_gap": abs(w1 - w2), "opposite": abs(w1) + abs(w2) - abs(w1 + w2),
-            "w_norm": float(w.norm())}  # fmt: skip
+    return {
+        "w1": w1,
+        "w2": w2,
+        "weight_gap": abs(w1 - w2),
+        "opposite": abs(w1) + abs(w2) - abs(w1 + w2),
+        "w_norm": float(w.norm()),
+    }
 
 
 class PairRegression(RecordedModule):
@@ -146,5 +151,9 @@ class PairRegression(RecordedModule):
         return None
 
     def summary(self) -> dict[str, float]:
-        return {**{k: self.final[k] for k in self.SPLITS}, **weight_measures(self.w.detach()), "l2": self.cfg.l2,
-                "wall_time": self.train_seconds}  # fmt: skip
+        return {
+            **{k: self.final[k] for k in self.SPLITS},
+            **weight_measures(self.w.detach()),
+            "l2": self.cfg.l2,
+            "wall_time": self.train_seconds,
+        }

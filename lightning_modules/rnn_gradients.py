@@ -65,8 +65,9 @@ class TanhRNN:
         def g(*shape, scale=1.0):
             return scale * torch.randn(*shape, generator=generator, dtype=dtype)
 
-        return TanhRNN(g(n, m, scale=m**-0.5), g(n, n, scale=n**-0.5), g(n, scale=0.1), g(k, n, scale=n**-0.5),
-                       g(k, scale=0.1))  # fmt: skip
+        return TanhRNN(
+            g(n, m, scale=m**-0.5), g(n, n, scale=n**-0.5), g(n, scale=0.1), g(k, n, scale=n**-0.5), g(k, scale=0.1)
+        )
 
     def names(self) -> tuple[str, ...]:
         return ("U", "W", "b", "V", "c")

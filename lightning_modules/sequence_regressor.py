@@ -147,8 +147,13 @@ class SequenceRegressor(RecordedModule):
 
     def on_train_epoch_end(self) -> None:
         losses = self._epoch_losses
-        self.end_epoch({"step": self.global_step, "train_mse": sum(losses) / len(losses) if losses else math.nan,
-                        "test_mse": self.test_mse()})  # fmt: skip
+        self.end_epoch(
+            {
+                "step": self.global_step,
+                "train_mse": sum(losses) / len(losses) if losses else math.nan,
+                "test_mse": self.test_mse(),
+            }
+        )
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x, y = batch

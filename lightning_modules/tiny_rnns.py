@@ -78,8 +78,9 @@ class TinyRNNModule(RecordedModule):
     """Trains a randomly initialized TinyRNN on its task; tests it and the hand-set net on the same sequences."""
 
     # the trained net's test scores (the hand-set net's stay)
-    UNDEFINED_WHEN_DIVERGED = tuple(f"{p}test_{m}{s}" for p in ("", "log10_") for m in ("loss", "accuracy")
-                                    for s in ("", "_long"))  # fmt: skip
+    UNDEFINED_WHEN_DIVERGED = tuple(
+        f"{p}test_{m}{s}" for p in ("", "log10_") for m in ("loss", "accuracy") for s in ("", "_long")
+    )
 
     def __init__(self, cfg: TinyRNNConfig):
         super().__init__()

@@ -121,7 +121,7 @@ def offline_dirs(tmp_path, monkeypatch) -> tuple[Path, Path]:
 def repro(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300):
     """Run the CLI in a subprocess, as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "experiments", *args],
+        [sys.executable, "-m", "engine", *args],
         env={**os.environ, **(env or {})},
         cwd=cwd,
         capture_output=True,
@@ -133,7 +133,7 @@ def repro(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 def repro_here(capsys, *args: str) -> tuple[int, str, str]:
     """Run the CLI in this process: (exit code, stdout, stderr). For answers that come before any run starts,
     where a subprocess would spend its seconds importing torch; `repro` runs it as a user would."""
-    from experiments.cli import main
+    from engine.cli import main
 
     capsys.readouterr()  # what earlier calls printed is not this call's
     try:
@@ -149,8 +149,13 @@ def train_whole_and_resumed(make, stop: int, epochs: int, tmp_path: Path):
     ``stop`` epochs, checkpointed and resumed in a fresh module; returns (uninterrupted, resumed) modules."""
     import lightning as L
 
-    kw = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-              accelerator="cpu")  # fmt: skip
+    kw = dict(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     whole, data = make()
     L.Trainer(max_epochs=epochs, **kw).fit(whole, datamodule=data)
     first, data = make()

@@ -10,11 +10,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from base.seeds import mix_seed
 from datamodules import augment as aug
-from datamodules.base import mix_seed
-from experiments import get, stats
-from experiments.claims import Compare, Contrast
-from experiments.spec import Results
+from engine import stats
+from engine.claims import Compare, Contrast
+from engine.registry import get
+from engine.spec import Results
 
 EXP = get("augmentation")
 
@@ -46,8 +47,12 @@ def test_variants_are_the_slides_transformations_with_documented_parameters():
     assert data["mnist-elastic"].augment == ("elastic",) and data["mnist-elastic"].dataset == "mnist"
     assert (data["mnist-elastic"].elastic_alpha, data["mnist-elastic"].elastic_sigma) == (34.0, 4.0)  # Simard's
     # the rest of the run is the baseline's: one thing changes per comparison
-    for variant, base in (("vflip", "none"), ("pixelflip", "none"), ("elastic", "none"),
-                          ("mnist-elastic", "mnist-none")):  # fmt: skip
+    for variant, base in (
+        ("vflip", "none"),
+        ("pixelflip", "none"),
+        ("elastic", "none"),
+        ("mnist-elastic", "mnist-none"),
+    ):
         a, b = EXP.resolve(variant, "quick"), EXP.resolve(base, "quick")
         assert (a.model, a.optim, a.train) == (b.model, b.optim, b.train)
         assert a.data.train_size == b.data.train_size and a.data.split_seed == b.data.split_seed
@@ -75,8 +80,9 @@ def test_pixelflip_variant_inverts_about_one_pixel_in_twenty(tiny_data_dir, sess
 
 
 @pytest.mark.parametrize("variant, alpha", [("elastic", 16.0), ("mnist-elastic", 34.0)])
-def test_elastic_variants_warp_with_their_own_alpha_and_sigma(variant, alpha, tiny_data_dir, session_cache,
-                                                              monkeypatch):  # fmt: skip
+def test_elastic_variants_warp_with_their_own_alpha_and_sigma(
+    variant, alpha, tiny_data_dir, session_cache, monkeypatch
+):
     x, seen, seed = training_batch(variant, tiny_data_dir, session_cache, monkeypatch)
     expected = aug.elastic_warp(x.float() / 255, torch.Generator().manual_seed(seed), alpha=alpha, sigma=4.0)
     assert torch.allclose(seen, expected, atol=1e-5)
@@ -90,13 +96,23 @@ def results(errors: dict[str, list[float]]) -> Results:
 
 def test_new_claims_read_the_slide_the_right_way_round():
     """Plausible per-seed errors: the transformations help, the vertical flip does not; then the other way."""
-    helps = results({
-        "none": [0.56, 0.57, 0.55], "flip": [0.53, 0.535, 0.525], "vflip": [0.565, 0.57, 0.56],
-        "pixelflip": [0.548, 0.557, 0.539], "elastic": [0.545, 0.56, 0.54],
-        "mnist-none": [0.050, 0.048, 0.049], "mnist-elastic": [0.035, 0.036, 0.033],
-    })  # fmt: skip
-    for start in ("Noise as flipped random pixels", "Smooth warping (elastic deformation) lowers MNIST",
-                  "Smooth warping (a milder", "Vertical flips help CIFAR-10 less"):  # fmt: skip
+    helps = results(
+        {
+            "none": [0.56, 0.57, 0.55],
+            "flip": [0.53, 0.535, 0.525],
+            "vflip": [0.565, 0.57, 0.56],
+            "pixelflip": [0.548, 0.557, 0.539],
+            "elastic": [0.545, 0.56, 0.54],
+            "mnist-none": [0.050, 0.048, 0.049],
+            "mnist-elastic": [0.035, 0.036, 0.033],
+        }
+    )
+    for start in (
+        "Noise as flipped random pixels",
+        "Smooth warping (elastic deformation) lowers MNIST",
+        "Smooth warping (a milder",
+        "Vertical flips help CIFAR-10 less",
+    ):
         assert claim(start).check(helps).status == "supported", start
     # a vertical flip that helps as much as the horizontal one (e.g. aerial images) leaves the claim undecided,
     # one that helps more contradicts it

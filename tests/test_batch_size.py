@@ -13,9 +13,9 @@ import torch
 import torch.nn as nn
 
 from datamodules.batches import ResidentBatches
-from experiments import get
+from engine.registry import get
+from engine.spec import Results
 from experiments.batch_size import LR_BN, LR_LARGE, LR_SMALL
-from experiments.spec import Results
 from lightning_modules.configs import MLPConfig
 from lightning_modules.nets.mlp import MLP, FixedStatsNorm
 from tests.conftest import repro
@@ -40,12 +40,18 @@ def test_each_variant_resolves_to_its_batch_size_lr_and_normalization(profile):
     base = cfgs["batch-32"]
     for c in cfgs.values():
         assert (c.model.hidden, c.train, c.optim.schedule, c.optim.warmup, c.optim.momentum, c.optim.weight_decay) == (
-            base.model.hidden, base.train, base.optim.schedule, base.optim.warmup, base.optim.momentum,
+            base.model.hidden,
+            base.train,
+            base.optim.schedule,
+            base.optim.warmup,
+            base.optim.momentum,
             base.optim.weight_decay,
-        )  # fmt: skip
+        )
         assert (c.data.train_size, c.data.test_size, c.data.train_eval_size) == (
-            base.data.train_size, base.data.test_size, base.data.train_eval_size,
-        )  # fmt: skip
+            base.data.train_size,
+            base.data.test_size,
+            base.data.train_eval_size,
+        )
 
 
 def test_quick_profile_runs_ten_seeds_of_every_variant_two_at_a_time():
@@ -199,8 +205,12 @@ def test_smoke_run_counts_the_steps(data_env):
     # the lr the optimizer holds after epoch 1 of 2 (step 8 of 16 for batch 32, 1 of 2 for batch 1024): the 5%
     # warm-up is round(0.05 * 16) = 1 step for batch 32 (none for 1024), then cosine over the remaining steps
     at_32 = 0.5 * (1 + math.cos(math.pi * 7 / 15))
-    expected = {"batch-32": (8, at_32 * LR_SMALL), "batch-1024": (1, 0.5 * LR_LARGE), "bn-batch": (8, at_32 * LR_BN),
-                "bn-fixed": (8, at_32 * LR_BN)}  # fmt: skip
+    expected = {
+        "batch-32": (8, at_32 * LR_SMALL),
+        "batch-1024": (1, 0.5 * LR_LARGE),
+        "bn-batch": (8, at_32 * LR_BN),
+        "bn-fixed": (8, at_32 * LR_BN),
+    }
     for variant, (per_epoch, lr) in expected.items():
         rec = json.loads(open(f"{runs}/batch-size/smoke/{variant}/seed0/record.json").read())
         m = rec["metrics"]

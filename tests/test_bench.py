@@ -16,8 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench(script: str, *args: str, env: dict) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, cwd=ROOT, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -61,10 +67,14 @@ def test_compile_speed_runs_both_paths(data_env):
 
 @pytest.mark.parametrize(
     "script,args",
-    [("execute_speed.py", ["--profile", "nope"]), ("compile_speed.py", ["--modes", "fast"]),
-     ("compile_speed.py", ["--accelerator", "gpu"]), ("loop_overhead.py", ["--accelerator", "gpu"]),
-     ("jpeg_roundtrip.py", ["char-lm", "--profile", "smoke", "--variant", "lstm"])],
-)  # fmt: skip
+    [
+        ("execute_speed.py", ["--profile", "nope"]),
+        ("compile_speed.py", ["--modes", "fast"]),
+        ("compile_speed.py", ["--accelerator", "gpu"]),
+        ("loop_overhead.py", ["--accelerator", "gpu"]),
+        ("jpeg_roundtrip.py", ["char-lm", "--profile", "smoke", "--variant", "lstm"]),
+    ],
+)
 def test_a_bad_option_is_one_line_and_exit_2_before_any_run_starts(script, args, data_env, capsys, monkeypatch):
     if "gpu" in args:
         import torch

@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-from experiments import get
+from engine.registry import get
+from engine.spec import Results
 from experiments.bottleneck import mlp_params
 from experiments.common import build_mlp
-from experiments.spec import Results
 from lightning_modules.nets.mlp import (
     MLP,
     MLPConfig,
@@ -94,11 +94,15 @@ def test_exact_identities_are_checks_that_hold_or_fail():
 def test_a_bottleneck_might_help_is_not_shown_never_contradicted_when_every_one_hurts():
     might = get("bottleneck").claims[0]
     base = [0.10, 0.11, 0.12]
-    one_helps = results(none={"test_error": base}, **{"k-8": {"test_error": [e + 0.05 for e in base]},
-                                                     "k-32": {"test_error": [e - 0.02 for e in base]}})  # fmt: skip
+    one_helps = results(
+        none={"test_error": base},
+        **{"k-8": {"test_error": [e + 0.05 for e in base]}, "k-32": {"test_error": [e - 0.02 for e in base]}},
+    )
     assert might.check(one_helps).status == "supported"
-    all_hurt = results(none={"test_error": base}, **{"k-8": {"test_error": [e + 0.05 for e in base]},
-                                                    "k-32": {"test_error": [e + 0.02 for e in base]}})  # fmt: skip
+    all_hurt = results(
+        none={"test_error": base},
+        **{"k-8": {"test_error": [e + 0.05 for e in base]}, "k-32": {"test_error": [e + 0.02 for e in base]}},
+    )
     verdict = might.check(all_hurt)  # "might" is not refuted by the settings tried: it is not shown
     assert verdict.status == "inconclusive" and verdict.statistic.startswith("not shown") and "2 parts" in verdict.test
 

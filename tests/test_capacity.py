@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from datamodules.batches import ResidentBatches
-from experiments import get
+from engine.registry import get
+from engine.spec import Results
 from experiments.capacity import epochs_for, mlp_params, steps_per_epoch, training_images
 from experiments.common import build_mlp
-from experiments.spec import Results
 from tests.conftest import repro
 
 
@@ -75,8 +75,12 @@ def test_claims_compare_the_smallest_and_largest_present_variants():
     r.values["n-10000"]["train_error"] = {0: 0.01, 1: 0.012, 2: 0.02}
     assert train_n.check(r).status == "supported"
     # every step of the width sweep must lower the training loss (on a log scale: 1e-1, 1e-2, ... is steady progress)
-    losses = {"width-8": [0.3, 0.35, 0.32], "width-32": [0.03, 0.04, 0.035], "width-128": [3e-3, 4e-3, 3.5e-3],
-              "width-512": [4e-4, 5e-4, 4.5e-4]}  # fmt: skip
+    losses = {
+        "width-8": [0.3, 0.35, 0.32],
+        "width-32": [0.03, 0.04, 0.035],
+        "width-128": [3e-3, 4e-3, 3.5e-3],
+        "width-512": [4e-4, 5e-4, 4.5e-4],
+    }
     w = results(**{k: {"train_loss": v} for k, v in losses.items()})
     assert train_width.check(w).status == "supported"
     losses["width-512"] = [5e-3, 6e-3, 5.5e-3]  # the widest net fits worse than width 128: one step fails

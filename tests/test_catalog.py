@@ -12,7 +12,7 @@ import torch
 
 from datamodules import decode
 from datamodules.catalog import load_cifar10, load_mnist
-from experiments.spec import ReproError
+from engine.spec import ReproError
 from tests.conftest import REAL_DATA, make_mnist
 
 

@@ -24,11 +24,11 @@ from datamodules.text import (
     stream_matrices,
     window_starts,
 )
-from experiments import get
-from experiments.callbacks import LastCheckpoint
+from engine.callbacks import LastCheckpoint
+from engine.cli import main
+from engine.registry import get
+from engine.spec import ReproError, Results, config_to_dict
 from experiments.char_lm import sample
-from experiments.cli import main
-from experiments.spec import ReproError, Results, config_to_dict
 from lightning_modules.char_lm import (
     LONG_RANGE_METRICS,
     BigramLM,
@@ -340,8 +340,12 @@ def test_windowed_loss_of_a_bigram_equals_a_hand_computation():
     vocab = "ab"
     module = CharLanguageModel(CharModelConfig(kind="bigram"), LMOptimConfig(), SampleConfig(length=0), vocab)
     module.net.fit(encode("aaab" * 2, vocab))
-    nll = {("a", "a"): -math.log(5 / 8), ("a", "b"): -math.log(3 / 8), ("b", "a"): -math.log(2 / 3),
-           ("b", "b"): -math.log(1 / 3)}  # fmt: skip
+    nll = {
+        ("a", "a"): -math.log(5 / 8),
+        ("a", "b"): -math.log(3 / 8),
+        ("b", "a"): -math.log(2 / 3),
+        ("b", "b"): -math.log(1 / 3),
+    }
     val = "abbaab"
     tokens = encode(val, vocab)
     starts = window_starts(len(tokens), 3, 7, seed=5).tolist()
@@ -361,8 +365,12 @@ def test_each_window_is_read_from_a_zero_state_whatever_precedes_it(kind):
     """The windowed loss equals scoring every window alone from a fresh state; and the text before a
     window does not change its loss (it would, were a state carried into it)."""
     torch.manual_seed(0)
-    module = CharLanguageModel(CharModelConfig(kind=kind, embed=4, layers=1, lstm_hidden=6, mlp_hidden=6),
-                               LMOptimConfig(), SampleConfig(length=0), "abcdefghijk")  # fmt: skip
+    module = CharLanguageModel(
+        CharModelConfig(kind=kind, embed=4, layers=1, lstm_hidden=6, mlp_hidden=6),
+        LMOptimConfig(),
+        SampleConfig(length=0),
+        "abcdefghijk",
+    )
     tokens = torch.randint(0, 11, (200,))
     windows = RandomWindows(tokens, 16, 10, batch_size=4, seed=0)
     alone = []
@@ -380,8 +388,15 @@ def test_each_window_is_read_from_a_zero_state_whatever_precedes_it(kind):
 
 # ----------------------------------------------------------------------------- training: clipping
 def _fit(clip_norm: float, text_dir: Path):
-    cfg = TextDataConfig(batch_size=4, seq_len=16, chunks_per_epoch=5, train_chars=2000, val_chars=600,
-                         eval_batch_size=2, eval_seq_len=32)  # fmt: skip
+    cfg = TextDataConfig(
+        batch_size=4,
+        seq_len=16,
+        chunks_per_epoch=5,
+        train_chars=2000,
+        val_chars=600,
+        eval_batch_size=2,
+        eval_seq_len=32,
+    )
     data = TextDataModule(cfg)
     model = CharModelConfig(kind="gru", embed=8, layers=1, gru_hidden=16)
     module = CharLanguageModel(model, LMOptimConfig(lr=1e-2, clip_norm=clip_norm), SampleConfig(length=5), data.vocab)
@@ -398,8 +413,15 @@ def _fit(clip_norm: float, text_dir: Path):
         return out
 
     module.configure_optimizers = configure_and_watch
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+    )
     trainer.fit(module, datamodule=data)
     return module, seen
 
@@ -449,8 +471,19 @@ class Snapshots(L.Callback):
         self.weights.append({k: v.clone() for k, v in module.net.state_dict().items()})
 
 
-HOLDOUT_DATA = dict(batch_size=4, seq_len=16, chunks_per_epoch=5, train_chars=2000, holdout_chars=600, val_chars=600,
-                    eval_batch_size=2, eval_seq_len=32, window_len=16, windows=12, window_batch_size=5)  # fmt: skip
+HOLDOUT_DATA = dict(
+    batch_size=4,
+    seq_len=16,
+    chunks_per_epoch=5,
+    train_chars=2000,
+    holdout_chars=600,
+    val_chars=600,
+    eval_batch_size=2,
+    eval_seq_len=32,
+    window_len=16,
+    windows=12,
+    window_batch_size=5,
+)
 
 
 def _holdout_module():
@@ -462,9 +495,16 @@ def _holdout_module():
 
 def _trainer(epochs: int, *callbacks) -> L.Trainer:
     saves = any(isinstance(c, LastCheckpoint) for c in callbacks)
-    return L.Trainer(max_epochs=epochs, callbacks=list(callbacks), logger=False, enable_checkpointing=saves,
-                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                     accelerator="cpu")  # fmt: skip
+    return L.Trainer(
+        max_epochs=epochs,
+        callbacks=list(callbacks),
+        logger=False,
+        enable_checkpointing=saves,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+    )
 
 
 def _without_time(module) -> tuple[dict, list]:

@@ -1,7 +1,7 @@
 """Every claim and every check of every experiment can come out the other way.
 
 Each claim is fed a constructed counter-example (a Results in which what it says is clearly false) and must
-call it "contradicted"; each check must fail on its own. Claims built from ``experiments/claims.py`` also
+call it "contradicted"; each check must fail on its own. Claims built from ``engine/claims.py`` also
 construct a case in which they hold, and must call it "supported". A test that can only ever agree with the
 lecture would make its verdicts worthless.
 """
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import claims, registry, stats
-from experiments.claims import AnyOf
-from experiments.spec import Results
+from engine import claims, stats
+from engine.claims import AnyOf
+from engine.registry import registry
+from engine.spec import Results
 
 EXPERIMENTS = registry()
 CLAIMS = [(exp.name, i, c) for exp in EXPERIMENTS.values() for i, c in enumerate(exp.claims)]
@@ -48,16 +49,23 @@ def test_every_experiment_states_claims_and_no_claim_is_an_identity():
 
 def test_a_claim_on_pooled_pairs_keys_each_difference_by_pair_and_seed():
     compare = claims.higher("test_acc", ("a-1", "a-2"), than=("b-1", "b-2"))
-    results = Results({"a-1": {"test_acc": {0: 0.9}}, "b-1": {"test_acc": {0: 0.5}},
-                       "a-2": {"test_acc": {0: 0.8, 1: 0.7}}, "b-2": {"test_acc": {0: 0.6, 1: 0.6}}})  # fmt: skip
+    results = Results(
+        {
+            "a-1": {"test_acc": {0: 0.9}},
+            "b-1": {"test_acc": {0: 0.5}},
+            "a-2": {"test_acc": {0: 0.8, 1: 0.7}},
+            "b-2": {"test_acc": {0: 0.6, 1: 0.6}},
+        }
+    )
     keys, diffs = compare.diffs(results)
     assert keys == ["a-1/s0", "a-2/s0", "a-2/s1"] and diffs == pytest.approx([0.4, 0.2, 0.1])
 
 
 def test_log10_comparisons_and_their_units():
     compare = claims.lower("test_mse", "clip", than="no-clip", transform="log10")
-    results = Results({"clip": {"test_mse": {s: 0.01 for s in range(3)}},
-                       "no-clip": {"test_mse": {s: 1.0 + s for s in range(3)}}})  # fmt: skip
+    results = Results(
+        {"clip": {"test_mse": {s: 0.01 for s in range(3)}}, "no-clip": {"test_mse": {s: 1.0 + s for s in range(3)}}}
+    )
     _, diffs = compare.diffs(results)
     assert diffs == pytest.approx([2.0, 2.30103, 2.47712], abs=1e-5)
     verdict = compare(results)
@@ -90,13 +98,18 @@ def test_pooled_pairs_from_one_seed_decide_nothing_however_many_targets():
     one_seed = Results({v: {"test_error": {0: 0.2 if v.endswith("new") else 0.5}} for p in pairs for v in p})
     verdict = claim(one_seed)  # four pairs, all +30 pts, but every one from seed 0
     assert verdict.status == "inconclusive" and "pairs from 1 seed(s), 3 needed" in verdict.test
-    three = Results({v: {"test_error": {s: (0.2 if v.endswith("new") else 0.5) + 0.01 * s for s in range(3)}}
-                     for p in pairs for v in p})  # fmt: skip
+    three = Results(
+        {
+            v: {"test_error": {s: (0.2 if v.endswith("new") else 0.5) + 0.01 * s for s in range(3)}}
+            for p in pairs
+            for v in p
+        }
+    )
     assert claim(three).status == "supported"
 
 
 def test_a_might_claim_decides_each_part_at_5_percent_over_its_parts():
-    from experiments.claims import any_of, lower
+    from engine.claims import any_of, lower
 
     # paired differences 0.4, 0.6, 0.8: the 95% interval (+0.10 to +1.10) excludes 0, the 97.5% one does not
     values = {"a": {"m": {0: 1.0, 1: 1.0, 2: 1.0}}, "b": {"m": {0: 0.6, 1: 0.4, 2: 0.2}}}

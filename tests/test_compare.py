@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from experiments import get
-from experiments.config import read_overrides_file
-from experiments.plan import plan, point_name
-from experiments.sweep import grid_name, parse_grid, points, wandb_sweep_config
-from experiments.tracking import curves, group_name
+from engine.config import read_overrides_file
+from engine.plan import plan, point_name
+from engine.registry import get
+from engine.sweep import grid_name, parse_grid, points, wandb_sweep_config
+from engine.tracking import curves, group_name
 from tests.conftest import repro, repro_here
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,11 +24,13 @@ CELL = ["rnn-examples", "--profile", "smoke", "--variant", "summing", "--seed", 
 def _leet(folder: Path) -> tuple[dict, dict]:
     """An offline W&B run read back as a user would: `wandb leet inspect` (summary, and the run record)."""
     (run,) = folder.glob("wandb/offline-run-*")
-    out = subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(run)], capture_output=True,
-                         text=True, timeout=120)  # fmt: skip
+    out = subprocess.run(
+        ["wandb", "leet", "inspect", "--summary", "--json", str(run)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
-    lines = subprocess.run(["wandb", "leet", "inspect", "--json", str(run)], capture_output=True, text=True,
-                           timeout=120).stdout.splitlines()  # fmt: skip
+    lines = subprocess.run(
+        ["wandb", "leet", "inspect", "--json", str(run)], capture_output=True, text=True, timeout=120
+    ).stdout.splitlines()
     run_rec = next(json.loads(x) for x in lines if '"type":"run"' in x.replace(" ", ""))["run"]
     return json.loads(out.stdout), run_rec
 
@@ -110,8 +112,9 @@ def test_compare_shows_a_run_of_other_settings_on_a_row_of_its_own(capsys, tmp_p
     folder = runs / "ensembles" / "quick" / "init" / "seed0"
     folder.mkdir(parents=True)
     (folder / "record.json").write_text(json.dumps(mine))
-    code, out, err = repro_here(capsys, "compare", "ensembles", "--variant", "init", "--metric", "ensemble_error",
-                                "--runs")  # fmt: skip
+    code, out, err = repro_here(
+        capsys, "compare", "ensembles", "--variant", "init", "--metric", "ensemble_error", "--runs"
+    )
     assert code == 0, err
     rows = [line.split() for line in out.splitlines()[4:] if line.strip() and not line.startswith("not shown")]
     assert ["init", "profile", "0", "committed", f"{committed['metrics']['ensemble_error'] * 100:.2f}"] in rows
@@ -142,7 +145,7 @@ def test_compare_shows_a_run_of_other_settings_on_a_row_of_its_own(capsys, tmp_p
                 "--wandb-sweep",
             ],
             "--wandb-sweep registers the grid",
-        ),  # fmt: skip
+        ),
         (["run", "rnn-examples", "--config", "/nonexistent.yaml"], "--config /nonexistent.yaml: cannot be read"),
     ],
 )
@@ -184,10 +187,14 @@ def test_the_wandb_sweep_stands_for_the_grid():
 def test_a_config_file_gives_overrides_nested_or_dotted_and_set_wins(tmp_path, capsys):
     f = tmp_path / "c.yaml"
     f.write_text("optim:\n  lr: 0.05\ndata.augment: [flip, translate]\ntrain: {channels_last: false}\n")
-    assert read_overrides_file(str(f)) == {"optim.lr": "0.05", "data.augment": "flip,translate",
-                                           "train.channels_last": "false"}  # fmt: skip
-    code, out, err = repro_here(capsys, "show", "augmentation", "--profile", "smoke", "--config", str(f), "--set",
-                                "optim.lr=0.2")  # fmt: skip
+    assert read_overrides_file(str(f)) == {
+        "optim.lr": "0.05",
+        "data.augment": "flip,translate",
+        "train.channels_last": "false",
+    }
+    code, out, err = repro_here(
+        capsys, "show", "augmentation", "--profile", "smoke", "--config", str(f), "--set", "optim.lr=0.2"
+    )
     assert code == 0, err
     assert "lr: 0.2" in out and "- translate" in out and "channels_last: false" in out
     f.write_text("- a list\n")
@@ -197,8 +204,20 @@ def test_a_config_file_gives_overrides_nested_or_dotted_and_set_wins(tmp_path, c
 
 def test_sweep_runs_the_grid_as_runs_of_their_own_and_writes_a_sweep_table(data_env):
     results = Path(data_env["REPRO_RESULTS_DIR"])
-    args = ["sweep", "rnn-examples", "--profile", "smoke", "--variant", "summing", "--set", "rnn.lr=0.01,0.03",
-            "--seeds", "2", "--wandb", "off"]  # fmt: skip
+    args = [
+        "sweep",
+        "rnn-examples",
+        "--profile",
+        "smoke",
+        "--variant",
+        "summing",
+        "--set",
+        "rnn.lr=0.01,0.03",
+        "--seeds",
+        "2",
+        "--wandb",
+        "off",
+    ]
     result = repro(*args, env=data_env)
     assert result.returncode == 0, result.stderr[-2000:]
     runs = Path(data_env["REPRO_RUNS_DIR"])
@@ -245,7 +264,7 @@ def test_report_logs_the_tables_verdicts_and_summary_to_wandb_beside_the_runs(ca
 def test_a_resumed_offline_run_replays_the_epochs_it_restored():
     from types import SimpleNamespace
 
-    from experiments.tracking import replay_callback
+    from engine.tracking import replay_callback
 
     logged = []
     logger = SimpleNamespace(log_metrics=lambda values, step: logged.append((step, values)))

@@ -17,13 +17,13 @@ import pytest
 import torch
 from torchmetrics import MeanMetric
 
+from base.errors import ReproError
 from datamodules.augment import augment
 from datamodules.configs import AUGMENTATIONS
-from datamodules.errors import ReproError
-from experiments import get
-from experiments.cli import main
-from experiments.config import config_to_dict
-from experiments.records import committed_records
+from engine.cli import main
+from engine.config import config_to_dict
+from engine.records import committed_records
+from engine.registry import get
 from lightning_modules.base import DeviceMean, RecordedModule
 
 SMOKE = ["--profile", "smoke", "--wandb", "off"]

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
+from base.errors import ReproError
 from datamodules.corpus import load_corpus
-from datamodules.errors import ReproError
 from datamodules.text import TextDataConfig, TextDataModule, decode
 from tests.conftest import tiny_text
 
@@ -90,8 +90,9 @@ def test_the_text_column_is_the_only_string_column_else_text_else_an_error(hf, t
     one_line(lambda: load_corpus(two, "nope"), "data.text_column='nope' is not a column")
     named = saved("named", {"title": ["t"], "text": ["the text"]})
     assert load_corpus(named).text == "the text"  # several string columns: the one named "text"
-    large = hf.Dataset.from_dict({"n": [1], "words": ["a b"]}, features=hf.Features(
-        {"n": hf.Value("int32"), "words": hf.Value("large_string")}))  # fmt: skip
+    large = hf.Dataset.from_dict(
+        {"n": [1], "words": ["a b"]}, features=hf.Features({"n": hf.Value("int32"), "words": hf.Value("large_string")})
+    )
     large.save_to_disk(str(tmp_path / "large"))
     assert load_corpus(str(tmp_path / "large")).text == "a b"
 
@@ -102,10 +103,12 @@ def test_the_form_of_data_dataset_is_checked_without_reading_anything(hf, tmp_pa
     for bad in ("hf:", "hf:a b", "hf:x/y/z", "hf:name:", "", " "):
         with pytest.raises(ValueError):
             TextDataConfig(dataset=bad).validate()
-    from experiments import get
+    from engine.registry import get
 
-    one_line(lambda: get("char-lm").resolve("bigram", "smoke", {"data.dataset": "hf:two words"}),
-             r"bad value for data.dataset: 'hf:two words' \(an hf: data set is hf:<name>\[:<config>\]")  # fmt: skip
+    one_line(
+        lambda: get("char-lm").resolve("bigram", "smoke", {"data.dataset": "hf:two words"}),
+        r"bad value for data.dataset: 'hf:two words' \(an hf: data set is hf:<name>\[:<config>\]",
+    )
     missing = TextDataModule(TextDataConfig(dataset=str(tmp_path / "absent")))
     one_line(missing.load, "is no file or folder; it must be tinyshakespeare, hf:<name>")
     one_line(TextDataModule(TextDataConfig(text_column="body")).load, "data.text_column applies to hf: and local")
@@ -150,7 +153,7 @@ def test_without_the_datasets_library_it_says_how_to_install_it(monkeypatch, tmp
 
 
 def test_a_smoke_run_on_a_local_corpus_records_its_name_and_fingerprint(hf, data_env, tmp_path, capsys):
-    from experiments.cli import main
+    from engine.cli import main
 
     rows = tiny_text(lines=400).splitlines()  # enough for the smoke profile's 4,096 + 1,024 + 1,024 characters
     hf.Dataset.from_dict({"text": rows}).save_to_disk(str(tmp_path / "corpus"))

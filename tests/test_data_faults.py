@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules import catalog, decode, files, text
+from base import files
+from datamodules import catalog, decode, text
 from datamodules.catalog import load_cifar10, load_mnist
 from datamodules.images import ImageDataConfig, ImageDataModule
 from datamodules.text import TextDataConfig, TextDataModule
-from experiments.spec import ReproError
+from engine.spec import ReproError
 from tests.conftest import make_cifar_archive, make_mnist, tiny_text
 
 
@@ -268,7 +269,7 @@ def test_subsets_that_fit_exactly_are_taken_whole(tiny_env):
 
 
 def test_an_oversized_subset_through_the_cli_is_one_line_and_exit_code_2(data_env, capsys):
-    from experiments.cli import main
+    from engine.cli import main
 
     args = ["run", "augmentation", "--profile", "smoke", "--variant", "none", "--wandb", "off", "--no-report"]
     assert main([*args, "--set", "data.train_size=100000000"]) == 2

@@ -15,11 +15,24 @@ from types import SimpleNamespace
 
 import pytest
 
-from experiments.callbacks import StopAfterEpoch
+from engine.callbacks import StopAfterEpoch
 from tests.conftest import repro
 
-DDP = ["run", "bottleneck", "--profile", "smoke", "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu",
-       "--wandb", "off", "--no-report"]  # fmt: skip
+DDP = [
+    "run",
+    "bottleneck",
+    "--profile",
+    "smoke",
+    "--devices",
+    "2",
+    "--strategy",
+    "ddp",
+    "--accelerator",
+    "cpu",
+    "--wandb",
+    "off",
+    "--no-report",
+]
 
 
 def _records(root: Path) -> dict[str, dict]:
@@ -54,7 +67,7 @@ def test_a_stop_is_agreed_by_every_rank_at_the_epochs_end(mine, others, stops):
 
 def test_a_ddp_rank_started_by_a_child_run_watches_its_own_parent(tmp_path):
     # the process tree of `--jobs` + DDP: pool -> rank 0 (child) -> rank 1 (grandchild, inheriting the pool's pid)
-    grandchild = "import time; from experiments.pool import watch_parent; watch_parent(); time.sleep(5)"
+    grandchild = "import time; from engine.pool import watch_parent; watch_parent(); time.sleep(5)"
     child = f"import subprocess, sys; sys.exit(subprocess.run([sys.executable, '-c', {grandchild!r}]).returncode)"
     env = {**os.environ, "REPRO_PARENT_PID": str(os.getpid())}
     result = subprocess.run([sys.executable, "-c", child], env=env, timeout=60, capture_output=True, text=True)
@@ -68,8 +81,13 @@ def test_sigterm_to_either_rank_ends_the_pair_with_one_line_and_the_run_resumes_
     reference = {**data_env, "REPRO_RUNS_DIR": str(tmp_path / "reference")}
     assert repro(*args, env=reference, timeout=400).returncode == 0
     runs = Path(data_env["REPRO_RUNS_DIR"])
-    proc = subprocess.Popen([sys.executable, "-m", "experiments", *args], env={**os.environ, **data_env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", *args],
+        env={**os.environ, **data_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     progress = runs / "bottleneck" / "smoke" / "none" / "seed0" / "progress"
     deadline = time.time() + 200
     while time.time() < deadline and not (progress.is_file() and int(progress.read_text().split("/")[0]) >= 2):

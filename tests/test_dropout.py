@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from experiments import get
-from experiments.spec import Results
+from engine.registry import get
+from engine.spec import Results
 from lightning_modules.dropout_eval import (
     all_masks,
     dropout_loss_closed_form,

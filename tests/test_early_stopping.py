@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from datamodules.images import NoisyLabelDataModule, corrupt_labels
-from experiments import get
-from experiments.spec import ReproError, Results
+from engine.registry import get
+from engine.spec import ReproError, Results
 from lightning_modules.configs import MLPConfig
 from lightning_modules.early_stopping import best_epoch, patience_stop, stopping_metrics
 from lightning_modules.measures import saturation, share_outside, weight_norm
@@ -64,8 +64,10 @@ def test_the_rise_after_the_minimum_is_measured_on_the_other_half_of_the_validat
     # half a bottoms out at epoch 3; half b, which chose nothing, is read there and at the end
     a = [0.5, 0.4, 0.3, 0.35, 0.4]
     b = [0.52, 0.41, 0.33, 0.3, 0.45]
-    history = [{"val_error": (x + y) / 2, "val_a_error": x, "val_b_error": y, "test_error": y, "val_loss": 1,
-                "test_loss": 1} for x, y in zip(a, b, strict=True)]  # fmt: skip
+    history = [
+        {"val_error": (x + y) / 2, "val_a_error": x, "val_b_error": y, "test_error": y, "val_loss": 1, "test_loss": 1}
+        for x, y in zip(a, b, strict=True)
+    ]
     m = stopping_metrics(history, (2,))
     assert m["best_val_a_epoch"] == 3 and m["val_b_at_best_a_error"] == 0.33 and m["val_b_end_error"] == 0.45
     rise = next(c for c in get("early-stopping").claims if "rises again" in c.statement and "clean" in c.statement)
@@ -102,8 +104,18 @@ def test_the_weight_norm_leaves_the_biases_out():
 
 def test_the_weight_course_is_read_at_initialization_at_the_kept_epoch_and_at_the_end():
     val = [0.5, 0.4, 0.3, 0.35, 0.36, 0.37]  # best at epoch 3; patience 2 stops at 5 and keeps 3
-    rows = [{"epoch": e, "val_error": v, "test_error": v, "val_loss": v, "test_loss": v, "weight_norm": 10.0 + e,
-             "saturated_pct": 2.0 * e} for e, v in enumerate(val, 1)]  # fmt: skip
+    rows = [
+        {
+            "epoch": e,
+            "val_error": v,
+            "test_error": v,
+            "val_loss": v,
+            "test_loss": v,
+            "weight_norm": 10.0 + e,
+            "saturated_pct": 2.0 * e,
+        }
+        for e, v in enumerate(val, 1)
+    ]
     init = {"epoch": 0, "weight_norm": 9.0, "saturated_pct": 0.5, "seconds": 0.0}
     m = stopping_metrics([init, *rows], (2,))
     assert m == {**stopping_metrics(rows, (2,)), **{k: m[k] for k in m if k.startswith(("weight", "saturated"))}}
@@ -119,8 +131,10 @@ def weight_claim(words: str):
 
 
 def test_the_slide_15_claims_reject_shrinking_weights_and_a_net_that_starts_saturated():
-    grows = weight_claim("norm grows during training, from a small start: the L2 norm of all weights at the end "
-                         "against at initialization (clean labels)")  # fmt: skip
+    grows = weight_claim(
+        "norm grows during training, from a small start: the L2 norm of all weights at the end "
+        "against at initialization (clean labels)"
+    )
     up = {"weight_norm_init": [18.6, 18.5, 18.7], "weight_norm_final": [24.0, 23.1, 25.2]}
     down = {"weight_norm_init": [18.6, 18.5, 18.7], "weight_norm_final": [12.0, 13.1, 11.9]}
     assert grows.check(results(mlp=up)).status == "supported"
@@ -173,8 +187,9 @@ def results(**per_variant) -> Results:
 
 def test_claims_are_paired_by_seed():
     exp = get("early-stopping")
-    noisy, clean = (next(c for c in exp.claims if "patience 10" in c.statement and v in c.statement)
-                    for v in ("wrong", "clean"))  # fmt: skip
+    noisy, clean = (
+        next(c for c in exp.claims if "patience 10" in c.statement and v in c.statement) for v in ("wrong", "clean")
+    )
     helps = {"end_test_error": [0.20, 0.21, 0.22], "p10_test_error": [0.18, 0.185, 0.19]}
     hurts = {"end_test_error": [0.18, 0.185, 0.19], "p10_test_error": [0.20, 0.21, 0.22]}
     r = results(**{"mlp-noisy": helps, "mlp": hurts})

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.images import ImageDataConfig, IndexedImageDataModule
-from experiments import get
+from engine.registry import get
+from engine.spec import Results
 from experiments.ensembles import build, member_configs
-from experiments.spec import Results
 from lightning_modules.ensemble import (
     bootstrap_counts,
     disagreeing_pairs,
@@ -173,8 +173,9 @@ def test_jensen_is_a_check_and_the_claims_are_paired_by_seed():
     init = {"disagreement": [0.02, 0.021, 0.022]}
     more = results(init=init, bagging={"disagreement": [0.04, 0.041, 0.043]})
     assert might.check(more).status == "supported"
-    less = results(init=init, bagging={"disagreement": [0.01, 0.011, 0.012]},
-                   architectures={"disagreement": [0.015, 0.014, 0.016]})  # fmt: skip
+    less = results(
+        init=init, bagging={"disagreement": [0.01, 0.011, 0.012]}, architectures={"disagreement": [0.015, 0.014, 0.016]}
+    )
     assert might.check(less).status == "inconclusive" and might.check(less).statistic.startswith("not shown")
 
 

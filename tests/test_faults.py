@@ -20,8 +20,22 @@ import pytest
 from tests.conftest import repro, repro_here
 
 # a smoke run of a few seconds an epoch, long enough to be interrupted
-SLOW = ["run", "augmentation", "--profile", "smoke", "--variant", "flip+translate", "--seed", "0", "--wandb", "off",
-        "--set", "train.max_epochs=5", "--set", "data.batch_size=16"]  # fmt: skip
+SLOW = [
+    "run",
+    "augmentation",
+    "--profile",
+    "smoke",
+    "--variant",
+    "flip+translate",
+    "--seed",
+    "0",
+    "--wandb",
+    "off",
+    "--set",
+    "train.max_epochs=5",
+    "--set",
+    "data.batch_size=16",
+]
 
 
 def folder(env, variant="flip+translate", profile="smoke") -> Path:
@@ -29,8 +43,14 @@ def folder(env, variant="flip+translate", profile="smoke") -> Path:
 
 
 def start(args, env, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "experiments", *args], env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def wait_for(path: Path, proc: subprocess.Popen | None = None, seconds: float = 240) -> None:
@@ -42,8 +62,10 @@ def wait_for(path: Path, proc: subprocess.Popen | None = None, seconds: float = 
 
 def without_time(record: dict):
     drop = {"wall_time", "seconds"}
-    return ({k: v for k, v in record["metrics"].items() if k not in drop},
-            [{k: v for k, v in row.items() if k not in drop} for row in record["history"]])  # fmt: skip
+    return (
+        {k: v for k, v in record["metrics"].items() if k not in drop},
+        [{k: v for k, v in row.items() if k not in drop} for row in record["history"]],
+    )
 
 
 @pytest.fixture
@@ -90,7 +112,7 @@ def test_a_signal_saves_the_epoch_stops_with_one_line_and_the_run_resumes_exactl
 
 # ----------------------------------------------------------------------------- one trainer per run folder
 def test_a_second_command_for_a_live_run_is_refused_and_names_the_process(data_env):
-    from experiments.runner import folder_lock
+    from engine.runner import folder_lock
 
     d = folder(data_env)
     live = [*SLOW, "--set", "train.max_epochs=200"]  # still training whatever the second command's start-up costs
@@ -107,8 +129,24 @@ def test_a_second_command_for_a_live_run_is_refused_and_names_the_process(data_e
 
 
 def test_killing_the_jobs_parent_takes_its_children_with_it(data_env):
-    args = ["run", "augmentation", "--profile", "smoke", "--variant", "none", "--variant", "flip+translate",
-            "--jobs", "2", "--wandb", "off", "--set", "train.max_epochs=20", "--set", "data.batch_size=16"]  # fmt: skip
+    args = [
+        "run",
+        "augmentation",
+        "--profile",
+        "smoke",
+        "--variant",
+        "none",
+        "--variant",
+        "flip+translate",
+        "--jobs",
+        "2",
+        "--wandb",
+        "off",
+        "--set",
+        "train.max_epochs=20",
+        "--set",
+        "data.batch_size=16",
+    ]
     parent = start(args, data_env)
     locks = [folder(data_env, v) / ".lock" for v in ("none", "flip+translate")]
     for lock in locks:
@@ -147,8 +185,11 @@ def test_damaged_records_are_one_line_errors(data_env, capsys):
     d = folder(data_env, "none")
     d.mkdir(parents=True)
     args = ["run", "augmentation", "--profile", "smoke", "--variant", "none", "--seed", "0", "--wandb", "off"]
-    for content, message in ((b"\x00\xff\xfe binary", "is corrupt (not JSON)"), (b"[1, 2]", "is not a run record"),
-                             (b"{}", "is not a run record")):  # fmt: skip
+    for content, message in (
+        (b"\x00\xff\xfe binary", "is corrupt (not JSON)"),
+        (b"[1, 2]", "is not a run record"),
+        (b"{}", "is not a run record"),
+    ):
         (d / "record.json").write_bytes(content)
         for command in (args, ["report", "augmentation", "--profile", "quick", "--partial"]):
             if command[0] == "report":  # the report reads the quick folder
@@ -176,8 +217,22 @@ def test_temp_files_of_a_killed_writer_are_removed(data_env):
 
 # ----------------------------------------------------------------------------- divergence
 def test_a_diverging_run_stops_and_is_marked_in_the_record_and_the_table(data_env):
-    args = ["run", "augmentation", "--profile", "smoke", "--variant", "none", "--seed", "0", "--wandb", "off",
-            "--set", "optim.lr=1e9", "--set", "train.max_epochs=4"]  # fmt: skip
+    args = [
+        "run",
+        "augmentation",
+        "--profile",
+        "smoke",
+        "--variant",
+        "none",
+        "--seed",
+        "0",
+        "--wandb",
+        "off",
+        "--set",
+        "optim.lr=1e9",
+        "--set",
+        "train.max_epochs=4",
+    ]
     result = repro(*args, env=data_env)
     assert result.returncode == 0 and "DIVERGED" in result.stdout, result.stderr[-2000:]
     text = (folder(data_env, "none") / "record.json").read_text()

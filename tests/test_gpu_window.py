@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments import get
-from experiments.config import config_to_dict
-from experiments.records import committed_dir, read_record, run_dir, to_json
+from engine.config import config_to_dict
+from engine.records import committed_dir, read_record, run_dir, to_json
+from engine.registry import get
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("gpu_window", ROOT / "bench" / "gpu_window.py")
@@ -28,9 +28,16 @@ def commit_record(variant: str, seed: int, **config_changes) -> dict:
     for key, value in config_changes.items():
         section, name = key.split("__")
         config[section][name] = value
-    record = {"experiment": exp.name, "profile": "smoke", "variant": variant, "seed": seed, "sets": {},
-              "metrics": {"test_error": 0.5}, "config": config,
-              "provenance": {"commit": "x", "finished": "2026-12-06T00:00:00+00:00"}}  # fmt: skip
+    record = {
+        "experiment": exp.name,
+        "profile": "smoke",
+        "variant": variant,
+        "seed": seed,
+        "sets": {},
+        "metrics": {"test_error": 0.5},
+        "config": config,
+        "provenance": {"commit": "x", "finished": "2026-12-06T00:00:00+00:00"},
+    }
     path = committed_dir(exp.name, "smoke") / variant / f"seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(to_json(record, compact=True))
@@ -131,13 +138,26 @@ def test_a_dry_window_on_the_cpu_packs_every_record_and_the_next_window_has_noth
     import subprocess
 
     window = tmp_path / "window"  # an absolute folder is used as given, not put beside the code
-    env = {**os.environ, **data_env, "ACC": "cpu", "PREC": "32-true", "PLAN": "resnet-ablation:smoke",
-           "WINDOW": str(window), "STOP": "30"}  # fmt: skip
+    env = {
+        **os.environ,
+        **data_env,
+        "ACC": "cpu",
+        "PREC": "32-true",
+        "PLAN": "resnet-ablation:smoke",
+        "WINDOW": str(window),
+        "STOP": "30",
+    }
     for attempt in ("first", "second"):
         out = tmp_path / attempt
         out.mkdir()
-        done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_window.sh"), "120"], capture_output=True,
-                              text=True, env={**env, "OUT": str(out)}, cwd=ROOT, timeout=300)  # fmt: skip
+        done = subprocess.run(
+            ["bash", str(ROOT / "bench" / "gpu_window.sh"), "120"],
+            capture_output=True,
+            text=True,
+            env={**env, "OUT": str(out)},
+            cwd=ROOT,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         with tarfile.open(out / "gpu-window.tar.gz") as tar:
             names = sorted(n for n in tar.getnames() if n.endswith("record.json"))

@@ -11,8 +11,8 @@ import torch
 
 from datamodules.configs import RECALL_GUESS_MSE
 from datamodules.sequences import RecallConfig, RecallDataModule
-from experiments import get
-from experiments.spec import Results
+from engine.registry import get
+from engine.spec import Results
 from lightning_modules.rnn_gradients import (
     ClipModelConfig,
     ClipOptimConfig,
@@ -53,8 +53,10 @@ def test_bptt_by_hand_equals_autograd_in_float64(steps, seed):
     plus, minus = W.clone(), W.clone()
     plus[0, 1] += eps
     minus[0, 1] -= eps
-    fd = (rnn_loss(TanhRNN(p.U, plus, p.b, p.V, p.c), xs, targets, h0) - rnn_loss(TanhRNN(p.U, minus, p.b, p.V, p.c),
-          xs, targets, h0)) / (2 * eps)  # fmt: skip
+    fd = (
+        rnn_loss(TanhRNN(p.U, plus, p.b, p.V, p.c), xs, targets, h0)
+        - rnn_loss(TanhRNN(p.U, minus, p.b, p.V, p.c), xs, targets, h0)
+    ) / (2 * eps)
     assert float(hand["W"][0, 1]) == pytest.approx(float(fd), rel=1e-6, abs=1e-9)
 
 
@@ -121,8 +123,15 @@ def test_gradient_clipping_rescales_to_the_threshold_and_reports_the_norm_before
 
 
 def _fit(module, data, epochs=2):
-    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0)  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, datamodule=data)
     trainer.test(module, datamodule=data, verbose=False)
     return module
@@ -161,16 +170,24 @@ def results(**per_variant) -> Results:
 def test_clipping_claims_pair_by_seed():
     exp = get("gradients")
     divergence, loss = exp.claims[-2], exp.claims[-1]
-    r = results(**{"no-clip": {"diverged": [1, 1, 1], "test_mse_scored": [1 / 3, 1 / 3, 1 / 3]},
-                   "clip": {"diverged": [0, 0, 0], "test_mse_scored": [0.01, 0.02, 0.015]}})  # fmt: skip
+    r = results(
+        **{
+            "no-clip": {"diverged": [1, 1, 1], "test_mse_scored": [1 / 3, 1 / 3, 1 / 3]},
+            "clip": {"diverged": [0, 0, 0], "test_mse_scored": [0.01, 0.02, 0.015]},
+        }
+    )
     # 3 of 3 against 0 of 3 decides the loss, not the yes/no divergence: the exact McNemar p is 2 / 2^3 = 0.25
     # (a t-interval called it "supported", its spread being 0); 6 of 6 against none, p = 2 / 2^6, decides it
     assert loss.check(r).status == "supported" and divergence.check(r).status == "inconclusive"
     assert "3 of 3 runs against 0 of 3; pairs that differ 3 : 0, p = 0.25" in divergence.check(r).statistic
     six = results(**{"no-clip": {"diverged": [1] * 6}, "clip": {"diverged": [0] * 6}})
     assert divergence.check(six).status == "supported" and "p = 0.031" in divergence.check(six).statistic
-    same = results(**{"no-clip": {"diverged": [0, 0, 0], "test_mse_scored": [0.1, 0.2, 0.1]},
-                      "clip": {"diverged": [0, 0, 0], "test_mse_scored": [0.1, 0.1, 0.2]}})  # fmt: skip
+    same = results(
+        **{
+            "no-clip": {"diverged": [0, 0, 0], "test_mse_scored": [0.1, 0.2, 0.1]},
+            "clip": {"diverged": [0, 0, 0], "test_mse_scored": [0.1, 0.1, 0.2]},
+        }
+    )
     assert divergence.check(same).status == "inconclusive" and loss.check(same).status == "inconclusive"
     assert exp.claims[0].check(results()).status == "inconclusive"
 

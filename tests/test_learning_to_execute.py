@@ -15,8 +15,8 @@ import torch
 from datamodules.configs import ProgramDataConfig
 from datamodules.execute import Curriculum, ProgramDataModule, collate
 from datamodules.programs import END, GO, Example, decode, encode, encode_many
-from experiments import get
-from experiments.spec import ReproError, Results
+from engine.registry import get
+from engine.spec import ReproError, Results
 from lightning_modules.configs import ExecuteModelConfig
 from lightning_modules.nets.program_nets import answer_text, build_execute_net, exact_answers, greedy_decode
 from tests.conftest import repro, repro_here, train_whole_and_resumed
@@ -215,8 +215,17 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
 
     def make():
         cfg = ExecuteRunConfig()
-        cfg.data = _cfg(length=2, nesting=2, curriculum="combined", batch_size=8, steps_per_epoch=3, val_size=8,
-                        test_size=8, eval_batch_size=8, advance_accuracy=0.01)  # fmt: skip
+        cfg.data = _cfg(
+            length=2,
+            nesting=2,
+            curriculum="combined",
+            batch_size=8,
+            steps_per_epoch=3,
+            val_size=8,
+            test_size=8,
+            eval_batch_size=8,
+            advance_accuracy=0.01,
+        )
         cfg.model.hidden = 8
         cfg.optim.stop_lr = 0.35  # 0.5 -> 0.4 -> 0.32: the second decay ends training
         torch.manual_seed(0)
@@ -293,13 +302,17 @@ def test_claims_read_each_model_as_its_own_series():
 # ----------------------------------------------------------------------------- example predictions
 def _record(seed: int, answers: list[str], inputs=("a=3;\nprint(a+4)", "print(12+34)", "print(5)")) -> dict:
     targets = ("7.", "46.", "5.")
-    examples = [{"input": i, "target": t, "greedy": a, "right": a == t}
-                for i, t, a in zip(inputs, targets, answers, strict=True)]  # fmt: skip
+    examples = [
+        {"input": i, "target": t, "greedy": a, "right": a == t}
+        for i, t, a in zip(inputs, targets, answers, strict=True)
+    ]
     return {"seed": seed, "examples": examples}
 
 
 def test_example_table_shows_each_curriculums_answers_to_the_same_programs():
-    from experiments.learning_to_execute import example_table
+    from experiments.learning_to_execute import EXPERIMENT
+
+    example_table = EXPERIMENT.sections  # the figure module's table, handed the experiment's targets
 
     by_variant = {
         "program-1x2-baseline": [_record(1, ["7.", "4.", "5."]), _record(0, ["8.", "46.", "5."])],
@@ -370,8 +383,19 @@ def test_smoke_run_records_curves_examples_and_a_report(data_env, tmp_path):
 
 def test_a_time_cap_stops_mid_epoch_then_evaluates_and_records(data_env, tmp_path):
     cap = ("--set", "train.max_minutes=0.0001", "--set", "train.max_epochs=50")  # 6 ms: after the first step
-    out = repro("run", "learning-to-execute", "--profile", "smoke", "--variant", "program-1x2-mix", *cap,
-                "--wandb", "off", "--no-report", timeout=600)  # fmt: skip
+    out = repro(
+        "run",
+        "learning-to-execute",
+        "--profile",
+        "smoke",
+        "--variant",
+        "program-1x2-mix",
+        *cap,
+        "--wandb",
+        "off",
+        "--no-report",
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     run = tmp_path / "runs" / "learning-to-execute" / "smoke" / "program-1x2-mix" / "seed0"
     rec = json.loads((run / "record.json").read_text())
@@ -384,8 +408,20 @@ def test_a_time_cap_stops_mid_epoch_then_evaluates_and_records(data_env, tmp_pat
 def test_a_diverged_run_is_noticed_stopped_and_recorded_without_test_scores(data_env, tmp_path):
     # lr = 1e30: the first update makes weights overflow, the next step's gradient norm is NaN. A training step
     # never waits for the GPU, so the divergence shows at the first look: the end of epoch 1 (4 steps).
-    out = repro("run", "learning-to-execute", "--profile", "smoke", "--variant", "program-1x2-mix",
-                "--set", "optim.lr=1e30", "--wandb", "off", "--no-report", timeout=600)  # fmt: skip
+    out = repro(
+        "run",
+        "learning-to-execute",
+        "--profile",
+        "smoke",
+        "--variant",
+        "program-1x2-mix",
+        "--set",
+        "optim.lr=1e30",
+        "--wandb",
+        "off",
+        "--no-report",
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     run = tmp_path / "runs" / "learning-to-execute" / "smoke" / "program-1x2-mix" / "seed0"
     m = json.loads((run / "record.json").read_text())["metrics"]
@@ -396,9 +432,26 @@ def test_a_diverged_run_is_noticed_stopped_and_recorded_without_test_scores(data
 def test_two_ddp_ranks_count_each_step_once_in_the_epoch_statistics(data_env, tmp_path):
     # each rank's sums are added up across ranks: a clip threshold every gradient exceeds makes every step
     # clipped, so the fraction is exactly 1 (2 if the two ranks' steps were counted against one rank's)
-    out = repro("run", "learning-to-execute", "--profile", "smoke", "--variant", "program-1x2-mix",
-                "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--set", "optim.clip_norm=1e-9",
-                "--wandb", "off", "--no-report", timeout=600)  # fmt: skip
+    out = repro(
+        "run",
+        "learning-to-execute",
+        "--profile",
+        "smoke",
+        "--variant",
+        "program-1x2-mix",
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--set",
+        "optim.clip_norm=1e-9",
+        "--wandb",
+        "off",
+        "--no-report",
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     run = tmp_path / "runs" / "learning-to-execute" / "smoke" / "program-1x2-mix" / "seed0"
     rec = json.loads((run / "record.json").read_text())

@@ -13,8 +13,8 @@ import torch
 
 from datamodules.adding import AddingConfig, AddingDataModule, adding_batch
 from datamodules.configs import ADDING_GUESS_MSE
-from experiments import get
-from experiments.spec import Results
+from engine.registry import get
+from engine.spec import Results
 from lightning_modules.sequence_regressor import (
     RecurrentRegressor,
     SequenceModelConfig,
@@ -186,8 +186,9 @@ def test_divergence_is_recorded_and_stops_training_without_an_exception():
     torch.manual_seed(0)
     module = SequenceRegressor(SequenceModelConfig(cell="rnn", hidden=4), SequenceOptimConfig(), 1 / 60)
     dm = NaNInputs(AddingConfig(length=6, test_size=8, eval_batch_size=8), seed=0)
-    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False)  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
     trainer.fit(module, datamodule=dm)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     trainer.test(module, datamodule=dm, verbose=False)
@@ -208,13 +209,15 @@ def test_claims_use_the_longest_length_and_paired_seeds():
     exp = get("long-range")
     lower, solved, irnn = exp.claims
     (carry,) = exp.checks
-    r = results(**{
-        "rnn-50": {"test_mse": [0.17, 0.16, 0.17], "solved_pct": [0, 0, 0]},
-        "lstm-50": {"test_mse": [0.17, 0.17, 0.16], "solved_pct": [0, 0, 0]},  # noqa: E501
-        "rnn-100": {"test_mse": [0.166, 0.167, 0.165], "solved_pct": [0, 0, 0]},
-        "lstm-100": {"test_mse": [0.004, 0.006, 0.010], "solved_pct": [100, 100, 100]},
-        "lstm-200": {"test_mse": [0.2, 0.2, 0.2], "solved_pct": [0, 0, 0]},  # no rnn-200: not used
-    })  # fmt: skip
+    r = results(
+        **{
+            "rnn-50": {"test_mse": [0.17, 0.16, 0.17], "solved_pct": [0, 0, 0]},
+            "lstm-50": {"test_mse": [0.17, 0.17, 0.16], "solved_pct": [0, 0, 0]},  # noqa: E501
+            "rnn-100": {"test_mse": [0.166, 0.167, 0.165], "solved_pct": [0, 0, 0]},
+            "lstm-100": {"test_mse": [0.004, 0.006, 0.010], "solved_pct": [100, 100, 100]},
+            "lstm-200": {"test_mse": [0.2, 0.2, 0.2], "solved_pct": [0, 0, 0]},  # no rnn-200: not used
+        }
+    )
     assert lower.check(r).status == "supported" and "T = 100" in lower.check(r).statistic
     assert solved.check(r).status == "supported"
     assert irnn.check(r).status == "inconclusive"  # no IRNN runs

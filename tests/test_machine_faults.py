@@ -17,10 +17,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from datamodules.errors import ReproError
-from datamodules.files import write_atomic
-from experiments.records import parse_record
-from experiments.report import md_table
+from base.errors import ReproError
+from base.files import write_atomic
+from engine.records import parse_record
+from engine.report import md_table
 from tests.conftest import repro_here
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,8 +62,14 @@ def test_a_file_size_limit_is_one_line_and_leaves_no_temporary_file(data_env):
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
-    result = subprocess.run([sys.executable, "-m", "experiments", *RUN], env={**os.environ, **data_env},
-                            capture_output=True, text=True, timeout=300, preexec_fn=limit)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "engine", *RUN],
+        env={**os.environ, **data_env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit,
+    )
     assert result.returncode == 2 and "[EFBIG]" in _one_line(result.stderr) and "ulimit -f" in result.stderr
     assert _temp_files(Path(data_env["REPRO_RUNS_DIR"])) == []
 
@@ -108,21 +114,41 @@ def test_an_unwritable_home_without_a_cache_folder_is_one_line(data_env, capsys,
     monkeypatch.setenv("HOME", "/proc")
     monkeypatch.delenv("REPRO_CACHE_DIR")
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    code, _, err = repro_here(capsys, "run", "bottleneck", "--profile", "smoke", "--variant", "none", "--seed", "0",
-                              "--wandb", "off")  # fmt: skip
+    code, _, err = repro_here(
+        capsys, "run", "bottleneck", "--profile", "smoke", "--variant", "none", "--seed", "0", "--wandb", "off"
+    )
     assert code == 2 and "/proc/.cache" in _one_line(err) and "REPRO_CACHE_DIR" in err
 
 
 def test_out_of_memory_for_a_huge_setting_is_one_line(data_env, capsys):
-    code, _, err = repro_here(capsys, "run", "bottleneck", "--profile", "smoke", "--variant", "none", "--seed", "0",
-                              "--wandb", "off", "--set", "model.hidden=2000000000")  # fmt: skip
+    code, _, err = repro_here(
+        capsys,
+        "run",
+        "bottleneck",
+        "--profile",
+        "smoke",
+        "--variant",
+        "none",
+        "--seed",
+        "0",
+        "--wandb",
+        "off",
+        "--set",
+        "model.hidden=2000000000",
+    )
     assert code == 2 and "out of memory" in _one_line(err)
 
 
 def test_a_locale_that_cannot_write_the_tables_characters_still_works(tmp_path):
     env = {**os.environ, "PYTHONIOENCODING": "ascii", "REPRO_RUNS_DIR": str(tmp_path / "runs")}
-    result = subprocess.run([sys.executable, "-m", "experiments", "compare", "ensembles"], env=env, cwd=REPO,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "engine", "compare", "ensembles"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and "\\xb1" in result.stdout, result.stderr
     write_atomic(tmp_path / "t.md", "5.12 ± 0.06 – ok")  # files are UTF-8 whatever the locale
     assert (tmp_path / "t.md").read_bytes() == "5.12 ± 0.06 – ok".encode()
@@ -145,8 +171,21 @@ def test_launch_choices_that_cannot_work_leave_no_folder(args, message, data_env
 
 
 def test_devices_that_do_not_split_the_batch_are_refused_before_any_run(data_env, capsys):
-    code, _, err = repro_here(capsys, "run", "bottleneck", "--profile", "smoke", "--devices", "3", "--strategy",
-                              "ddp", "--accelerator", "cpu", "--wandb", "off")  # fmt: skip
+    code, _, err = repro_here(
+        capsys,
+        "run",
+        "bottleneck",
+        "--profile",
+        "smoke",
+        "--devices",
+        "3",
+        "--strategy",
+        "ddp",
+        "--accelerator",
+        "cpu",
+        "--wandb",
+        "off",
+    )
     assert code == 2 and "does not split evenly over 3 processes" in _one_line(err)
     assert not list(Path(data_env["REPRO_RUNS_DIR"]).rglob("config.yaml"))
 
@@ -168,7 +207,7 @@ def test_report_refusals(args, message, capsys, tmp_path, monkeypatch):
 
 
 def test_a_report_that_fails_midway_writes_nothing_and_a_rerun_writes_all(capsys, tmp_path, monkeypatch):
-    from experiments import report
+    from engine import report
 
     results = tmp_path / "results"
     shutil.copytree(REPO / "results/runs/ensembles", results / "runs/ensembles")
@@ -243,7 +282,7 @@ def test_text_from_records_cannot_break_a_table_or_inject_html():
 
 
 def test_a_checkpoint_that_cannot_be_read_for_a_disk_error_is_kept(tmp_path, monkeypatch):
-    from experiments import runner
+    from engine import runner
 
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     ckpt.parent.mkdir()

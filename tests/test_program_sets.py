@@ -13,7 +13,7 @@ from datamodules.configs import ProgramDataConfig
 from datamodules.execute import ProgramDataModule, collate
 from datamodules.program_sets import evaluation_dataset, save_evaluation_programs, saved_fingerprint
 from datamodules.programs import encode, scramble_table
-from experiments.cli import main
+from engine.cli import main
 
 SMALL = {"task": "program", "length": 2, "nesting": 2, "val_size": 12, "test_size": 20}
 
@@ -25,8 +25,10 @@ def hf():
 
 def rows_of(dm: ProgramDataModule, name: str, split: str) -> list[dict]:
     length, nesting = dm.curriculum.target
-    return [{"input": e.input, "target": e.target, "split": split, "length": length, "nesting": nesting}
-            for e in dm.examples(name)]  # fmt: skip
+    return [
+        {"input": e.input, "target": e.target, "split": split, "length": length, "nesting": nesting}
+        for e in dm.examples(name)
+    ]
 
 
 @pytest.mark.parametrize("target", [SMALL, {**SMALL, "task": "addition", "length": 3, "nesting": 4}])
@@ -47,8 +49,14 @@ def test_the_fingerprint_is_stable_and_names_the_target_the_sizes_and_the_input(
     first = save_evaluation_programs(ProgramDataConfig(**SMALL), tmp_path / "a")[2]
     again = save_evaluation_programs(ProgramDataConfig(**SMALL), tmp_path / "b")[2]
     assert first == again == saved_fingerprint(hf.load_from_disk(str(tmp_path / "b")))
-    others = [{**SMALL, "length": 3}, {**SMALL, "nesting": 3}, {**SMALL, "task": "copy"}, {**SMALL, "test_size": 21},
-              {**SMALL, "reverse": True}, {**SMALL, "scramble": 2}]  # fmt: skip
+    others = [
+        {**SMALL, "length": 3},
+        {**SMALL, "nesting": 3},
+        {**SMALL, "task": "copy"},
+        {**SMALL, "test_size": 21},
+        {**SMALL, "reverse": True},
+        {**SMALL, "scramble": 2},
+    ]
     prints = {evaluation_dataset(ProgramDataConfig(**o))[1] for o in others}
     assert len(prints) == len(others) and first not in prints
     # the settings that do not change the programs do not change the fingerprint either
@@ -127,7 +135,7 @@ def test_an_unwritable_folder_is_one_line(hf, tmp_path, capsys):
 
 
 def test_save_takes_a_learning_to_execute_run_s_target_sizes_and_input(hf, tmp_path, capsys):
-    from experiments import get
+    from engine.registry import get
 
     folder = tmp_path / "smoke"
     variant = "addition-2-baseline-scrambled"

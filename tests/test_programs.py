@@ -26,8 +26,8 @@ from datamodules.programs import (
     split_of,
     transform_input,
 )
-from experiments.cli import main
-from experiments.spec import ReproError
+from engine.cli import main
+from engine.spec import ReproError
 from tests.conftest import repro
 
 

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from experiments import get, stats
-from experiments.config import config_to_dict
-from experiments.evidence import gather
-from experiments.records import committed_records, to_json
-from experiments.report import citable_profiles, fmt_mean_std, write_all, write_index, write_report
-from experiments.spec import ReproError
+from engine import stats
+from engine.config import config_to_dict
+from engine.evidence import gather
+from engine.records import committed_records, to_json
+from engine.registry import get
+from engine.report import citable_profiles, fmt_mean_std, write_all, write_index, write_report
+from engine.spec import ReproError
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -34,7 +35,13 @@ def test_a_bound_above_zero_never_reads_as_zero():
     v = stats.difference([0.0010, 0.0011, 0.0012], [0, 1, 2], "x", scale=1.0, unit="")  # CI +0.0009 to +0.0014
     assert v.status == "supported" and "(95% CI +0.0009 to +0.001)" in v.statistic, v.statistic
     assert [stats.signed(x) for x in (0.00058, -0.004, 0.0051, 0.0, 1.234, 3e-9)] == [
-        "+0.0006", "-0.004", "+0.01", "+0.00", "+1.23", "+3.0e-09"]  # fmt: skip
+        "+0.0006",
+        "-0.004",
+        "+0.01",
+        "+0.00",
+        "+1.23",
+        "+3.0e-09",
+    ]
 
 
 def test_a_difference_needs_three_seeds_and_an_interval_that_excludes_zero():
@@ -114,13 +121,22 @@ def test_combinations_every_part_and_some_part():
 
 def test_a_claim_no_run_measured_is_told_apart_from_an_undecided_one():
     # no runs: no verdict at all (a profile may run none of a claim's variants); a few runs: undecided
-    for none in (stats.difference([], [], "x"), stats.equivalent([], [], "x", 0.003), stats.every_seed([], [], "x"),
-                 stats.below_margin([], [], "x", 0.01), stats.more_often({}, {}, "x"),
-                 stats.combine_any([stats.no_runs("a"), stats.no_runs("b")])):  # fmt: skip
+    for none in (
+        stats.difference([], [], "x"),
+        stats.equivalent([], [], "x", 0.003),
+        stats.every_seed([], [], "x"),
+        stats.below_margin([], [], "x", 0.01),
+        stats.more_often({}, {}, "x"),
+        stats.combine_any([stats.no_runs("a"), stats.no_runs("b")]),
+    ):
         assert none.status == "inconclusive" and not none.has_runs, none
     partly = stats.combine_any([stats.no_runs("a"), stats.difference([1.0], [0], "x")])
-    for few in (stats.difference([0.1, 0.2], [0, 1], "x"), stats.equivalent([0.0], [0], "x", 0.003),
-                stats.every_seed([0], [], "x"), partly):  # fmt: skip
+    for few in (
+        stats.difference([0.1, 0.2], [0, 1], "x"),
+        stats.equivalent([0.0], [0], "x", 0.003),
+        stats.every_seed([0], [], "x"),
+        partly,
+    ):
         assert few.status == "inconclusive" and few.has_runs, few
 
 
@@ -154,7 +170,7 @@ def record(variant, seed, test_error, profile="quick", sets=None, **prov):
             "epochs": 3.0,
             "wall_time": 12.0,
             "diverged": 0.0,
-        },  # fmt: skip
+        },
         "history": [{"epoch": e + 1, "val_error": 0.5 - 0.1 * e} for e in range(3)],
         "config": config_to_dict(exp.resolve(variant, profile, sets or {})),
         "sets": sets or {},
@@ -212,12 +228,19 @@ def fill(folders, errors=ERRORS, skip=()):
 
 def test_a_table_is_written_from_complete_records(folders):
     fill(folders)
-    md = write_report(get("augmentation"), "quick")
+    md = write_report(get("augmentation"), "quick").md
     text = md.read_text()
     assert md == folders / "results" / "augmentation.md"
     assert "| `none` | 3 | 42.00 ± 2.00 |" in text and "| `flip+translate` | 3 | 32.00 ± 1.73 |" in text
-    for needle in ("`quick`", "CPU Test (1 thread per run)", "CIFAR-10 (JPEG q75 mirror)", "MNIST", "0, 1, 2",
-                   "2026-11-26", "abcdef1234"):  # fmt: skip
+    for needle in (
+        "`quick`",
+        "CPU Test (1 thread per run)",
+        "CIFAR-10 (JPEG q75 mirror)",
+        "MNIST",
+        "0, 1, 2",
+        "2026-11-26",
+        "abcdef1234",
+    ):
         assert needle in text
     assert "PARTIAL" not in text and "Other settings" not in text and "Stopped by time" not in text
     # a published figure only where comparable: the quick profile is not He et al.'s setting
@@ -240,7 +263,7 @@ def test_a_table_is_written_from_complete_records(folders):
 def test_a_claim_a_table_has_no_runs_for_is_named_beneath_its_verdicts_and_counted_where_it_ran(folders):
     cifar = {k: v for k, v in ERRORS.items() if not k.startswith("mnist")}
     fill(folders, cifar)  # the quick table without its MNIST runs
-    text = write_report(get("augmentation"), "quick", partial=True).read_text()
+    text = write_report(get("augmentation"), "quick", partial=True).md.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| 6 |")]
     assert len(rows) == 10 - 3 and not any("needs runs" in line or "MNIST" in line for line in rows)
     (untested,) = [line for line in text.splitlines() if line.startswith("No verdict here")]
@@ -262,7 +285,7 @@ def test_report_all_finds_the_profiles_in_the_runs_folder(folders):
     fill(folders)  # quick runs in the runs folder, nothing committed yet
     put(folders, record("none", 0, 0.5, profile="smoke"))
     assert citable_profiles(get("augmentation")) == ["quick"]  # the profile's folder, never a variant's name
-    assert write_all([get("augmentation")]) == [folders / "results" / "augmentation.md"]
+    assert [w.md for w in write_all([get("augmentation")])] == [folders / "results" / "augmentation.md"]
     assert len(committed_records("augmentation", "quick")) == RUNS
 
 
@@ -272,7 +295,7 @@ def test_a_missing_run_stops_the_report_unless_partial(folders):
     with pytest.raises(ReproError, match=rf"1 of {n} runs missing \(noise/seed0\).*--partial"):
         write_report(get("augmentation"), "quick")
     assert not (folders / "results").exists()  # nothing written
-    text = write_report(get("augmentation"), "quick", partial=True).read_text()
+    text = write_report(get("augmentation"), "quick", partial=True).md.read_text()
     assert f"runs: 1 of {n} runs missing (noise/seed0)" in text and "**PARTIAL**" in text
 
 
@@ -308,7 +331,7 @@ def test_runs_with_other_settings_get_rows_of_their_own_and_no_verdict(folders):
     put(folders, record("none", 2, 0.90, sets={"optim.lr": "0.2"}))  # one run made with --set, in none/seed2
     with pytest.raises(ReproError, match=rf"1 of {RUNS} runs missing \(none/seed2\)"):  # the profile's own run is gone
         write_report(get("augmentation"), "quick")
-    text = write_report(get("augmentation"), "quick", partial=True).read_text()
+    text = write_report(get("augmentation"), "quick", partial=True).md.read_text()
     assert "| `none` | 2 | 41.00 ± 1.41 |" in text and "| `none` (--set optim.lr=0.2) | 1 | 90.00 |" in text
     assert "1 run(s) with other settings are shown in rows of their own" in text
     assert f"Other settings** | 1 of {RUNS} runs: none/s2: --set optim.lr=0.2" in text
@@ -339,7 +362,7 @@ def test_a_time_cap_is_not_a_setting_that_splits_the_table(folders):
     for variant, errs in ERRORS.items():
         for seed, e in enumerate(errs):
             put(folders, record(variant, seed, e, sets={"train.max_minutes": 2.0 if seed else 3.5}))
-    text = write_report(get("augmentation"), "quick").read_text()
+    text = write_report(get("augmentation"), "quick").md.read_text()
     assert "Other settings" not in text and "rows of their own" not in text and "| `none` | 3 | 42.00 ± 2.00 |" in text
 
 
@@ -379,26 +402,26 @@ def test_runs_from_two_machines_merge_and_a_rerun_replaces_its_cell(folders):
     shutil.rmtree(folders / "runs")
     for variant, errs in ERRORS.items():  # seed 2 of every variant, made on a GPU later
         put(folders, record(variant, 2, errs[2], hardware="1x NVIDIA H200", finished="2026-11-27T10:00:00+00:00"))
-    text = write_report(get("augmentation"), "quick").read_text()
+    text = write_report(get("augmentation"), "quick").md.read_text()
     assert "CPU Test (1 thread per run); 1x NVIDIA H200" in text and "2026-11-26 to 2026-11-27" in text
     assert "PARTIAL" not in text and len(committed_records("augmentation", "quick")) == RUNS
 
 
 def test_runs_that_predate_the_stop_flag_under_a_time_cap_are_said_to_be_unknown(folders):
     fill(folders)
-    text = write_report(get("augmentation"), "quick").read_text()
+    text = write_report(get("augmentation"), "quick").md.read_text()
     assert "Stopped by time" not in text  # no cap (the quick profile's): nothing to say
     for variant, errs in ERRORS.items():  # every run under a 2-minute cap (`--set train.max_minutes=2`)
         for seed, e in enumerate(errs):
             put(folders, record(variant, seed, e, sets={"train.max_minutes": 2.0}))
-    text = write_report(get("augmentation"), "quick").read_text()
+    text = write_report(get("augmentation"), "quick").md.read_text()
     assert (
         "| **Stopped by time** | not recorded by runs made before the records said so; they ran under a cap of 2 "
         in text
     )
     put(folders, record("none", 0, 0.40, sets={"train.max_minutes": 2.0}, stopped_by_time=False))
     put(folders, record("none", 1, 0.42, sets={"train.max_minutes": 2.0}, stopped_by_time=True))
-    text = write_report(get("augmentation"), "quick").read_text()
+    text = write_report(get("augmentation"), "quick").md.read_text()
     assert f"| **Stopped by time** | 1 of {RUNS} runs (`train.max_minutes`): none/s1; not recorded by " in text
 
 
@@ -408,7 +431,7 @@ def test_time_capped_and_diverged_runs_are_named(folders):
     diverged = record("noise", 0, float("nan"))  # its scores are NaN (null): the module's UNDEFINED_WHEN_DIVERGED
     diverged["metrics"].update(diverged=1.0, epochs=1.0, wall_time=3.0)
     put(folders, diverged)
-    text = write_report(get("augmentation"), "quick").read_text()
+    text = write_report(get("augmentation"), "quick").md.read_text()
     assert f"| **Stopped by time** | 1 of {RUNS} runs (`train.max_minutes`): none/s1 |" in text
     assert (
         f"| **Diverged** | 1 of {RUNS} runs (scores a diverged model cannot give are left out of means): noise/s0 |"

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from experiments import get
-from experiments.spec import Results
+from engine.registry import get
+from engine.spec import Results
 from lightning_modules.nets.resnet_cifar import ResNetCifar, ResNetConfig
 from lightning_modules.probes import block_gradient_norms, log10_spread
 from tests.conftest import repro

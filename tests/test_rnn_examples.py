@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from datamodules.sequences import TinyRNNConfig, TinySequenceDataModule, make_batch
-from experiments import get
-from experiments.spec import Results
+from engine.registry import get
+from engine.spec import Results
 from lightning_modules.nets.tiny_rnn import TinyRNN
 from lightning_modules.tiny_rnns import TinyRNNModule, accuracy, hand_set, hand_table
 from tests.conftest import repro
@@ -64,8 +64,14 @@ def fit(task: str, seed: int, epochs: int, **cfg) -> dict[str, float]:
     L.seed_everything(seed, verbose=False)
     config = TinyRNNConfig(task=task, **cfg)
     module, data = TinyRNNModule(config), TinySequenceDataModule(config, seed=seed)
-    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu")  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     trainer.fit(module, datamodule=data)
     trainer.test(module, datamodule=data, verbose=False)
     return module.record_metrics() | {"history": module.history}
@@ -109,8 +115,7 @@ def test_claims_decide_from_per_seed_metrics():
     assert summing_recovered(results(summing=good)).status == "supported"
     bad = {"w_self_error_e3": [300.0, 320.0, 310.0], "gain_error_e3": [0.5, 3.0, 1.0]}
     assert summing_recovered(results(summing=bad)).status == "contradicted"
-    diverged = {"w_self_error_e3": [1.0, math.nan, 1.0], "gain_error_e3": [1.0, math.nan, 1.0],
-                "hand_exact": [1.0] * 3}  # fmt: skip
+    diverged = {"w_self_error_e3": [1.0, math.nan, 1.0], "gain_error_e3": [1.0, math.nan, 1.0], "hand_exact": [1.0] * 3}
     assert "within 0.01 in 2 of 3 seeds" in summing_recovered(results(summing=diverged)).statistic
     assert accurate(results(comparing={"test_accuracy": [0.99, 0.995, 0.98]})).status == "supported"
     assert accurate(results(comparing={"test_accuracy": [0.7, 0.8, 0.75]})).status == "contradicted"

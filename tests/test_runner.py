@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments import get
-from experiments.cli import main
+from engine.cli import main
+from engine.registry import get
 from tests.conftest import repro
 
 SMOKE = ["--profile", "smoke", "--seed", "0"]
@@ -71,12 +71,34 @@ def test_a_run_stopped_by_bad_input_before_training_does_not_block_the_corrected
 def test_a_cell_reruns_bit_for_bit_alone_or_beside_others(data_env, tmp_path):
     """Threads per run are part of the config: two runs at once (--jobs 2) and one run alone compute the same."""
     threads = ["--set", "train.threads=1", "--wandb", "off"]
-    both = repro("run", "augmentation", "--profile", "smoke", "--variant", "none", "--variant", "flip+translate",
-                 "--jobs", "2", *threads, env=data_env)  # fmt: skip
+    both = repro(
+        "run",
+        "augmentation",
+        "--profile",
+        "smoke",
+        "--variant",
+        "none",
+        "--variant",
+        "flip+translate",
+        "--jobs",
+        "2",
+        *threads,
+        env=data_env,
+    )
     assert both.returncode == 0, both.stderr[-2000:]
     alone_env = {**data_env, "REPRO_RUNS_DIR": str(tmp_path / "alone")}
-    alone = repro("run", "augmentation", "--profile", "smoke", "--variant", "flip+translate", "--seed", "0", *threads,
-                  env=alone_env)  # fmt: skip
+    alone = repro(
+        "run",
+        "augmentation",
+        "--profile",
+        "smoke",
+        "--variant",
+        "flip+translate",
+        "--seed",
+        "0",
+        *threads,
+        env=alone_env,
+    )
     assert alone.returncode == 0, alone.stderr[-2000:]
     together = json.loads(run_dir(data_env, "flip+translate").joinpath("record.json").read_text())
     single = json.loads(run_dir(alone_env, "flip+translate").joinpath("record.json").read_text())
@@ -120,7 +142,7 @@ def test_a_run_stopped_mid_way_resumes_and_equals_an_uninterrupted_run(sig, data
 
     d = run_dir(data_env, "flip+translate")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "experiments", *args],
+        [sys.executable, "-m", "engine", *args],
         env={**os.environ, **data_env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -289,7 +311,7 @@ def test_list_shows_every_experiment(capsys):
 
 
 def test_every_experiment_runs_its_smoke_profile(data_env, capsys):
-    from experiments import registry
+    from engine.registry import registry
 
     for name, exp in registry().items():
         assert main(["run", name, "--profile", "smoke", "--wandb", "off", "--no-report"]) == 0
@@ -300,11 +322,10 @@ def test_every_experiment_runs_its_smoke_profile(data_env, capsys):
 def test_run_all_runs_each_experiment_as_its_profile_says_and_sums_up(data_env, capsys, monkeypatch):
     """``repro run --all`` over a lecture of two experiments (registry cut down): every run in a child, one bar
     over the lecture's runs, a preview per experiment and an index of them; a rerun skips everything."""
-    import experiments
-    from experiments import registry
+    from engine import registry
 
-    two = {k: v for k, v in registry().items() if k in ("rnn-examples", "bottleneck")}
-    monkeypatch.setattr(experiments, "registry", lambda: two)
+    two = {k: v for k, v in registry.registry().items() if k in ("rnn-examples", "bottleneck")}
+    monkeypatch.setattr(registry, "registry", lambda: two)
     assert main(["run", "--all", "--profile", "smoke", "--wandb", "off"]) == 0
     out = capsys.readouterr().out
     runs = Path(data_env["REPRO_RUNS_DIR"])
@@ -334,9 +355,26 @@ def test_run_all_refuses_a_name_or_variant_and_a_profile_no_experiment_has(data_
 
 @pytest.mark.slow
 def test_a_ddp_run_killed_mid_way_resumes_and_equals_an_uninterrupted_ddp_run(data_env, tmp_path):
-    args = ["run", "augmentation", *SMOKE, "--variant", "flip+translate", "--wandb", "off", "--no-report",
-            "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--set", "train.max_epochs=4",
-            "--set", "data.batch_size=16"]  # fmt: skip
+    args = [
+        "run",
+        "augmentation",
+        *SMOKE,
+        "--variant",
+        "flip+translate",
+        "--wandb",
+        "off",
+        "--no-report",
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--set",
+        "train.max_epochs=4",
+        "--set",
+        "data.batch_size=16",
+    ]
     whole_dir = tmp_path / "whole"
     whole = repro(*args, env={**data_env, "REPRO_RUNS_DIR": str(whole_dir)}, timeout=600)
     assert whole.returncode == 0, whole.stderr[-2000:]
@@ -344,8 +382,13 @@ def test_a_ddp_run_killed_mid_way_resumes_and_equals_an_uninterrupted_ddp_run(da
         run_dir({"REPRO_RUNS_DIR": str(whole_dir)}, "flip+translate").joinpath("record.json").read_text()
     )
     d = run_dir(data_env, "flip+translate")
-    proc = subprocess.Popen([sys.executable, "-m", "experiments", *args], env={**os.environ, **data_env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", *args],
+        env={**os.environ, **data_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     ckpt = d / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
@@ -359,7 +402,7 @@ def test_a_ddp_run_killed_mid_way_resumes_and_equals_an_uninterrupted_ddp_run(da
 
 
 def test_auto_jobs_follows_the_profile_on_cpus_and_one_run_per_multi_device_job(monkeypatch):
-    from experiments.plan import auto_jobs
+    from engine.launch import auto_jobs
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)

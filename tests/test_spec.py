@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import get, registry
+from engine.config import apply_overrides, config_from_dict, config_to_dict, flat_keys
+from engine.registry import get, registry
+from engine.spec import ReproError
 from experiments.common import ImageRunConfig
-from experiments.config import apply_overrides, config_from_dict, config_to_dict, flat_keys
-from experiments.spec import ReproError
 
 
 def test_registry_lists_augmentation_with_its_profiles_and_claims():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.verify import compare
+from engine.verify import compare
 from tests.conftest import repro_here
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,8 +13,8 @@ import torch
 from datamodules.configs import PairConfig
 from datamodules.pairs import sample_pairs
 from datamodules.polynomial import PolyConfig, sample_data
-from experiments import get
-from experiments.spec import Results
+from engine.registry import get
+from engine.spec import Results
 from lightning_modules.regression import mse, poly_features, ridge_fit, ridge_solve, rmse, weight_measures
 from tests.conftest import repro
 
@@ -259,8 +259,11 @@ def test_smoke_run_fits_polynomials_and_mlps_and_writes_the_report(data_env):
         d = sample_pairs(cfg, seed=0)
         w = ridge_solve(*d["train"], lam)
         pm = pairs[v]["metrics"]
-        fits = {"train_mse": mse(w, *d["train"]), "test_mse": mse(w, *d["matched"]),
-                "test_mse_mismatched": mse(w, *d["mismatched"])}  # fmt: skip
+        fits = {
+            "train_mse": mse(w, *d["train"]),
+            "test_mse": mse(w, *d["matched"]),
+            "test_mse_mismatched": mse(w, *d["mismatched"]),
+        }
         assert pm == pytest.approx({**pm, **weight_measures(w), **fits})
     assert pairs["pair-l2"]["metrics"]["w_norm"] < pairs["pair-none"]["metrics"]["w_norm"]
     md = open(f"{runs}/report/weight-decay-smoke.md").read()

@@ -1,2 +1,2 @@
 """The plots of the experiments with pictures of their own (one module per experiment); the rest use
-``experiments.plots.default_plot``."""
+``engine.plots.default_plot``."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import statistics
 
-from experiments.plots import pyplot, save_figure
-from experiments.spec import Experiment
+from engine.plots import pyplot, save_figure
+from engine.spec import Experiment
 
 # (treatment, baseline) pairs whose per-seed differences the right-hand panel shows
 PAIRS = (("batch-1024", "batch-32"), ("bn-batch", "bn-fixed"))
@@ -47,8 +47,13 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
     colors = dict(zip([v.name for v in exp.variants], cycle, strict=False))
     batch = [n for n in by_variant if n.startswith("batch-")]
     _curves(sizes, by_variant, batch, colors, "batch sizes: validation (solid), training (dashed)")
-    _curves(norms, by_variant, [n for n in by_variant if n.startswith("bn-")], colors,
-            "batch norm at batch 32: validation (solid), training (dashed)")  # fmt: skip
+    _curves(
+        norms,
+        by_variant,
+        [n for n in by_variant if n.startswith("bn-")],
+        colors,
+        "batch norm at batch 32: validation (solid), training (dashed)",
+    )
     present = [(t, b) for t, b in PAIRS if t in by_variant and b in by_variant]
     for i, (treat, base) in enumerate(present):
         for metric, dx, color in (("test_error", -0.1, "black"), ("train_error", 0.1, "gray")):
@@ -58,8 +63,9 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
             label = metric.replace("_", " ") if i == 0 else None
             change.scatter([i + dx] * len(diffs), diffs, color=color, s=14, zorder=3, label=label)
             sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
-            change.errorbar([i + dx], [statistics.fmean(diffs)], yerr=[sd], fmt="_", color="tab:red", ms=18,
-                            capsize=4, zorder=2)  # fmt: skip
+            change.errorbar(
+                [i + dx], [statistics.fmean(diffs)], yerr=[sd], fmt="_", color="tab:red", ms=18, capsize=4, zorder=2
+            )
     change.axhline(0, color="gray", lw=1)
     change.set_xticks(range(len(present)), [f"{t}\nminus {b}" for t, b in present], fontsize=8)
     change.set(ylabel="difference (pts)", title="per seed: treatment minus baseline (red: mean +- sd)")

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import statistics
 
-from experiments.plots import pyplot, save_figure
-from experiments.spec import Experiment
+from engine.plots import pyplot, save_figure
+from engine.spec import Experiment
 
 
-def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
+def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str, *, sizes, widths) -> None:
     """Slide 4's two pictures: training and test error (mean over seeds, each seed a dot) against the
-    training set size and against the parameter count, the generalization gap shaded between them."""
-    from experiments.capacity import SIZE_VARIANTS, WIDTH_VARIANTS  # (a cycle at import time otherwise)
-
+    training set size and against the parameter count, the generalization gap shaded between them. ``sizes``
+    and ``widths``: the variants of each panel, in order."""
     plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     panels = (
-        (SIZE_VARIANTS, lambda r: r["provenance"]["data"]["train"], "training images n (log scale)", "fixed net"),
-        (WIDTH_VARIANTS, lambda r: r["metrics"]["params_k"] * 1000, "parameters (log scale)", "fixed n"),
+        (sizes, lambda r: r["provenance"]["data"]["train"], "training images n (log scale)", "fixed net"),
+        (widths, lambda r: r["metrics"]["params_k"] * 1000, "parameters (log scale)", "fixed n"),
     )
     for ax, (names, x_of, xlabel, fixed) in zip(axes, panels, strict=True):
         names = [v for v in names if v in by_variant]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from datamodules.configs import RECALL_GUESS_MSE
-from experiments.plots import pyplot, save_figure
-from experiments.spec import Experiment
+from engine.plots import pyplot, save_figure
+from engine.spec import Experiment
 
 
 def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
@@ -33,20 +33,30 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
         ax = axes[0][1]
         lg = curves["logistic"]
         ax.semilogy(lg["x0"], [10**v for v in lg["log10_abs_derivative"]], color="tab:red", lw=0.8)
-        ax.set(xlabel="starting point x", ylabel=f"|(f^{lg['steps']})'(x)|",
-               title=f"f(x) = 3.5x(1-x): derivative of f^{lg['steps']} (red), f^{lg['steps']} (blue)")  # fmt: skip
+        ax.set(
+            xlabel="starting point x",
+            ylabel=f"|(f^{lg['steps']})'(x)|",
+            title=f"f(x) = 3.5x(1-x): derivative of f^{lg['steps']} (red), f^{lg['steps']} (blue)",
+        )
         ax.set_ylim(1e-25, 1e20)  # (f^n)' is exactly 0 at x = 1/2 (f'(1/2) = 0)
         twin = ax.twinx()
         twin.plot(lg["x0"], lg["iterates"][str(lg["steps"])], color="tab:blue", lw=0.6, alpha=0.7)
         twin.set_ylabel(f"f^{lg['steps']}(x)")
         ax.grid(alpha=0.3)
-    for ax, key, ylabel in zip(axes[1], ("grad_norm", "loss"), ("gradient norm (before clipping)", "training loss"),
-                               strict=True):  # fmt: skip
+    for ax, key, ylabel in zip(
+        axes[1], ("grad_norm", "loss"), ("gradient norm (before clipping)", "training loss"), strict=True
+    ):
         for name, color in (("no-clip", "tab:red"), ("clip", "tab:blue")):
             for j, rec in enumerate(by_variant.get(name, [])):
                 trace = rec["traces"][key]
-                ax.plot(range(len(trace)), [math.nan if v is None else v for v in trace], color=color, lw=0.6,
-                        alpha=0.7, label=name if j == 0 else None)  # fmt: skip
+                ax.plot(
+                    range(len(trace)),
+                    [math.nan if v is None else v for v in trace],
+                    color=color,
+                    lw=0.6,
+                    alpha=0.7,
+                    label=name if j == 0 else None,
+                )
                 if rec["metrics"]["diverged"]:
                     ax.axvline(len(trace) - 1, color=color, ls=":", lw=1)
         ax.set_yscale("log")

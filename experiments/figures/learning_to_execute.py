@@ -6,18 +6,17 @@ from __future__ import annotations
 import statistics
 import textwrap
 
-from experiments.plots import pyplot, save_figure
-from experiments.spec import Experiment
+from engine.plots import pyplot, save_figure
+from engine.spec import Experiment
 
 
-def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:
+def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str, *, targets, suffixes) -> None:
     """Top: validation character accuracy at the target (solid) and whole answers right (dashed) against
     training steps, one panel per target, a line per curriculum (mean over seeds). Bottom: test programs
-    with a model's greedy answers (the slide-39 table)."""
-    from experiments.learning_to_execute import SUFFIXES, TARGETS, target_name  # (a cycle at import time otherwise)
-
+    with a model's greedy answers (the slide-39 table). ``targets``: each target's description by name, in
+    order; ``suffixes``: each model or input suffix's description."""
     plt = pyplot()
-    targets = [target_name(*t) for t in TARGETS if any(n.startswith(target_name(*t) + "-") for n in by_variant)]
+    targets = [t for t in targets if any(n.startswith(t + "-") for n in by_variant)]
     fig = plt.figure(figsize=(max(9, 6 * len(targets)), 11))
     grid = fig.add_gridspec(2, max(1, len(targets)), height_ratios=[1, 1])
     for i, target in enumerate(targets):
@@ -35,13 +34,14 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
                 color = ax.plot(x, y, style, color=color, label=label)[0].get_color()  # dashed: same colour
         ax.set(xlabel="training steps", ylabel="validation accuracy at the target (%)", title=target, ylim=(0, 100))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title="solid: characters (teacher forcing); dashed: whole answers (greedy)",
-                  title_fontsize=7)  # fmt: skip
+        ax.legend(
+            fontsize=8, title="solid: characters (teacher forcing); dashed: whole answers (greedy)", title_fontsize=7
+        )
     text = fig.add_subplot(grid[1, :])
     text.axis("off")
     lines = []
     for target in targets:
-        name = next((f"{target}-combined{x}" for x in SUFFIXES if f"{target}-combined{x}" in by_variant), None)
+        name = next((f"{target}-combined{x}" for x in suffixes if f"{target}-combined{x}" in by_variant), None)
         if name is None:
             continue
         rec = min(by_variant[name], key=lambda r: r["seed"])
@@ -51,8 +51,17 @@ def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str)
             mark = "right" if ex["right"] else "wrong"
             lines.append(f"    target: {ex['target']}   model: {ex['greedy']}   ({mark})")
         lines.append("")
-    text.text(0, 1, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=8, parse_math=False,
-              transform=text.transAxes)  # fmt: skip
+    text.text(
+        0,
+        1,
+        "\n".join(lines),
+        va="top",
+        ha="left",
+        family="monospace",
+        fontsize=8,
+        parse_math=False,
+        transform=text.transAxes,
+    )
     fig.suptitle(f"{exp.title} ({profile} profile)")
     fig.tight_layout()
     save_figure(fig, path)
@@ -64,20 +73,19 @@ def _code(text: str) -> str:
     return "<br>".join(f"`{line}`" for line in text.split("\n")) if text else "(nothing)"
 
 
-def example_table(by_variant: dict[str, list[dict]], profile: str, rows: int = 6) -> list[str]:
+def example_table(by_variant: dict[str, list[dict]], profile: str, *, targets, suffixes, rows: int = 6) -> list[str]:
     """Slide 39's table: the same test programs, their target and the greedy answers of the models trained
     with baseline, naive, mix and combined (one seed, the lowest all four share), one table per target (and
     model or input suffix) with runs of every curriculum. Markdown lines; nothing when no target has them.
     Every run records its answers to the first test programs of its target (the same for every run); of
     these the table shows ``rows``, in test order: those the four answer differently (right or wrong) are picked
-    first, then the others."""
+    first, then the others. ``targets`` and ``suffixes`` as for ``plot``."""
     from datamodules.configs import CURRICULA
-    from experiments.learning_to_execute import SUFFIXES, TARGETS, _target_text, target_name
 
     lines: list[str] = []
-    for suffix in SUFFIXES:
-        for t in TARGETS:
-            names = [f"{target_name(*t)}-{c}{suffix}" for c in CURRICULA]
+    for suffix in suffixes:
+        for target, text in targets.items():
+            names = [f"{target}-{c}{suffix}" for c in CURRICULA]
             if not all(by_variant.get(n) for n in names):
                 continue
             seeds = set.intersection(*({r["seed"] for r in by_variant[n] if r.get("examples")} for n in names))
@@ -91,10 +99,13 @@ def example_table(by_variant: dict[str, list[dict]], profile: str, rows: int = 6
             split = [i for i in range(len(inputs)) if len({ex[i]["right"] for ex in shown}) > 1]
             picked = sorted((split + [i for i in range(len(inputs)) if i not in split])[:rows])
             header = ["input", "target", *CURRICULA]
-            lines += [f"**{_target_text(*t)}; {SUFFIXES[suffix]}** ({profile} profile, seed {seed}): test "
-                      f"programs and each model's greedy answer (right ✓, wrong ✗); of the first {len(inputs)} "
-                      f"test programs, {len(split)} answered differently by the four ({min(len(split), rows)} of "
-                      "them below, with the others in test order)", ""]  # fmt: skip
+            lines += [
+                f"**{text}; {suffixes[suffix]}** ({profile} profile, seed {seed}): test "
+                f"programs and each model's greedy answer (right ✓, wrong ✗); of the first {len(inputs)} "
+                f"test programs, {len(split)} answered differently by the four ({min(len(split), rows)} of "
+                "them below, with the others in test order)",
+                "",
+            ]
             lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             for i in picked:
                 answers = [f"{_code(ex[i]['greedy'])} {'✓' if ex[i]['right'] else '✗'}" for ex in shown]

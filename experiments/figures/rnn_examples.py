@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from experiments.plots import pyplot, save_figure
-from experiments.spec import Experiment
+from engine.plots import pyplot, save_figure
+from engine.spec import Experiment
 
 
 def plot(exp: Experiment, by_variant: dict[str, list[dict]], path, profile: str) -> None:

@@ -19,8 +19,9 @@ class RecurrentLM(nn.Module):
         super().__init__()
         extra = {"nonlinearity": "tanh"} if kind == "rnn" else {}
         self.embed = nn.Embedding(vocab_size, embed)
-        self.rnn = RECURRENT[kind](embed, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0,
-                                   **extra)  # fmt: skip
+        self.rnn = RECURRENT[kind](
+            embed, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0, **extra
+        )
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, vocab_size)
 
@@ -61,8 +62,9 @@ class BigramLM(nn.Module):
     def fit(self, tokens: torch.Tensor) -> None:
         v = self.log_probs.shape[0]
         counts = torch.ones(v, v, dtype=torch.float64)
-        counts.index_put_((tokens[:-1].cpu(), tokens[1:].cpu()), torch.ones(len(tokens) - 1, dtype=torch.float64),
-                          accumulate=True)  # fmt: skip
+        counts.index_put_(
+            (tokens[:-1].cpu(), tokens[1:].cpu()), torch.ones(len(tokens) - 1, dtype=torch.float64), accumulate=True
+        )
         self.log_probs.copy_((counts / counts.sum(dim=1, keepdim=True)).log().to(self.log_probs))
 
     def forward(self, x: torch.Tensor, state=None):

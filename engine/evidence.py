@@ -8,10 +8,11 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from datamodules.errors import ReproError
-from experiments import stats
-from experiments.records import Key, committed_records, config_mismatch, local_records
-from experiments.spec import Experiment, Results
+from base.errors import ReproError
+from engine import stats
+from engine.identity import config_mismatch
+from engine.records import Key, committed_records, local_records
+from engine.spec import Experiment, Results
 
 
 @dataclass
@@ -62,9 +63,14 @@ def gather(exp: Experiment, profile: str, committed_only: bool = False) -> Evide
         old = merged.get(key)
         # a run with other settings (--set) never replaces a committed cell's run of the table's settings
         if old is not None and signature(old) == committed_main != signature(record):
-            aside.append((key, f"this machine's run ({deviation(record) or 'the profile settings'}) differs from "
-                                f"the committed run ({deviation(old) or 'the profile settings'}), which keeps the "
-                                "cell"))  # fmt: skip
+            aside.append(
+                (
+                    key,
+                    f"this machine's run ({deviation(record) or 'the profile settings'}) differs from "
+                    f"the committed run ({deviation(old) or 'the profile settings'}), which keeps the "
+                    "cell",
+                )
+            )
         else:
             merged[key] = record
     expected = [(v, s) for v in exp.variant_names(profile) for s in range(prof.seeds)]

@@ -21,14 +21,17 @@ import shutil
 import statistics
 import tempfile
 
-from datamodules.errors import ReproError
+from base.errors import ReproError
 
 TIMING = ("time", "second")  # metrics that measure the machine: wall_time, seconds, tokens_per_second
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("verify", help="rerun one committed cell in a scratch folder: exact, within seed noise, or "
-                       "outside (exit 1); writes nothing")  # fmt: skip
+    p = sub.add_parser(
+        "verify",
+        help="rerun one committed cell in a scratch folder: exact, within seed noise, or "
+        "outside (exit 1); writes nothing",
+    )
     p.add_argument("name", help="the experiment")
     p.add_argument("--profile", help="default: the experiment's, usually quick")
     p.add_argument("--variant", required=True)
@@ -68,11 +71,12 @@ def compare(committed: dict, rerun: dict, others: list[dict]) -> tuple[str, list
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from experiments import get
-    from experiments.plan import Launch, plan
-    from experiments.provenance import cpu_capability, git_commit
-    from experiments.records import committed_records, read_record
-    from experiments.runner import run_all
+    from engine.launch import Launch
+    from engine.orchestrate import run_all
+    from engine.plan import plan
+    from engine.provenance import cpu_capability, git_commit
+    from engine.records import committed_records, read_record
+    from engine.registry import get
 
     exp = get(args.name)
     profile = args.profile or exp.default_profile
@@ -82,8 +86,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     committed = records.get((args.variant, args.seed))
     if committed is None:
         cells = ", ".join(f"{v}/seed{s}" for v, s in sorted(records)[:8]) or "none"
-        raise ReproError(f"no committed record of {exp.name} --profile {profile} --variant {args.variant} --seed "
-                         f"{args.seed} (committed cells: {cells})")  # fmt: skip
+        raise ReproError(
+            f"no committed record of {exp.name} --profile {profile} --variant {args.variant} --seed "
+            f"{args.seed} (committed cells: {cells})"
+        )
     prov = committed["provenance"]
     if prov.get("devices", 1) != 1:
         raise ReproError(f"that cell was made with {prov['devices']} processes: verify reruns single-process cells")
@@ -105,14 +111,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     others = [r for (v, _), r in records.items() if v == args.variant]
     outcome, lines = compare(committed, rerun, others)
     head, _ = git_commit()
-    print(f"verify {exp.name}/{profile}/{args.variant}/seed{args.seed}: committed at {prov['commit'][:10]} on "
-          f"{prov['hardware']} (instruction set {prov.get('cpu_capability', 'not recorded')}); rerun at "
-          f"{head[:10]} on {rerun['provenance']['hardware']} (instruction set {cpu_capability()})")  # fmt: skip
+    print(
+        f"verify {exp.name}/{profile}/{args.variant}/seed{args.seed}: committed at {prov['commit'][:10]} on "
+        f"{prov['hardware']} (instruction set {prov.get('cpu_capability', 'not recorded')}); rerun at "
+        f"{head[:10]} on {rerun['provenance']['hardware']} (instruction set {cpu_capability()})"
+    )
     if head != prov["commit"]:
         print(f"  the code here is not the record's commit: `git checkout {prov['commit'][:10]}` reruns it as made")
     n = len(_comparable(committed["metrics"]))
-    print(f"{outcome}: " + ("every metric equals the committed record's" if not lines else
-                            f"{len(lines)} of {n} metrics differ") + f" ({n} compared, timings aside)")  # fmt: skip
+    print(
+        f"{outcome}: "
+        + ("every metric equals the committed record's" if not lines else f"{len(lines)} of {n} metrics differ")
+        + f" ({n} compared, timings aside)"
+    )
     for line in lines:
         print(line)
     return 1 if outcome == "outside" else 0

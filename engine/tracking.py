@@ -47,7 +47,7 @@ def _has_key() -> bool:
 def wandb_mode(choice: str) -> str | None:
     """'online', 'offline' or None (off) for the --wandb choice; online without a key is refused before any run
     starts (W&B would stop the first run with a traceback). ``auto`` is off where ``WANDB_MODE=disabled``."""
-    from datamodules.errors import ReproError
+    from base.errors import ReproError
 
     if choice == "off":
         return None
@@ -65,7 +65,7 @@ def wandb_mode(choice: str) -> str | None:
 
 def _run_id(folder: Path) -> str:
     """One W&B id per run folder, kept across resumes."""
-    from experiments.records import write_atomic
+    from base.files import write_atomic
 
     id_file = folder / "wandb_id.txt"
     if not id_file.is_file():
@@ -102,9 +102,9 @@ def identity(experiment: str, profile: str, variant: str, seed: int, deviation: 
 def run_config(spec, launch, identity_text: str) -> dict:
     """The W&B config of a run at its start: the resolved config, the launch, the ``--set`` values, the cell it
     may fill and its identity (what config.yaml says), the software and the CPU's instruction set."""
-    from experiments.config import config_to_dict
-    from experiments.evidence import describe_settings
-    from experiments.provenance import cpu_capability, versions
+    from engine.config import config_to_dict
+    from engine.evidence import describe_settings
+    from engine.provenance import cpu_capability, versions
 
     world, precision = launch.world_size(), launch.precision_name()
     return {
@@ -260,7 +260,7 @@ def log_report(exp, profile: str, claims: list, records: list[dict], choice: str
         return None
     import wandb
 
-    from experiments.records import runs_root
+    from engine.records import runs_root
 
     folder = runs_root() / exp.name / profile / "report"
     folder.mkdir(parents=True, exist_ok=True)
@@ -268,11 +268,21 @@ def log_report(exp, profile: str, claims: list, records: list[dict], choice: str
         for old in (folder / "wandb").glob("offline-run-*"):
             shutil.rmtree(old, ignore_errors=True)
     ident = identity(exp.name, profile, "report", 0) | {"name": f"{exp.name}-{profile}-verdicts", "job_type": "report"}
-    run = wandb.init(**ident, dir=str(folder), mode=mode, settings=_settings(), reinit="create_new",
-                     config={"experiment": exp.name, "profile": profile, "runs": len(records)})  # fmt: skip
+    run = wandb.init(
+        **ident,
+        dir=str(folder),
+        mode=mode,
+        settings=_settings(),
+        reinit="create_new",
+        config={"experiment": exp.name, "profile": profile, "runs": len(records)},
+    )
     verdicts = [[c.slide, c.statement, v.status, v.statistic, v.test] for c, v in claims if v.has_runs]
-    run.log({"verdicts": wandb.Table(columns=["slide", "claim", "verdict", "measured", "test"], data=verdicts),
-             "summary": _summary_table(records)})  # fmt: skip
+    run.log(
+        {
+            "verdicts": wandb.Table(columns=["slide", "claim", "verdict", "measured", "test"], data=verdicts),
+            "summary": _summary_table(records),
+        }
+    )
     counts = {s: sum(row[2] == s for row in verdicts) for s in ("supported", "contradicted", "inconclusive")}
     run.summary.update(counts)
     run.finish()
@@ -285,7 +295,7 @@ def _summary_table(records: list[dict]):
 
     import wandb
 
-    from experiments.evidence import deviation
+    from engine.evidence import deviation
 
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in records:

@@ -14,9 +14,8 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, Checkpoint
 
-from datamodules.errors import ReproError
-from datamodules.files import temp_path
-from experiments.records import write_atomic
+from base.errors import ReproError
+from base.files import temp_path, write_atomic
 
 
 class LastCheckpoint(Checkpoint):
@@ -58,7 +57,7 @@ def history_csv(rows: list[dict]) -> str:
 def identity_mismatch(path: Path, theirs: str | None, ours: str) -> str:
     import yaml
 
-    from experiments.records import first_difference
+    from engine.identity import first_difference
 
     if theirs is None:
         diff = "it records no identity"

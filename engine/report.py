@@ -3,7 +3,7 @@
 A table is written only on purpose (``repro report``) and only from complete evidence: every (variant, seed)
 its profile names must have a finished run whose config is the one the profile resolves to today, else the
 report stops with one line naming what is missing (``--partial`` writes it anyway and says "partial: k of n
-runs"). The records it used are committed beside it (``results/runs/...``, see ``experiments/records.py``),
+runs"). The records it used are committed beside it (``results/runs/...``, see ``engine/records.py``),
 so a fresh clone rebuilds every table byte for byte, and runs from several machines merge. Smoke runs check
 the plumbing and never reach ``results/``. Claims pair only runs of one configuration; runs made with other
 settings (``--set`` values, another world size or precision) are shown in rows of their own.
@@ -17,23 +17,23 @@ import math
 import re
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
-from datamodules.errors import ReproError
-from datamodules.files import remove_stale_temp_files
-from experiments.claims import percent_metric
-from experiments.evidence import Evidence, deviation, evaluate, gather, main_signature, signature, verdict_counts
-from experiments.plots import default_plot, summary_plot
-from experiments.records import (
+from base.errors import ReproError
+from base.files import remove_stale_temp_files, write_atomic
+from engine.claims import percent_metric
+from engine.evidence import Evidence, deviation, evaluate, gather, main_signature, signature, verdict_counts
+from engine.plots import default_plot, summary_plot
+from engine.records import (
     committed_dir,
     committed_records,
     profiles_with_records,
     results_dir,
     runs_root,
     save_committed,
-    write_atomic,
 )
-from experiments.spec import Experiment
+from engine.spec import Experiment
 
 NOT_CITABLE = ("smoke",)  # profiles whose runs never reach results/
 
@@ -156,16 +156,32 @@ def _check_rows(checks) -> list[list[str]]:
 
 
 # ----------------------------------------------------------------------------- the report
+@dataclass(frozen=True)
+class Written:
+    """A table written: its markdown file, and the evidence it was written from (gathered once, for whoever
+    reports on it next: the verdicts of a preview, the runs set aside, W&B)."""
+
+    md: Path
+    exp: Experiment
+    profile: str
+    evidence: Evidence
+
+
 def write_report(
-    exp: Experiment, profile: str, partial: bool = False, out_dir: Path | None = None, committed_only: bool = False
-) -> Path:
-    """Write one profile's table. ``out_dir`` None: the citable table in results/ (with its records committed
-    beside it); a folder: a preview there (e.g. under the runs folder), partial allowed, no records copied."""
+    exp: Experiment,
+    profile: str,
+    partial: bool = False,
+    out_dir: Path | None = None,
+    evidence: Evidence | None = None,
+) -> Written:
+    """Write one profile's table from ``evidence`` (None: gathered here). ``out_dir`` None: the citable table in
+    results/ (with its records committed beside it); a folder: a preview there (e.g. under the runs folder),
+    partial allowed, no records copied."""
     exp.profile(profile)
     preview = out_dir is not None
     if profile in NOT_CITABLE and not preview:
         raise ReproError(f"{profile} runs check the plumbing only and are never written to results/")
-    evidence = gather(exp, profile, committed_only)
+    evidence = evidence or gather(exp, profile)
     records = evidence.records
     label = f"{exp.name} --profile {profile}"
     if not records:
@@ -189,14 +205,52 @@ def write_report(
     write_atomic(out_dir / f"{stem}.md", "\n".join(lines))
     if not preview:
         save_committed(exp.name, profile, records)
-    return out_dir / f"{stem}.md"
+    return Written(out_dir / f"{stem}.md", exp, profile, evidence)
+
+
+def write_preview(exp: Experiment, profile: str) -> Written:
+    """The preview table of a profile's runs so far, under the runs folder (runs never write tracked files;
+    the citable table is written on purpose, by ``repro report``)."""
+    return write_report(exp, profile, out_dir=runs_root() / exp.name / profile / "report")
 
 
 def render(exp: Experiment, profile: str, evidence: Evidence, stem: str, preview: bool) -> list[str]:
-    records, prof = evidence.records, exp.profile(profile)
+    """The table's markdown lines, top to bottom: the head, the verdicts, the checks, the experiment's tables,
+    its own sections, the variants, the plot and where the per-run data is."""
+    records = evidence.records
     by_variant: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by_variant[r["variant"]].append(r)
+    lines = _head(exp, profile, evidence, preview)
+    lines += _verdicts(exp, profile, records)
+    lines += _tables(exp, profile, records)
+    lines += [
+        "Mean ± standard deviation over seeds. Errors in %, gaps in percentage points. A published figure stands "
+        "beside a measurement only where the settings are comparable; elsewhere the cell says why not.",
+        "",
+    ]
+    if exp.sections:
+        lines += exp.sections(dict(by_variant), profile)
+    variants = [[f"`{v.name}`", v.description] for v in exp.variants if v.name in by_variant]
+    lines += ["## Variants", "", md_table(["variant", "what changes"], variants), ""]
+    lines += [
+        "## Plot",
+        "",
+        f"![{exp.name}]({stem}.png)",
+        "",
+        "## Per-run data",
+        "",
+        f"Every run's final metrics and provenance: [{stem}.csv]({stem}.csv); every run's whole record (config, "
+        f"`--set` values, per-epoch history, provenance): `results/runs/{exp.name}/{profile}/<variant>/seed<k>.json`. "
+        f"Compare the runs in Weights & Biases: project `lecture7-repro`, group `{exp.name}/{profile}`.",
+        "",
+    ]
+    return lines
+
+
+def _head(exp: Experiment, profile: str, evidence: Evidence, preview: bool) -> list[str]:
+    """Title, claim, and the table of what the runs were: profile, provenance, what sized it, how to rerun."""
+    records, prof = evidence.records, exp.profile(profile)
     source = f"`results/runs/{exp.name}/{profile}/`" if not preview else "the runs folder (a preview, not citable)"
     lines = [
         f"# {exp.title} (slide {exp.slides})",
@@ -219,19 +273,30 @@ def render(exp: Experiment, profile: str, evidence: Evidence, stem: str, preview
         f"--profile {profile}`; one cell: `repro run {exp.name} --profile {profile} --variant V --seed K` (with the "
         "run's `--set` values, if any, from the CSV)"
     )
-    lines += [md_table(["", ""], [[f"**{k}**", v] for k, v in info.items()]), ""]
+    return lines + [md_table(["", ""], [[f"**{k}**", v] for k, v in info.items()]), ""]
 
-    claims, checks = evaluate(exp, records, prof.looks)
+
+def _verdicts(exp: Experiment, profile: str, records: list[dict]) -> list[str]:
+    """The claims' verdicts (those without runs here named beneath), then the checks."""
+    claims, checks = evaluate(exp, records, exp.profile(profile).looks)
+    lines = []
     if deviating := [r for r in records if signature(r) != main_signature(records)]:
-        lines += [f"Verdicts pair runs of one configuration only: {len(deviating)} run(s) with other settings are "
-                  "shown in rows of their own and left out of the verdicts.", ""]  # fmt: skip
+        lines += [
+            f"Verdicts pair runs of one configuration only: {len(deviating)} run(s) with other settings are "
+            "shown in rows of their own and left out of the verdicts.",
+            "",
+        ]
     lines += ["## Verdicts", ""]
     if tested := [(c, v) for c, v in claims if v.has_runs]:
         lines += [md_table(["slide", "claim", "verdict", "measured", "test"], _verdict_rows(tested)), ""]
     if untested := [c for c, v in claims if not v.has_runs]:
-        lines += ["No verdict here, for want of runs of their variants in this table (another of the experiment's "
-                  "tables may run them: see the index, results/README.md): "
-                  + "; ".join(f"slide {c.slide}: {c.statement}" for c in untested) + ".", ""]  # fmt: skip
+        lines += [
+            "No verdict here, for want of runs of their variants in this table (another of the experiment's "
+            "tables may run them: see the index, results/README.md): "
+            + "; ".join(f"slide {c.slide}: {c.statement}" for c in untested)
+            + ".",
+            "",
+        ]
     if checks:
         lines += [
             "## Checks",
@@ -241,32 +306,6 @@ def render(exp: Experiment, profile: str, evidence: Evidence, stem: str, preview
             md_table(["slide", "identity", "result", "largest error", "measured"], _check_rows(checks)),
             "",
         ]
-    lines += _tables(exp, profile, records)
-    lines += [
-        "Mean ± standard deviation over seeds. Errors in %, gaps in percentage points. A published figure stands "
-        "beside a measurement only where the settings are comparable; elsewhere the cell says why not.",
-        "",
-    ]
-    if exp.sections:
-        lines += exp.sections(dict(by_variant), profile)
-    lines += [
-        "## Variants",
-        "",
-        md_table(
-            ["variant", "what changes"], [[f"`{v.name}`", v.description] for v in exp.variants if v.name in by_variant]
-        ),
-        "",
-        "## Plot",
-        "",
-        f"![{exp.name}]({stem}.png)",
-        "",
-        "## Per-run data",
-        "",
-        f"Every run's final metrics and provenance: [{stem}.csv]({stem}.csv); every run's whole record (config, "
-        f"`--set` values, per-epoch history, provenance): `results/runs/{exp.name}/{profile}/<variant>/seed<k>.json`. "
-        f"Compare the runs in Weights & Biases: project `lecture7-repro`, group `{exp.name}/{profile}`.",
-        "",
-    ]
     return lines
 
 
@@ -303,8 +342,19 @@ def _tables(exp: Experiment, profile: str, records: list[dict]) -> list[str]:
 
 # Per-run CSV columns: these identify and describe the run; every other column is a final metric.
 _KEY_COLUMNS = ("experiment", "profile", "variant", "seed")
-_INFO_COLUMNS = ("sets", "dirty", "devices", "precision", "threads", "params", "hardware", "data", "data_fingerprint",
-                 "commit", "finished")  # fmt: skip
+_INFO_COLUMNS = (
+    "sets",
+    "dirty",
+    "devices",
+    "precision",
+    "threads",
+    "params",
+    "hardware",
+    "data",
+    "data_fingerprint",
+    "commit",
+    "finished",
+)
 
 
 def table_csv(records: list[dict], profile: str) -> str:
@@ -318,8 +368,19 @@ def table_csv(records: list[dict], profile: str) -> str:
         p = r["provenance"]
         sets = " ".join(f"{k}={v}" for k, v in sorted((r.get("sets") or {}).items()))
         threads = (r.get("config") or {}).get("train", {}).get("threads", p.get("threads", ""))
-        info = (sets, int(bool(p.get("dirty"))), p.get("devices", 1), p["precision"], threads, p["params"],
-                p["hardware"], p["data"]["name"], p["data"]["fingerprint"], p["commit"], p["finished"])  # fmt: skip
+        info = (
+            sets,
+            int(bool(p.get("dirty"))),
+            p.get("devices", 1),
+            p["precision"],
+            threads,
+            p["params"],
+            p["hardware"],
+            p["data"]["name"],
+            p["data"]["fingerprint"],
+            p["commit"],
+            p["finished"],
+        )
         keys = {**r, "profile": profile}
         values = [r["metrics"].get(m) for m in metrics]
         w.writerow([*(keys[k] for k in _KEY_COLUMNS), *("" if v is None else v for v in values), *info])
@@ -333,16 +394,17 @@ def citable_profiles(exp: Experiment) -> list[str]:
     return [p.name for p in exp.profiles if p.name in have and p.name not in NOT_CITABLE]
 
 
-def write_all(experiments: list[Experiment], partial: bool = False) -> list[Path]:
+def write_all(experiments: list[Experiment], partial: bool = False) -> list[Written]:
     """Every citable table, after checking that all are complete (nothing is written when one is not)."""
-    todo = [(e, p) for e in experiments for p in citable_profiles(e)]
+    todo = [(e, p, gather(e, p)) for e in experiments for p in citable_profiles(e)]
     if not partial:
-        for exp, profile in todo:
-            evidence = gather(exp, profile)
+        for exp, profile, evidence in todo:
             if not evidence.complete:
-                raise ReproError(evidence.problem(f"table {exp.name}/{profile} not written") + "; run them or pass "
-                                 "--partial (no table was written)")  # fmt: skip
-    return [write_report(exp, profile, partial) for exp, profile in todo]
+                raise ReproError(
+                    evidence.problem(f"table {exp.name}/{profile} not written") + "; run them or pass "
+                    "--partial (no table was written)"
+                )
+    return [write_report(exp, profile, partial, evidence=evidence) for exp, profile, evidence in todo]
 
 
 def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> Path:

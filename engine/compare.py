@@ -13,7 +13,7 @@ import argparse
 import shutil
 from collections import defaultdict
 
-from datamodules.errors import ReproError
+from base.errors import ReproError
 
 
 def add_parser(sub) -> None:
@@ -36,8 +36,8 @@ def add_parser(sub) -> None:
 def _rows_of(exp, profile: str) -> tuple[list[dict], list[str]]:
     """Every run a comparison shows (the table's, and this machine's runs that a committed run kept out of it),
     and one line for each record that no longer matches the profile."""
-    from experiments.evidence import gather
-    from experiments.records import local_records
+    from engine.evidence import gather
+    from engine.records import local_records
 
     evidence = gather(exp, profile)
     local = local_records(exp.name, profile)
@@ -57,7 +57,7 @@ def _metrics(exp, runs: list[dict], asked: list[str] | None) -> list[str]:
     if asked:
         unknown = [m for m in asked if m not in have]
         if unknown:
-            from datamodules.errors import unknown_name
+            from base.errors import unknown_name
 
             raise ReproError(unknown_name("metric", unknown[0], sorted(have), f"in the runs of {exp.name}"))
         return asked
@@ -67,8 +67,8 @@ def _metrics(exp, runs: list[dict], asked: list[str] | None) -> list[str]:
 
 def comparison(exp, profile: str, variants: list[str] | None, metrics: list[str] | None, per_run: bool) -> str:
     """The text `repro compare` prints."""
-    from experiments.evidence import deviation
-    from experiments.report import fmt_mean_std
+    from engine.evidence import deviation
+    from engine.report import fmt_mean_std
 
     exp.profile(profile)
     for v in variants or []:
@@ -129,7 +129,7 @@ def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from experiments import get
+    from engine.registry import get
 
     exp = get(args.name)
     print(comparison(exp, args.profile or exp.default_profile, args.variant, args.metric, args.runs))

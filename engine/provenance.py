@@ -11,7 +11,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # What runs: a change anywhere else (results/, README.md, tests/, bench/) does not change a run's numbers, so it
 # does not make a record "dirty". Tables rewritten by `repro report` in particular never mark later runs.
-CODE_PATHS = ("experiments", "lightning_modules", "datamodules", "pyproject.toml")
+CODE_PATHS = ("experiments", "engine", "lightning_modules", "datamodules", "base", "pyproject.toml")
 
 
 @functools.cache

@@ -26,7 +26,7 @@ import math
 import statistics
 from pathlib import Path
 
-from datamodules.errors import ReproError
+from base.errors import ReproError
 
 
 def add_parser(sub, run_options) -> None:
@@ -52,7 +52,7 @@ def add_parser(sub, run_options) -> None:
 
 def parse_grid(cfg, items: list[str]) -> dict[str, list[str]]:
     """``--set`` items -> each swept key's values, in the order given (one line for a key without values)."""
-    from experiments.config import is_list_key
+    from engine.config import is_list_key
 
     grid: dict[str, list[str]] = {}
     for item in items:
@@ -106,7 +106,7 @@ def wandb_sweep_config(exp, profile: str, grid: dict[str, list[str]], metric: st
 def _register(exp, profile: str, grid: dict, metric: str, choice: str) -> str:
     import os
 
-    from experiments import tracking
+    from engine import tracking
 
     if tracking.wandb_mode(choice) != "online":
         raise ReproError(
@@ -125,10 +125,10 @@ def _register(exp, profile: str, grid: dict, metric: str, choice: str) -> str:
 
 
 def cmd_sweep(args: argparse.Namespace, planner) -> int:
-    from experiments import get
-    from experiments.config import read_overrides_file
-    from experiments.records import read_record, sweeps_dir
-    from experiments.runner import run_all
+    from engine.config import read_overrides_file
+    from engine.orchestrate import run_all
+    from engine.records import read_record, sweeps_dir
+    from engine.registry import get
 
     exp = get(args.name)
     profile = args.profile or exp.default_profile
@@ -186,9 +186,8 @@ def _values(records, metric: str) -> list[float]:
 
 def write_sweep(exp, profile: str, grid, fixed, records, metrics: list[str], out: Path) -> Path:
     """The sweep's table (md), its runs (csv) and plot (png), named ``out`` + suffix."""
-    from experiments.claims import percent_metric
-    from experiments.records import write_atomic
-    from experiments.report import fmt_mean_std, md_table
+    from base.files import write_atomic
+    from engine.report import md_table
 
     missing = [m for m in metrics if not _values(records, m)]
     if missing:
@@ -200,45 +199,18 @@ def write_sweep(exp, profile: str, grid, fixed, records, metrics: list[str], out
     header = ["variant", *grid, "runs"]
     for m in metrics:
         header += [exp.metrics.get(m, m), "95% CI"]
-    rows = []
-    for key, recs in cells.items():
-        row = [f"`{key[0]}`", *key[1:], str(len(recs))]
-        for m in metrics:
-            ci = _interval(_values(recs, m))
-            scale = 100.0 if percent_metric(m) else 1.0
-            row += [
-                fmt_mean_std(_values(recs, m), m),
-                "–" if ci is None else f"{ci[0] * scale:.4g} to {ci[1] * scale:.4g}",
-            ]
-        rows.append(row)
-    prov = [r["provenance"] for _, r in records]
-    seeds = sorted({spec.seed for spec, _ in records})
-    dates = sorted(p["finished"][:10] for p in prov)
+    on_top = f", on top of {', '.join(f'`{k}={v}`' for k, v in fixed.items() if k not in grid)}" if fixed else ""
     lines = [
         f"# Sweep: {exp.name} --profile {profile}",
         "",
         "Runs of their own, never a table's cells: "
         + "; ".join(f"`{k}` = {', '.join(v)}" for k, v in grid.items())
-        + (f", on top of {', '.join(f'`{k}={v}`' for k, v in fixed.items() if k not in grid)}" if fixed else "")
+        + on_top
         + ". Mean ± sd over seeds, and the 95% t-interval of the mean.",
         "",
-        md_table(
-            ["", ""],
-            [
-                ["Hardware", "; ".join(sorted({p["hardware"] for p in prov}))],
-                ["Seeds", ", ".join(map(str, seeds))],
-                ["Date", dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"],
-                [
-                    "Commit",
-                    "; ".join(
-                        sorted({p["commit"][:10] + (" (uncommitted code)" if p.get("dirty") else "") for p in prov})
-                    ),
-                ],
-                ["Runs", f"{len(records)} under runs/sweeps/{exp.name}/{profile}/"],
-            ],
-        ),
+        md_table(["", ""], _sweep_provenance(exp, profile, records)),
         "",
-        md_table(header, rows),
+        md_table(header, [_sweep_row(key, recs, metrics) for key, recs in cells.items()]),
         "",
         f"![plot]({out.name}.png)",
         "",
@@ -248,6 +220,33 @@ def write_sweep(exp, profile: str, grid, fixed, records, metrics: list[str], out
     _plot(exp, grid, cells, metrics[0], out.with_name(out.name + ".png"))
     write_atomic(out.with_name(out.name + ".md"), "\n".join(lines))
     return out.with_name(out.name + ".md")
+
+
+def _sweep_row(key: tuple, recs: list, metrics: list[str]) -> list[str]:
+    """One grid cell: its variant and values, its runs, and per metric the mean ± sd and the 95% interval."""
+    from engine.claims import percent_metric
+    from engine.report import fmt_mean_std
+
+    row = [f"`{key[0]}`", *key[1:], str(len(recs))]
+    for m in metrics:
+        ci = _interval(_values(recs, m))
+        scale = 100.0 if percent_metric(m) else 1.0
+        row += [fmt_mean_std(_values(recs, m), m), "–" if ci is None else f"{ci[0] * scale:.4g} to {ci[1] * scale:.4g}"]
+    return row
+
+
+def _sweep_provenance(exp, profile: str, records) -> list[list[str]]:
+    prov = [r["provenance"] for _, r in records]
+    seeds = sorted({spec.seed for spec, _ in records})
+    dates = sorted(p["finished"][:10] for p in prov)
+    commits = sorted({p["commit"][:10] + (" (uncommitted code)" if p.get("dirty") else "") for p in prov})
+    return [
+        ["Hardware", "; ".join(sorted({p["hardware"] for p in prov}))],
+        ["Seeds", ", ".join(map(str, seeds))],
+        ["Date", dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"],
+        ["Commit", "; ".join(commits)],
+        ["Runs", f"{len(records)} under runs/sweeps/{exp.name}/{profile}/"],
+    ]
 
 
 def _csv(records, grid, metrics: list[str]) -> str:
@@ -279,7 +278,7 @@ def _number(text: str) -> float | None:
 def _plot(exp, grid: dict[str, list[str]], cells: dict, metric: str, path: Path) -> None:
     """One panel per swept key: the metric's mean and 95% interval against the key's values, one line per variant
     and values of the other keys."""
-    from experiments.plots import pyplot, save_figure
+    from engine.plots import pyplot, save_figure
 
     plt = pyplot()
     keys = list(grid)

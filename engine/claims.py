@@ -4,7 +4,7 @@
 
 ``lower`` and ``higher`` are difference claims (``more_often`` for a yes/no outcome); ``not_lower``,
 ``not_higher`` and ``same`` are no-effect claims with a margin fixed here, in the experiment file, before the
-runs (see ``experiments/stats.py``).
+runs (see ``engine/stats.py``).
 ``all_of`` and ``any_of`` combine them ("every recurrent net beats the MLP", "a bottleneck *might* help").
 ``identity`` is a check of an exact identity (a table's Checks section), not a verdict.
 
@@ -19,8 +19,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from experiments import stats
-from experiments.spec import CheckOutcome, Results
+from engine import stats
+from engine.spec import CheckOutcome, Results
 
 SEEDS = (0, 1, 2, 3, 4)  # of the constructed examples
 
@@ -371,8 +371,9 @@ class Identity:
             return CheckOutcome(None, math.nan, f"no run recorded {self.metric}")
         worst = max(errors, key=lambda e: e if math.isfinite(e) else math.inf)
         holds = all(math.isfinite(e) and e <= self.tolerance for e in errors)
-        return CheckOutcome(holds, worst, f"{self.what}: largest {worst:.3g} over {len(errors)} runs "
-                                          f"(tolerance {self.tolerance:g})")  # fmt: skip
+        return CheckOutcome(
+            holds, worst, f"{self.what}: largest {worst:.3g} over {len(errors)} runs (tolerance {self.tolerance:g})"
+        )
 
     def example(self, holds: bool) -> Results:
         variant = self.variants[0] if self.variants else "any"

@@ -252,16 +252,19 @@ def more_often(a: dict[int, float], b: dict[int, float], what: str) -> Verdict:
     seeds = sorted(set(a) & set(b))
     only_a = sum(a[s] > 0 and not b[s] > 0 for s in seeds)
     only_b = sum(b[s] > 0 and not a[s] > 0 for s in seeds)
-    text = (f"{what}: {sum(a[s] > 0 for s in seeds)} of {len(seeds)} runs against {sum(b[s] > 0 for s in seeds)} "
-            f"of {len(seeds)}; pairs that differ {only_a} : {only_b}")  # fmt: skip
+    text = (
+        f"{what}: {sum(a[s] > 0 for s in seeds)} of {len(seeds)} runs against {sum(b[s] > 0 for s in seeds)} "
+        f"of {len(seeds)}; pairs that differ {only_a} : {only_b}"
+    )
     if not seeds:
         return no_runs(text)
     if len(seeds) < MIN_SEEDS:
         return Verdict("inconclusive", text, f"{len(seeds)} of the {MIN_SEEDS} paired values a verdict needs")
     p = mcnemar_p(only_a, only_b)
     status = "inconclusive" if p >= alpha() else "supported" if only_a > only_b else "contradicted"
-    return Verdict(status, f"{text}, p = {p:.2g}", f"exact McNemar test at {_pct(alpha())}, {len(seeds)} pairs"
-                   + _looks_note())  # fmt: skip
+    return Verdict(
+        status, f"{text}, p = {p:.2g}", f"exact McNemar test at {_pct(alpha())}, {len(seeds)} pairs" + _looks_note()
+    )
 
 
 def every_seed(seeds: list, failed: list, text: str) -> Verdict:
@@ -283,8 +286,13 @@ def _combine(verdicts: list[Verdict], decisive: str, joiner: str, label: str) ->
     verdicts = [v for v in verdicts if v.has_runs]  # a profile may run only some of a claim's variants
     statuses = [v.status for v in verdicts]
     other = "supported" if decisive == "contradicted" else "contradicted"
-    status = (decisive if decisive in statuses
-              else other if statuses and all(s == other for s in statuses) else "inconclusive")  # fmt: skip
+    status = (
+        decisive
+        if decisive in statuses
+        else other
+        if statuses and all(s == other for s in statuses)
+        else "inconclusive"
+    )
     return Verdict(status, joiner.join(v.statistic for v in verdicts), f"{label}: " + _tests(verdicts))
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from datamodules.errors import ReproError, unknown_name
+from base.errors import ReproError, unknown_name
 
 # A field added after runs were recorded, whose default reproduces what they did: it is left out of the config's
 # dict (so of run identities and records) while it has that default, and runs recorded before it existed keep

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from datamodules.errors import ReproError, RunsFailed, unknown_name  # noqa: F401 (the names every layer raises)
-from experiments.config import TrainConfig, apply_overrides, config_from_dict, config_to_dict  # noqa: F401
-from experiments.stats import Verdict  # noqa: F401
+from base.errors import ReproError, RunsFailed, unknown_name  # noqa: F401 (the names every layer raises)
+from engine.config import TrainConfig, apply_overrides, config_from_dict, config_to_dict  # noqa: F401
+from engine.stats import Verdict  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Claim:
     """One sentence of the lecture and the test that decides it from per-seed run metrics.
 
     The test can come out either way: ``counter_example()`` is a constructed ``Results`` that it must call
-    "contradicted" (tests/test_claims.py). Tests built by ``experiments/claims.py`` construct their own;
+    "contradicted" (tests/test_claims.py). Tests built by ``engine/claims.py`` construct their own;
     a hand-written test passes one as ``counter``."""
 
     slide: str

@@ -1,4 +1,4 @@
-"""`repro list | run | report | compare | sweep | verify | show | sample | programs` (also `python -m experiments`).
+"""`repro list | run | report | compare | sweep | verify | show | sample | programs` (also `python -m engine`).
 
 User mistakes (unknown names, bad overrides, missing or corrupt data) print one line and exit with code 2.
 """
@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from datamodules.errors import ReproError, RunsFailed  # (not the runner: `repro list` needs no torch)
+from base.errors import ReproError, RunsFailed  # (not the runner: `repro list` needs no torch)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,12 +35,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--sweep", action="store_true", help=argparse.SUPPRESS)  # a sweep's child: the run of a point
 
-    from experiments import compare, sweep, verify
+    from engine import compare, sweep, verify
 
     compare.add_parser(sub)
     sweep.add_parser(sub, run_options)
     verify.add_parser(sub)
+    for add in (_add_report, _add_show, _add_sample, _add_programs):
+        add(sub)
+    return p
 
+
+def _add_report(sub) -> None:
     rep = sub.add_parser(
         "report",
         help="write results/<name>.md, .png, .csv and the records beside them, from complete runs of a profile",
@@ -49,10 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--all", action="store_true", help="every experiment and profile with runs, and the index")
     rep.add_argument("--profile", help="default: every profile of the experiment with runs (smoke never)")
     rep.add_argument("--partial", action="store_true", help="write a table even if runs are missing (it says so)")
-    rep.add_argument("--wandb", default="auto", choices=["auto", "online", "offline", "off"],
-                     help="log each table's verdicts and per-variant summary to W&B (job type report; auto: online "
-                     "with an API key, else offline under the runs folder)")
+    rep.add_argument(
+        "--wandb",
+        default="auto",
+        choices=["auto", "online", "offline", "off"],
+        help="log each table's verdicts and per-variant summary to W&B (job type report; auto: online "
+        "with an API key, else offline under the runs folder)",
+    )
 
+
+def _add_show(sub) -> None:
     show = sub.add_parser("show", help="print the fully resolved config of a run and its parameter count")
     show.add_argument("name")
     show.add_argument("--variant")
@@ -60,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets")
     show.add_argument("--config", metavar="FILE", help="overrides from a YAML file; --set wins")
 
+
+def _add_sample(sub) -> None:
     smp = sub.add_parser("sample", help="generate text from a trained run's checkpoint (language models: char-lm)")
     smp.add_argument("name")
     smp.add_argument("--profile", help="default: the experiment's, usually quick")
@@ -70,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     smp.add_argument("--temperature", type=float, default=0.8, help="0: always the most likely character")
     smp.add_argument("--sample-seed", type=int, default=0, help="seed of the sampling draws")
 
+
+def _add_programs(sub) -> None:
     prg = sub.add_parser(
         "programs",
         help="print Learning-to-Execute examples as JSON lines {input, target}, or save a target's evaluation "
@@ -92,10 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     prg.add_argument("--reverse", action="store_true", help="with --save: add what a reversed-input run reads")
     prg.add_argument("--double", action="store_true", help="with --save: add what a doubled-input run reads")
     prg.add_argument("--scramble", type=int, help="with --save: add what a run scrambled by this seed reads")
-    prg.add_argument("--variant", help="with --save: the target, sizes and input options of this learning-to-execute "
-                     "run (e.g. addition-2-combined-seq2seq)")  # fmt: skip
+    prg.add_argument(
+        "--variant",
+        help="with --save: the target, sizes and input options of this learning-to-execute "
+        "run (e.g. addition-2-combined-seq2seq)",
+    )
     prg.add_argument("--profile", help="with --variant: its profile (default: quick)")
-    return p
 
 
 def run_options(p: argparse.ArgumentParser) -> None:
@@ -105,22 +122,36 @@ def run_options(p: argparse.ArgumentParser) -> None:
     seeds.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1 (default: the profile's)")
     seeds.add_argument("--seed", type=int, action="append", metavar="K", help="run seed K (repeatable)")
     p.add_argument("--variant", action="append", metavar="NAME", help="only this variant (repeatable)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
-                   help="override a config value, e.g. --set optim.lr=0.05 (repeatable; see `repro show`)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="sets",
+        help="override a config value, e.g. --set optim.lr=0.05 (repeatable; see `repro show`)",
+    )
     p.add_argument("--config", metavar="FILE", help="overrides from a YAML file (nested or dotted keys); --set wins")
     p.add_argument("--accelerator", default="auto", help="cpu | gpu | auto ... (Lightning)")
     p.add_argument("--devices", default="auto", help="number or list of devices (Lightning)")
     p.add_argument("--strategy", default="auto", help="auto | ddp | ... (Lightning)")
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--precision", default=None, help="32-true | bf16-mixed | 16-mixed ... (Lightning)")
-    p.add_argument("--wandb", default="auto", choices=["auto", "online", "offline", "off"],
-                   help="auto: online with an API key, else offline")
-    p.add_argument("--jobs", default="auto", help="runs at once, as separate processes (auto: one per GPU; without "
-                   "GPUs the profile's choice, e.g. 2 for quick)")
+    p.add_argument(
+        "--wandb",
+        default="auto",
+        choices=["auto", "online", "offline", "off"],
+        help="auto: online with an API key, else offline",
+    )
+    p.add_argument(
+        "--jobs",
+        default="auto",
+        help="runs at once, as separate processes (auto: one per GPU; without "
+        "GPUs the profile's choice, e.g. 2 for quick)",
+    )
 
 
 def cmd_list() -> int:
-    from experiments import registry
+    from engine.registry import registry
 
     for exp in registry().values():
         print(f"{exp.name}  (slides {exp.slides})")
@@ -138,23 +169,23 @@ def cmd_list() -> int:
 
 
 def cmd_run(args) -> int:
-    from datamodules.errors import system_error_line
-    from experiments import get
-    from experiments.evidence import gather
-    from experiments.plan import is_rank_zero, planner
-    from experiments.pool import watch_parent
-    from experiments.records import runs_root
-    from experiments.report import write_report
-    from experiments.runner import run_all
+    from base.errors import system_error_line
+    from engine.launch import is_rank_zero
+    from engine.orchestrate import run_all
+    from engine.plan import planner
+    from engine.pool import watch_parent
+    from engine.registry import get
+    from engine.report import write_preview
 
     plan_one = planner(args, sweep=args.sweep)
     if args.all:
-        from experiments import registry
-        from experiments.lecture import plan_lecture, run_lecture
+        from engine.lecture import plan_lecture, run_lecture
+        from engine.registry import registry
 
         if args.name or args.variant or args.sets or args.config:
-            raise ReproError("--all runs every experiment as its profile says: no name, --variant, --set or --config "
-                             "with it")
+            raise ReproError(
+                "--all runs every experiment as its profile says: no name, --variant, --set or --config with it"
+            )
         return run_lecture(plan_lecture(list(registry().values()), args.profile, plan_one), not args.no_report)
     if not args.name:
         raise ReproError("run needs an experiment name (see `repro list`) or --all")
@@ -167,13 +198,13 @@ def cmd_run(args) -> int:
     if is_rank_zero() and not args.no_report and not args.sweep and not os.environ.get("REPRO_PARENT_PID"):
         # Runs never write tracked files: a preview table under the runs folder, and the command for the real one.
         try:
-            preview = write_report(exp, profile, out_dir=runs_root() / exp.name / profile / "report")
+            written = write_preview(exp, profile)
         except OSError as e:  # the runs are finished and recorded: a preview that cannot be written loses nothing
             print(f"repro: preview not written ({system_error_line(e)}); the runs are recorded", file=sys.stderr)
             return 0
-        evidence = gather(exp, profile)
+        evidence = written.evidence
         state = "complete" if evidence.complete else evidence.problem("incomplete")
-        print(f"preview: {preview} ({state})")
+        print(f"preview: {written.md} ({state})")
         if evidence.aside:
             print(evidence.aside_note())
         if profile != "smoke":
@@ -182,10 +213,11 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from experiments import get, registry, tracking
-    from experiments.evidence import evaluate, gather
-    from experiments.records import results_dir, runs_root, staged_results
-    from experiments.report import citable_profiles, write_all, write_index, write_report
+    from engine import tracking
+    from engine.evidence import evaluate
+    from engine.records import results_dir, runs_root, staged_results
+    from engine.registry import get, registry
+    from engine.report import citable_profiles, write_all, write_index, write_report
 
     if args.all == bool(args.name):
         raise ReproError("report needs an experiment name or --all (not both)")
@@ -194,8 +226,10 @@ def cmd_report(args) -> int:
     if args.all:
         tables = [(e, p) for e in exps for p in citable_profiles(e)]
         if not tables:
-            raise ReproError(f"no run records under {results_dir() / 'runs'} nor {runs_root()}: run it in the "
-                             "repository's folder, or set REPRO_RESULTS_DIR and REPRO_RUNS_DIR")  # fmt: skip
+            raise ReproError(
+                f"no run records under {results_dir() / 'runs'} nor {runs_root()}: run it in the "
+                "repository's folder, or set REPRO_RESULTS_DIR and REPRO_RUNS_DIR"
+            )
     else:
         exp = get(args.name)
         tables = [(exp, p) for p in ([args.profile] if args.profile else citable_profiles(exp))]
@@ -204,16 +238,17 @@ def cmd_report(args) -> int:
     with staged_results() as real:  # every file is written, or none
         stage = results_dir()
         written = write_all(exps, args.partial) if args.all else [write_report(e, p, args.partial) for e, p in tables]
-        written = [real / md.relative_to(stage) for md in [*written, write_index(exps)]]
-    for md in written:
-        print(f"{'index' if md.name == 'README.md' else 'table'}: {md}")
-    for exp, profile in tables if not args.all or tracking.wandb_mode(args.wandb) else []:  # (gathered again)
-        evidence = gather(exp, profile)
-        if note := evidence.aside_note():
+        index = write_index(exps)
+    for w in written:
+        print(f"table: {real / w.md.relative_to(stage)}")
+    print(f"index: {real / index.relative_to(stage)}")
+    mode = tracking.wandb_mode(args.wandb)
+    for w in written if not args.all or mode else []:  # (one table's notes; the whole lecture's only with W&B)
+        if note := w.evidence.aside_note():
             print(note)
-        if tracking.wandb_mode(args.wandb):
-            claims, _ = evaluate(exp, evidence.records, exp.profile(profile).looks)
-            if folder := tracking.log_report(exp, profile, claims, evidence.records, args.wandb):
+        if mode:
+            claims, _ = evaluate(w.exp, w.evidence.records, w.exp.profile(w.profile).looks)
+            if folder := tracking.log_report(w.exp, w.profile, claims, w.evidence.records, args.wandb):
                 print(f"W&B (offline): {folder}")
     return 0
 
@@ -221,9 +256,9 @@ def cmd_report(args) -> int:
 def cmd_show(args) -> int:
     import yaml
 
-    from experiments import get
-    from experiments.plan import overrides
-    from experiments.spec import config_to_dict
+    from engine.plan import overrides
+    from engine.registry import get
+    from engine.spec import config_to_dict
 
     exp = get(args.name)
     profile = args.profile or exp.default_profile
@@ -238,7 +273,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from experiments import get
+    from engine.registry import get
 
     exp = get(args.name)
     profile = args.profile or exp.default_profile
@@ -258,10 +293,8 @@ def cmd_programs(args) -> int:
     """Print ``args.count`` examples of ``args.split`` as JSON lines {"input": ..., "target": ...}, or save the
     evaluation programs of a target (``--save``)."""
     import json
-    import random
 
-    from datamodules.errors import unknown_name
-    from datamodules.programs import SPLITS, check_difficulty, draw
+    from datamodules.programs import sample
 
     if args.save is not None:
         return _save_programs(args)
@@ -269,17 +302,7 @@ def cmd_programs(args) -> int:
     if given:
         raise ReproError(f"{', '.join(given)} go{'es' * (len(given) == 1)} with --save")
     task, length, nesting = args.task or "program", _or(args.length, 4), _or(args.nesting, 2)
-    count, seed, split_name = _or(args.count, 5), _or(args.seed, 0), args.split or "train"
-    if split_name not in SPLITS:
-        raise ReproError(unknown_name("split", split_name, list(SPLITS)))
-    if count < 1:
-        raise ReproError(f"--count must be >= 1, got {count}")
-    if seed < 0:
-        raise ReproError(f"--seed must be >= 0, got {seed}")
-    check_difficulty(task, length, nesting)
-    rng, split = random.Random(seed), SPLITS.index(split_name)
-    for _ in range(count):
-        ex = draw(task, length, nesting, rng, split)
+    for ex in sample(task, length, nesting, _or(args.count, 5), _or(args.seed, 0), args.split or "train"):
         print(json.dumps({"input": ex.input, "target": ex.target}))
     return 0
 
@@ -290,8 +313,7 @@ def _or(value, default):
 
 def _save_programs(args) -> int:
     """``repro programs --save DIR``: the target's validation and test programs as a datasets.DatasetDict."""
-    from datamodules.configs import ProgramDataConfig
-    from datamodules.program_sets import save_evaluation_programs
+    from datamodules.program_sets import evaluation_config, save_evaluation_programs
 
     stray = [f"--{k}" for k in ("count", "seed", "split") if getattr(args, k) is not None]
     if stray:
@@ -299,44 +321,56 @@ def _save_programs(args) -> int:
             f"{', '.join(stray)} do{'es' * (len(stray) == 1)} not apply to --save: the evaluation programs of a "
             "target are the same for every run and seed (sizes: --val-size, --test-size)"
         )
-    own = {"task": args.task, "length": args.length, "nesting": args.nesting, "val_size": args.val_size,
-           "test_size": args.test_size, "scramble": args.scramble}  # fmt: skip
+    own = {
+        "task": args.task,
+        "length": args.length,
+        "nesting": args.nesting,
+        "val_size": args.val_size,
+        "test_size": args.test_size,
+        "scramble": args.scramble,
+    }
     own = {k: v for k, v in own.items() if v is not None} | {k: True for k in ("reverse", "double") if getattr(args, k)}
     if args.variant:
         if own:
             raise ReproError(
                 f"--variant takes the target, sizes and input options of that run: drop --{next(iter(own))}"
             )
-        from experiments import get
+        from engine.registry import get
 
         exp = get("learning-to-execute")
         cfg = exp.resolve(args.variant, args.profile or exp.default_profile).data
     else:
         if args.profile:
             raise ReproError("--profile goes with --variant")
-        cfg = ProgramDataConfig(**{"task": "program", "length": 4, "nesting": 2, **own})
-        try:
-            cfg.validate()
-        except ValueError as e:
-            raise ReproError(str(e)) from None
+        cfg = evaluation_config(**own)
     path, counts, fingerprint, written = save_evaluation_programs(cfg, args.save)
     what = "saved" if written else "already there (same fingerprint)"
-    print(f"{what}: {path}: {counts['validation']} validation and {counts['test']} test programs (task {cfg.task}, "
-          f"length {cfg.length}, nesting {cfg.target_nesting}); fingerprint sha256:{fingerprint}")  # fmt: skip
+    print(
+        f"{what}: {path}: {counts['validation']} validation and {counts['test']} test programs (task {cfg.task}, "
+        f"length {cfg.length}, nesting {cfg.target_nesting}); fingerprint sha256:{fingerprint}"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    from datamodules.errors import system_error_line
+    from base.errors import system_error_line
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past `ulimit -f`: an error to report, not a killed process
     signal.signal(signal.SIGTERM, _terminated)  # before a run takes over the signal (it saves its epoch first)
     for stream in (sys.stdout, sys.stderr):  # a locale that cannot write '±' or '–' escapes them
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    commands = {"list": lambda a: cmd_list(), "run": cmd_run, "report": cmd_report, "sample": cmd_sample,
-                "programs": cmd_programs, "show": cmd_show, "compare": _compare, "sweep": _sweep,
-                "verify": _verify}  # fmt: skip
+    commands = {
+        "list": lambda a: cmd_list(),
+        "run": cmd_run,
+        "report": cmd_report,
+        "sample": cmd_sample,
+        "programs": cmd_programs,
+        "show": cmd_show,
+        "compare": _compare,
+        "sweep": _sweep,
+        "verify": _verify,
+    }
     try:
         args = _parser().parse_args(argv)
         return commands[args.command](args)
@@ -373,20 +407,20 @@ def _terminated(signum, frame):
 
 
 def _compare(args) -> int:
-    from experiments import compare
+    from engine import compare
 
     return compare.cmd_compare(args)
 
 
 def _verify(args) -> int:
-    from experiments import verify
+    from engine import verify
 
     return verify.cmd_verify(args)
 
 
 def _sweep(args) -> int:
-    from experiments import sweep
-    from experiments.plan import planner
+    from engine import sweep
+    from engine.plan import planner
 
     return sweep.cmd_sweep(args, planner)
 

@@ -25,9 +25,8 @@ from typing import Any
 
 import yaml
 
-from datamodules.errors import ReproError
-from datamodules.files import write_atomic  # noqa: F401 (the runner's and report's too)
-from experiments.config import config_to_dict
+from base.errors import ReproError
+from base.files import write_atomic
 
 REQUIRED = {"experiment": str, "profile": str, "variant": str, "seed": int, "metrics": dict, "provenance": dict}
 
@@ -48,7 +47,7 @@ def staged_results():
     """`repro report` as one transaction: every table, plot, CSV, committed record and the index are written into a
     copy of the results folder, which replaces it whole at the end, or is removed if anything fails (a full disk,
     an interrupt): a table never cites records that were not committed with it. Yields the real folder."""
-    from datamodules.files import staged_folder
+    from base.files import staged_folder
 
     real = results_dir()
     with staged_folder(real) as stage:
@@ -101,8 +100,17 @@ def _sorted_dict(pairs: list[tuple[str, Any]]) -> dict:
 MAX_RECORD_BYTES = 16 * 2**20  # the largest records (gradients' per-step traces) are about 0.3 MB
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+,=-]{0,199}$")  # experiment, profile and variant names
 KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,199}$")  # metric, history and extra keys
-PROVENANCE = {"commit": str, "finished": str, "hardware": str, "precision": str, "devices": int, "params": int,
-              "data": dict, "versions": dict, "dirty": bool}  # fmt: skip
+PROVENANCE = {
+    "commit": str,
+    "finished": str,
+    "hardware": str,
+    "precision": str,
+    "devices": int,
+    "params": int,
+    "data": dict,
+    "versions": dict,
+    "dirty": bool,
+}
 
 
 def parse_record(text: str | bytes, path: Path) -> dict:
@@ -110,8 +118,10 @@ def parse_record(text: str | bytes, path: Path) -> dict:
     Records cross machines (merged from clusters and GPU windows), so they are input: types, ranges and sizes
     are checked, and a record that fails is refused (never read into a table, never committed again)."""
     if len(text) > MAX_RECORD_BYTES:
-        raise ReproError(f"{path} is not a run record ({len(text) / 2**20:.0f} MiB, more than any run writes); "
-                         "delete it to rerun that run")  # fmt: skip
+        raise ReproError(
+            f"{path} is not a run record ({len(text) / 2**20:.0f} MiB, more than any run writes); "
+            "delete it to rerun that run"
+        )
     try:
         record = json.loads(text, object_pairs_hook=_sorted_dict)  # committed copies are key-sorted: so is every read
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError):
@@ -182,87 +192,22 @@ def read_record(folder: Path) -> dict | None:
 
 
 # ----------------------------------------------------------------------------- identity
-def identity_text(experiment: str, profile: str, variant: str, seed: int, config: Any, world: int, precision) -> str:
-    """config.yaml: what the run is. Two runs with the same text compute the same numbers on the same kind
-    of machine; a folder holding another text is refused, never reused."""
-    head = {"experiment": experiment, "profile": profile, "variant": variant, "seed": seed}
-    launch = {"world_size": world, "precision": str(precision or "32-true")}
-    return yaml.safe_dump({**head, "launch": launch, **config_to_dict(config)}, sort_keys=False)
-
-
-def check_identity(folder: Path, text: str, say: bool = False) -> None:
-    """A folder whose config.yaml holds another identity is refused, unless nothing was trained there: no
-    checkpoint and no record (a run stopped by bad input before its first epoch), which the new run replaces
-    (``say``: with a line naming the difference)."""
-    path = folder / "config.yaml"
-    if not path.is_file():
-        return
-    try:
-        old = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
-        old = {}
-    old, new = old if isinstance(old, dict) else {}, yaml.safe_load(text)
-    if old == new:
-        return
-    diff = first_difference(old, new)
-    if not (folder / "record.json").exists() and not (folder / "checkpoints" / "last.ckpt").exists():
-        if say:
-            print(f"{folder}: replacing the config of a run that never saved a checkpoint ({diff})")
-        return
-    raise ReproError(
-        f"{folder} holds a run with a different config ({diff}); delete that folder or set REPRO_RUNS_DIR to "
-        "another folder"
-    )
-
-
-def first_difference(a: Any, b: Any, path: str = "") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b), key=str):
-            if a.get(k) != b.get(k):
-                return first_difference(a.get(k), b.get(k), f"{path}{k}.")
-    return f"{path.rstrip('.')}: {a!r} there, {b!r} now"
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
-
-
-def config_mismatch(record: dict, resolved: Any, defaults: Any) -> str | None:
-    """How a record's config differs from what its profile resolves to today (with the record's own
-    ``--set`` values), or None. A key the record lacks was added to the code later: the run used that
-    field's default (a new field must default to the old behaviour), so the resolved value must equal it."""
-    ran = flatten(record.get("config") or {})
-    now, default = flatten(config_to_dict(resolved)), flatten(config_to_dict(defaults))
-    for key in sorted(now):
-        expected = ran[key] if key in ran else default.get(key)
-        if _plain(expected) != _plain(now[key]):
-            origin = "there" if key in ran else "there (the field's default: the record predates it)"
-            return f"{key}: {expected!r} {origin}, {now[key]!r} now"
-    return None
-
-
-def _plain(v: Any) -> Any:
-    return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
 
 
 def load_trained(exp, profile: str, variant: str, seed: int) -> tuple[Any, dict]:
     """The config and last checkpoint of a trained run (one line and exit 2 for every way there is none)."""
     import torch
 
-    from experiments.config import config_from_dict
+    from engine.config import config_from_dict
 
     exp.variant(variant)
     folder = run_dir(exp.name, profile, variant, seed)
     ckpt = folder / "checkpoints" / "last.ckpt"
     if not (folder / "config.yaml").is_file():
-        raise ReproError(f"no run at {folder}; train it first: repro run {exp.name} --profile {profile} --variant "
-                         f"{variant} --seed {seed}")  # fmt: skip
+        raise ReproError(
+            f"no run at {folder}; train it first: repro run {exp.name} --profile {profile} --variant "
+            f"{variant} --seed {seed}"
+        )
     if not ckpt.is_file():
         raise ReproError(f"{folder} has no checkpoints/last.ckpt (the run has not finished an epoch yet)")
     saved = yaml.safe_load((folder / "config.yaml").read_text()) or {}

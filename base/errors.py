@@ -24,8 +24,7 @@ def unknown_name(kind: str, name: str, choices: list[str], where: str = "") -> s
 _WHAT_TO_DO = {
     "ENOSPC": "the disk is full: free some space and run the same command again (finished work is kept)",
     "EDQUOT": "the disk quota is used up: free some space and run the same command again (finished work is kept)",
-    "EROFS": "a read-only file system: point REPRO_RUNS_DIR, REPRO_RESULTS_DIR or REPRO_CACHE_DIR at a writable "
-    "folder",
+    "EROFS": "a read-only file system: point REPRO_RUNS_DIR, REPRO_RESULTS_DIR or REPRO_CACHE_DIR at a writable folder",
     "EACCES": "not allowed here: point REPRO_RUNS_DIR, REPRO_RESULTS_DIR or REPRO_CACHE_DIR (the default cache is "
     "under your HOME) at a folder you can write",
     "EPERM": "not allowed here: point REPRO_RUNS_DIR, REPRO_RESULTS_DIR or REPRO_CACHE_DIR at a folder you can write",

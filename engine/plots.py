@@ -10,8 +10,8 @@ import math
 import statistics
 from pathlib import Path
 
-from datamodules.files import temp_path
-from experiments.spec import Experiment
+from base.files import temp_path
+from engine.spec import Experiment
 
 
 def pyplot():
@@ -112,8 +112,10 @@ def summary_plot(exp: Experiment, by_variant: dict[str, list[dict]], path: Path,
             if finite:
                 ax.scatter([i], [statistics.fmean(finite)], marker="_", s=400, color="tab:red", zorder=2)
         ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
-        ax.set(ylabel=exp.metrics.get(metric, metric), title=f"{table.title[:60]}\n(final values; per-epoch "
-               "curves of these runs were not kept)")  # fmt: skip
+        ax.set(
+            ylabel=exp.metrics.get(metric, metric),
+            title=f"{table.title[:60]}\n(final values; per-epoch curves of these runs were not kept)",
+        )
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(f"{exp.title} ({profile} profile)")
     fig.tight_layout()
