@@ -33,11 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-report", action="store_true", help="skip the preview table written under the runs folder afterwards"
     )
-    run.add_argument("--sweep", action="store_true", help=argparse.SUPPRESS)  # a sweep's child: the run of a point
+    _slurm_options(run)
 
-    from engine import compare, sweep, verify
+    from engine import compare, status, sweep, verify
 
     compare.add_parser(sub)
+    status.add_parser(sub)
     sweep.add_parser(sub, run_options)
     verify.add_parser(sub)
     for add in (_add_report, _add_show, _add_sample, _add_programs):
@@ -115,6 +116,30 @@ def _add_programs(sub) -> None:
     prg.add_argument("--profile", help="with --variant: its profile (default: quick)")
 
 
+def _slurm_options(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group("SLURM (with --launcher slurm; README: Run on a SLURM cluster)")
+    g.add_argument("--launcher", choices=["local", "slurm"], default="local", help="local: this machine (default)")
+    g.add_argument("--wait", action="store_true", help="follow the jobs to their end, one progress bar")
+    g.add_argument("--slurm-config", metavar="FILE", help="the settings below as a YAML file (flags win)")
+    g.add_argument("--partition")
+    g.add_argument("--time-min", type=int, help="each job's time limit, minutes (default 60; longer runs requeue)")
+    g.add_argument("--cpus-per-task", type=int)
+    g.add_argument("--gpus-per-node", type=int)
+    g.add_argument("--mem-gb", type=float)
+    g.add_argument("--account")
+    g.add_argument("--qos")
+    g.add_argument("--sbatch", action="append", metavar="KEY=VALUE", help="another #SBATCH option (repeatable)")
+    g.add_argument("--setup", action="append", metavar="CMD", help="a shell line before each job (repeatable)")
+    g.add_argument("--array-parallelism", type=int, help="array tasks running at once (default 256)")
+    g.add_argument(
+        "--signal-before",
+        type=int,
+        dest="signal_before_s",
+        metavar="S",
+        help="SIGUSR2 this many seconds before the time limit: save and requeue (default 120)",
+    )
+
+
 def run_options(p: argparse.ArgumentParser) -> None:
     """What `repro run` and `repro sweep` share: which runs, their overrides, where and how they train."""
     p.add_argument("--profile", help="smoke | quick | full (default: the experiment's, usually quick)")
@@ -173,11 +198,12 @@ def cmd_run(args) -> int:
     from engine.launch import is_rank_zero
     from engine.orchestrate import run_all
     from engine.plan import planner
-    from engine.pool import watch_parent
     from engine.registry import get
     from engine.report import write_preview
+    from engine.slurm import options_from_args
 
-    plan_one = planner(args, sweep=args.sweep)
+    slurm = options_from_args(args)
+    plan_one = planner(args)
     if args.all:
         from engine.lecture import plan_lecture, run_lecture
         from engine.registry import registry
@@ -186,16 +212,17 @@ def cmd_run(args) -> int:
             raise ReproError(
                 "--all runs every experiment as its profile says: no name, --variant, --set or --config with it"
             )
-        return run_lecture(plan_lecture(list(registry().values()), args.profile, plan_one), not args.no_report)
+        parts = plan_lecture(list(registry().values()), args.profile, plan_one)
+        return run_lecture(parts, not args.no_report, slurm)
     if not args.name:
         raise ReproError("run needs an experiment name (see `repro list`) or --all")
     exp = get(args.name)
     profile = args.profile or exp.default_profile
     exp.profile(profile)
     specs, launch = plan_one(exp, profile)
-    watch_parent()  # a child of `--jobs`: stop when the parent is gone
-    run_all(specs, launch)
-    if is_rank_zero() and not args.no_report and not args.sweep and not os.environ.get("REPRO_PARENT_PID"):
+    run_all(specs, launch, slurm)
+    waited = slurm is None or slurm.wait  # submitted and not followed: nothing to preview yet
+    if waited and is_rank_zero() and not args.no_report and not os.environ.get("REPRO_PARENT_PID"):
         # Runs never write tracked files: a preview table under the runs folder, and the command for the real one.
         try:
             written = write_preview(exp, profile)
@@ -370,8 +397,12 @@ def main(argv: list[str] | None = None) -> int:
         "compare": _compare,
         "sweep": _sweep,
         "verify": _verify,
+        "status": _status,
     }
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv[:1] == [CHILD]:  # a run handed over whole by its parent (engine/pool.py), not a command line
+            return _run_handed_over(argv[1])
         args = _parser().parse_args(argv)
         return commands[args.command](args)
     except ReproError as e:
@@ -398,6 +429,25 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
 
+CHILD = "_run-one"  # the hidden command of a child process: one run, as JSON
+
+
+def _run_handed_over(text: str) -> int:
+    """Train the one run a parent handed over (``{"run": RunSpec.to_dict(), "launch": Launch fields}``) and exit;
+    the parent reports. Lightning starts a DDP run's other ranks with this same command."""
+    import json
+
+    from engine.launch import Launch
+    from engine.plan import RunSpec
+    from engine.pool import watch_parent
+    from engine.runner import run_one
+
+    handed = json.loads(text)
+    watch_parent()  # stop when the parent is gone
+    run_one(RunSpec.from_dict(handed["run"]), Launch(**handed["launch"]))
+    return 0
+
+
 class Terminated(BaseException):  # like runner.Interrupted: nothing on the way catches it by accident
     exit_code = 143
 
@@ -410,6 +460,12 @@ def _compare(args) -> int:
     from engine import compare
 
     return compare.cmd_compare(args)
+
+
+def _status(args) -> int:
+    from engine import status
+
+    return status.cmd_status(args)
 
 
 def _verify(args) -> int:

@@ -80,8 +80,9 @@ class Launch:
         aliases = {None: "32-true", "32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
         return aliases.get(self.precision, self.precision)
 
-    def validate(self) -> None:
-        """One-line errors for options Lightning would only reject with a traceback."""
+    def validate(self, here: bool = True) -> None:
+        """One-line errors for options Lightning would only reject with a traceback. ``here``: the runs train on
+        this machine (not on a cluster's nodes), so a GPU they ask for must be here."""
         devices = self.devices.strip()
         if not (devices == "auto" or devices == "-1" or all(p.strip().isdigit() for p in devices.split(","))):
             raise ReproError(
@@ -95,7 +96,7 @@ class Launch:
             raise ReproError("--num-nodes must be >= 1")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ReproError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.accelerator in ("gpu", "cuda"):
+        if here and self.accelerator in ("gpu", "cuda"):
             import torch
 
             if not torch.cuda.is_available():

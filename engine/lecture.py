@@ -19,11 +19,12 @@ from base.errors import ReproError, RunsFailed
 from base.files import write_atomic
 from engine.evidence import evaluate, verdict_counts
 from engine.launch import Launch
-from engine.orchestrate import launch_runs, unfinished
+from engine.orchestrate import launch_runs, submit_runs, unfinished
 from engine.plan import RunSpec
 from engine.provenance import git_commit
 from engine.records import runs_root
 from engine.report import write_preview
+from engine.slurm import SlurmOptions
 from engine.spec import Experiment
 
 
@@ -50,16 +51,31 @@ def plan_lecture(experiments: list[Experiment], profile: str | None, plan_one: C
     return parts
 
 
-def run_lecture(parts: list[Part], write_previews: bool = True) -> int:
-    """Run every part; 0 when every run finished, 1 (after the others ran) when some failed."""
-    from tqdm import tqdm
-
+def run_lecture(parts: list[Part], write_previews: bool = True, slurm: SlurmOptions | None = None) -> int:
+    """Run every part; 0 when every run finished, 1 (after the others ran) when some failed. ``slurm``: every
+    pending run of the lecture as one SLURM job array instead (previews after ``--wait`` only)."""
     git_commit()
     # every folder's identity first: a conflict stops the command before anything runs
     pending = {id(p): unfinished(p.specs, p.launch) for p in parts}
     todo = sum(len(v) for v in pending.values())
     total = sum(len(p.specs) for p in parts)
     print(f"the lecture: {len(parts)} experiments, {total} runs: {total - todo} finished, {todo} to run")
+    if slurm is not None:
+        submit_runs([(s, p.launch) for p in parts for s in pending[id(p)]], slurm, "repro-lecture")
+        if write_previews and slurm.wait:
+            _write_lecture_index(parts, [_preview_row(part) for part in parts])
+        return 0
+    failures = _run_parts(parts, pending, write_previews)
+    if failures:
+        raise RunsFailed(f"{len(failures)} of {len(parts)} experiments had failed runs: " + "; ".join(failures))
+    return 0
+
+
+def _run_parts(parts: list[Part], pending: dict, write_previews: bool) -> list[str]:
+    """Each part's pending runs in turn, under one progress bar over the lecture; the failures, one a part."""
+    from tqdm import tqdm
+
+    todo = sum(len(v) for v in pending.values())
     failures: list[str] = []
     rows = []
     bar = tqdm(total=todo, unit="run", desc="lecture", dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30)
@@ -80,9 +96,7 @@ def run_lecture(parts: list[Part], write_previews: bool = True) -> int:
         bar.close()
     if write_previews and rows:
         _write_lecture_index(parts, rows)
-    if failures:
-        raise RunsFailed(f"{len(failures)} of {len(parts)} experiments had failed runs: " + "; ".join(failures))
-    return 0
+    return failures
 
 
 def _preview_row(part: Part) -> str:

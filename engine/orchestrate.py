@@ -1,6 +1,8 @@
 """The one path of every command that trains: check each run's identity against its folder, skip the finished
-runs, prepare the data once, launch the rest (in this process, or as local child processes), gather the records.
-``repro run NAME``, ``repro run --all``, ``repro sweep`` and ``repro verify`` all go through it."""
+runs and those a SLURM job has queued or running, prepare the data once, launch the rest with one of three
+launchers (this process: ``runner.run_one``; local child processes: ``pool.run_children``; SLURM jobs:
+``slurm.submit``), gather the records. ``repro run NAME``, ``repro run --all``, ``repro sweep`` and ``repro
+verify`` all go through it."""
 
 from __future__ import annotations
 
@@ -17,24 +19,59 @@ from engine.pool import run_children
 from engine.provenance import git_commit
 from engine.records import read_record
 from engine.runner import run_one
+from engine.slurm import SlurmOptions, follow, in_queue, submit
 
 
-def run_all(specs: list[RunSpec], launch: Launch) -> list[dict]:
-    """Run every spec that has no record yet; returns the records of all of them that have one afterwards."""
+def run_all(specs: list[RunSpec], launch: Launch, slurm: SlurmOptions | None = None) -> list[dict]:
+    """Run every spec that has no record and no SLURM job queued or running: here, or (``slurm``) as one job
+    array; returns the records of all of them that have one afterwards (with SLURM: after ``--wait``)."""
     git_commit()  # pin the provenance of the code this process runs
     pending = unfinished(specs, launch)
     print(f"{len(specs)} runs: {len(specs) - len(pending)} finished, {len(pending)} to run")
     tracking.wandb_mode(launch.wandb)  # online without a key: one line now, not a traceback in the first run
-    launch_runs(pending, launch)
+    if slurm is not None:
+        submit_runs([(s, launch) for s in pending], slurm, f"repro-{specs[0].experiment.name}" if specs else "repro")
+    else:
+        launch_runs(pending, launch)
     return [r for s in specs if (r := read_record(s.dir)) is not None]
 
 
+def submit_runs(runs: list[tuple[RunSpec, Launch]], opts: SlurmOptions, name: str) -> None:
+    """The runs as one SLURM job array (their data prepared first: the jobs find it decoded); with ``--wait``,
+    followed to their end."""
+    if not runs:
+        return
+    for world, group in _by_world(runs).items():
+        prepare_data(group, world)
+    ids = submit(runs, opts, name)
+    what = f"job {ids[0]}" if len(ids) == 1 else f"job array {ids[0].split('_')[0]} (tasks 0-{len(ids) - 1})"
+    print(f"submitted {len(ids)} run(s) as SLURM {what}; logs: <run folder>/slurm.log")
+    if opts.wait:
+        follow([s for s, _ in runs], ids)
+    else:
+        print(
+            "follow them: repro status NAME (or --all); the same command again submits only what is neither "
+            "finished nor queued nor running"
+        )
+
+
+def _by_world(runs: list[tuple[RunSpec, Launch]]) -> dict[int, list[RunSpec]]:
+    out: dict[int, list[RunSpec]] = {}
+    for spec, launch in runs:
+        out.setdefault(launch.world_size(), []).append(spec)
+    return out
+
+
 def unfinished(specs: list[RunSpec], launch: Launch) -> list[RunSpec]:
-    """The runs without a record, after checking every folder's identity: a folder that holds another run stops
-    the command before anything runs."""
+    """The runs without a record and without a SLURM job queued or running, after checking every folder's
+    identity: a folder that holds another run stops the command before anything runs."""
     for s in specs:
         check_identity(s.dir, s.identity(launch.world_size(), launch.precision_name()), say=True)
-    return [s for s in specs if read_record(s.dir) is None]
+    pending = [s for s in specs if read_record(s.dir) is None]
+    queued = in_queue(pending)
+    for label, job in queued.items():
+        print(f"{label}: SLURM job {job} is queued or running it, skipped")
+    return [s for s in pending if s.label not in queued]
 
 
 def launch_runs(pending: list[RunSpec], launch: Launch, bar=None) -> None:

@@ -42,6 +42,27 @@ class RunSpec:
         head = (self.experiment.name, self.profile, self.variant, self.seed)
         return identity_text(*head, self.config, world_size, precision)
 
+    def to_dict(self) -> dict:
+        """The run itself, as plain data (what a child process or a cluster job is handed)."""
+        return {
+            "experiment": self.experiment.name,
+            "profile": self.profile,
+            "variant": self.variant,
+            "seed": self.seed,
+            "sets": dict(self.sets),
+            "point": self.point,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunSpec:
+        """The run ``to_dict`` describes, its config resolved again from the experiment (the identity check of
+        the run folder then holds it to what the parent planned)."""
+        from engine.registry import get
+
+        exp = get(d["experiment"])
+        cfg = exp.resolve(d["variant"], d["profile"], d["sets"])
+        return cls(exp, d["profile"], d["variant"], d["seed"], cfg, dict(d["sets"]), d.get("point", ""))
+
     @property
     def tags(self) -> tuple[str, ...]:
         return ("sweep",) if self.point else ()
@@ -115,7 +136,8 @@ def planner(args, sweep: bool = False):
         raise ReproError("--seeds must be >= 1")
     seeds = list(range(args.seeds)) if args.seeds is not None else args.seed
     devices = str(args.devices)
-    Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision).validate()
+    here = getattr(args, "launcher", "local") != "slurm"
+    Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision).validate(here)
     given = overrides(args)
 
     def plan_one(exp, profile, sets=None):

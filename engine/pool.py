@@ -9,6 +9,8 @@ is passed on to the children (which finish their epoch, save and stop) before it
 from __future__ import annotations
 
 import ctypes
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -58,13 +60,10 @@ def watch_parent() -> None:
 
 
 def _child_command(spec: RunSpec, launch: Launch) -> list[str]:
-    """The CLI command that trains exactly this one run; the parent reports once, afterwards."""
-    run = ["run", spec.experiment.name, "--profile", spec.profile, "--variant", spec.variant, "--seed", str(spec.seed)]
-    cmd = [sys.executable, "-m", "engine", *run, "--jobs", "1", *launch.cli_args()]
-    cmd += ["--sweep"] if spec.point else []  # a sweep point's run: its folder is under sweeps/
-    for k, v in spec.sets.items():
-        cmd += ["--set", f"{k}={v}"]
-    return cmd
+    """The command of a child that trains exactly this one run, handed over whole (its spec and launch as JSON);
+    the parent reports once, afterwards."""
+    handed = {"run": spec.to_dict(), "launch": dataclasses.asdict(dataclasses.replace(launch, jobs=1))}
+    return [sys.executable, "-m", "engine", "_run-one", json.dumps(handed)]
 
 
 def _epochs_done(spec: RunSpec) -> int:

@@ -14,6 +14,7 @@ import datetime as dt
 import fcntl
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,7 @@ def _trainer(spec: RunSpec, launch: Launch, callbacks: list, loggers: list) -> L
             num_sanity_val_steps=0,
             use_distributed_sampler=False,  # the DataModules shard by rank themselves (datamodules/base.py)
             enable_model_summary=False,
+            enable_progress_bar=sys.stdout.isatty() or "SLURM_JOB_ID" not in os.environ,  # no bars in job logs
             log_every_n_steps=train.log_every_n_steps,
         )
     except (MisconfigurationException, ValueError, RuntimeError, TypeError) as e:  # --accelerator gpu, no GPU
