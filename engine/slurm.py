@@ -194,6 +194,13 @@ class SlurmRun:
             sys.exit(e.exit_code)  # the scheduler ends this attempt; the requeued one resumes
         return spec.label
 
+    def checkpoint(self):
+        """submitit's own answer to SIGUSR2 when it arrives outside the run (while the job starts, or after the
+        record is written): requeue this same task, which resumes from the run's last saved epoch."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self)
+
 
 def _this_job() -> str:
     array = os.environ.get("SLURM_ARRAY_JOB_ID")
@@ -210,7 +217,8 @@ def submit(runs: list[tuple[RunSpec, Launch]], opts: SlurmOptions, name: str) ->
     except ImportError:
         raise ReproError("--launcher slurm needs submitit: pip install 'submitit>=1.5.4'") from None
     folder = runs_root() / ".slurm"
-    executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+    # a run longer than its job's limit is requeued as often as it takes (submitit's own count stops at 3)
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm", slurm_max_num_timeout=1000)
     executor.update_parameters(**opts.executor_parameters(runs[0][1], name))
     handed = [
         SlurmRun(spec.to_dict(), dataclasses.asdict(dataclasses.replace(launch, jobs=1))) for spec, launch in runs

@@ -89,10 +89,7 @@ def test_a_run_past_its_time_limit_is_requeued_and_ends_as_an_uninterrupted_run(
     assert repro(*["run", *SUMMING, *LONG, "--set", "train.max_epochs=150"], env=local_env, timeout=400).returncode == 0
     deadline = time.time() + 480
     while proc.poll() is None and time.time() < deadline:
-        # SLURM holds a requeued job back for two minutes (its BeginTime): let it go now, the test is of the run
-        pending = subprocess.run(["squeue", "-h", "-o", "%i %r"], capture_output=True, text=True).stdout.split("\n")
-        for job in [line.split()[0] for line in pending if line.endswith("BeginTime")]:
-            subprocess.run(["scontrol", "update", f"jobid={job}", "starttime=now"], capture_output=True)
+        _nudge()
         time.sleep(2)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, out[-2000:] + err[-2000:]
@@ -101,6 +98,33 @@ def test_a_run_past_its_time_limit_is_requeued_and_ends_as_an_uninterrupted_run(
     (mine,), (theirs,) = _records(folder.parents[2]).values(), _records(tmp_path / "local").values()
     assert mine["provenance"]["resumed"] and not theirs["provenance"]["resumed"]
     assert _same_run(mine, theirs) and mine["history"][-1]["epoch"] == 150
+
+
+def _nudge() -> None:
+    """SLURM holds a requeued job back for two minutes (its BeginTime): let it go now, the tests are of the run."""
+    pending = subprocess.run(["squeue", "-h", "-o", "%i %r"], capture_output=True, text=True).stdout.split("\n")
+    for job in [line.split()[0] for line in pending if line.endswith("BeginTime")]:
+        subprocess.run(["scontrol", "update", f"jobid={job}", "starttime=now"], capture_output=True)
+
+
+def test_the_schedulers_warning_while_a_job_starts_requeues_it_as_well(data_env):
+    submitted = repro("run", *SUMMING, "--launcher", "slurm", "--time-min", "5", env=data_env)
+    assert submitted.returncode == 0, submitted.stderr
+    folder = Path(data_env["REPRO_RUNS_DIR"]) / "rnn-examples" / "smoke" / "summing" / "seed0"
+    job, deadline = _job_of(folder), time.time() + 60
+    while (
+        "RUNNING" not in subprocess.run(["squeue", "-h", "-o", "%T", "-j", job], capture_output=True, text=True).stdout
+    ):
+        assert time.time() < deadline, "the job did not start"
+        time.sleep(0.2)
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)  # while it imports: before the run's own handler
+    deadline = time.time() + 240
+    while not (folder / "record.json").is_file() and time.time() < deadline:
+        _nudge()
+        time.sleep(1)
+    assert (folder / "record.json").is_file(), (folder / "slurm.log").read_text()[-2000:]
+    shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+    assert "Restarts=1" in shown
 
 
 def test_a_failing_job_ends_the_wait_with_its_log_tail_and_status_names_it(data_env):

@@ -155,3 +155,10 @@ def _record(spec: RunSpec) -> dict:
         "metrics": {"test_loss": 1.0},
         "provenance": prov,
     }
+
+
+def test_a_warning_outside_the_run_requeues_the_same_task_through_submitit():
+    pytest.importorskip("submitit")
+    job = slurm.SlurmRun({"experiment": "rnn-examples"}, {"devices": "1"})
+    again = job.checkpoint()
+    assert again.function is job and again.args == () and again.kwargs == {}
