@@ -383,3 +383,14 @@ class Identity:
 
 def identity(metric: str, what: str, tolerance: float = 0.0, variants: Sequence[str] | None = None) -> Identity:
     return Identity(metric, what, tolerance, tuple(variants) if variants is not None else None)
+
+
+def every_run(seeds: list, failed: list, text: str) -> CheckOutcome:
+    """A fact that holds by construction or arithmetic (a property of the random matrices a run draws, not of what
+    it learns), tested in each seed that ran it: a check, never a verdict. Its "largest error" is the number of
+    seeds where it fails."""
+    if not seeds:
+        return CheckOutcome(None, math.nan, text)
+    note = f"{text}; holds in {len(seeds) - len(failed)} of {len(seeds)} seeds"
+    note += f" (fails in {', '.join(map(str, failed))})" if failed else ""
+    return CheckOutcome(not failed, float(len(failed)), note)

@@ -301,7 +301,9 @@ def _verdicts(exp: Experiment, profile: str, records: list[dict]) -> list[str]:
         lines += [
             "## Checks",
             "",
-            "Exact identities every run must show (not verdicts: they hold up to float rounding or fail).",
+            "Exact identities, and facts that hold by construction or arithmetic, that every run must show (not "
+            "verdicts: each holds, up to float rounding, or fails; for a fact of each seed the error is its failing "
+            "seeds).",
             "",
             md_table(["slide", "identity", "result", "largest error", "measured"], _check_rows(checks)),
             "",
@@ -411,7 +413,7 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
     """results/README.md: every experiment with its claim, its tables and their verdicts, from the committed
     records (what the tables were written from)."""
     out_dir = out_dir or results_dir()
-    rows, counted = [], []
+    rows, counted, checked = [], [], []
     for exp in experiments:
         tables = {}  # profile: its claims' verdicts, in the experiment's order
         for prof in exp.profiles:
@@ -421,6 +423,8 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
                 continue
             claims, checks = evaluate(exp, list(records.values()), prof.looks)
             tables[prof.name] = [v for _, v in claims]
+            if prof.name == exp.default_profile:
+                checked += [outcome.holds for _, outcome in checks if outcome.holds is not None]
             hardware = _uniq(list(records.values()), lambda r: r["provenance"]["hardware"].split(",")[0])
             verdicts = verdict_counts(claims, checks)
             rows.append(
@@ -444,6 +448,9 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
             "",
             f"Verdicts decided (supported or contradicted, 3 or more seeds) in the default tables: {share}. A claim "
             "that its experiment's default profile does not run counts in the first table that runs it.",
+            "",
+            f"Checks (exact identities and facts that hold by construction or arithmetic, listed apart from the "
+            f"verdicts and never counted with them) in the default tables: {sum(checked)} of {len(checked)} hold.",
             "",
             md_table(["experiment", "slides", "lecture claim", "verdicts", "table", "profile", "hardware"], rows),
             "",

@@ -22,10 +22,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from datamodules.configs import RecallConfig
-from engine import stats
-from engine.claims import identity, lower, more_often
+from engine.claims import every_run, identity, lower, more_often
 from engine.spec import Check, CheckOutcome, Claim, Experiment, Profile, Results, Table, TrainConfig, Variant
-from engine.stats import Verdict
 from experiments.figures.gradients import plot
 from lightning_modules.configs import AnalysisConfig, ClipModelConfig, ClipOptimConfig, radius_key
 
@@ -152,16 +150,16 @@ def _med(results: Results, metric: str) -> float:
     return statistics.median(results.get("analysis", metric).values())
 
 
-def _jacobian_vanishes(results: Results) -> Verdict:
+def _jacobian_vanishes(results: Results) -> CheckOutcome:
     """Per seed (a random W each): below radius 1, ||dh_T/dh_1|| at the largest T is under 1e-2."""
     below = [k for k in _radii(results) if float(k[1:]) < 1]
     if not below:
-        return stats.no_runs("needs analysis runs with radii below 1")
+        return every_run([], [], "needs analysis runs with radii below 1")
     seeds, bad = _per_seed(results, lambda k, s: results.get("analysis", f"jac_{k}")[s] < -2, below)
     text = "; ".join(f"radius {k[1:]}: {_med(results, f'jac_{k}'):+.1f}" for k in below)
     orth = results.get("analysis", "jac_orth")
     text += f"; orthogonal (radius 1, not tested): {_med(results, 'jac_orth'):+.1f}" if orth else ""
-    return stats.every_seed(
+    return every_run(
         seeds,
         bad,
         f"log10 ||dh_T/dh_1|| of the tanh RNN at the largest T, median over seeds: {text}. Test, every "
@@ -173,12 +171,12 @@ def _counter_vanish() -> Results:
     return Results({"analysis": {"jac_r0.5": {s: -1.0 for s in range(3)}, "jac_r1.5": {s: 3.0 for s in range(3)}}})
 
 
-def _jacobian_grows(results: Results) -> Verdict:
+def _jacobian_grows(results: Results) -> CheckOutcome:
     """Per seed: above radius 1 the linear RNN's norm at the largest T exceeds 1e2, and the tanh RNN's rises
     above 10^0.5 at some T (before the saturation stops it)."""
     above = [k for k in _radii(results) if float(k[1:]) > 1]
     if not above:
-        return stats.no_runs("needs analysis runs with radii above 1")
+        return every_run([], [], "needs analysis runs with radii above 1")
 
     def grows(k, s):
         return results.get("analysis", f"jac_linear_{k}")[s] > 2 and results.get("analysis", f"jac_max_{k}")[s] > 0.5
@@ -190,7 +188,7 @@ def _jacobian_grows(results: Results) -> Verdict:
         for k in _radii(results)
         if float(k[1:]) >= 1 and results.get("analysis", f"jac_max_{k}")
     )
-    return stats.every_seed(
+    return every_run(
         seeds,
         bad,
         f"log10 ||dh_T/dh_1||, median over seeds: {text}. Test, every radius above 1: linear over 2 at the largest "
@@ -212,11 +210,11 @@ def _counter_grows() -> Results:
     )
 
 
-def _saturation_caps(results: Results) -> Verdict:
+def _saturation_caps(results: Results) -> CheckOutcome:
     """Per seed: at every radius above 1 the tanh RNN's norm at the largest T is below the linear RNN's."""
     above = [k for k in _radii(results) if float(k[1:]) > 1]
     if not above:
-        return stats.no_runs("needs analysis runs with radii above 1")
+        return every_run([], [], "needs analysis runs with radii above 1")
 
     def capped(k, s):
         return results.get("analysis", f"jac_{k}")[s] < results.get("analysis", f"jac_linear_{k}")[s]
@@ -226,7 +224,7 @@ def _saturation_caps(results: Results) -> Verdict:
         f"{k[1:]}: tanh {_med(results, f'jac_{k}'):+.1f} vs linear {_med(results, f'jac_linear_{k}'):+.1f}"
         for k in above
     )
-    return stats.every_seed(
+    return every_run(
         seeds,
         bad,
         f"log10 ||dh_T/dh_1|| at the largest T, median over seeds, tanh RNN vs the same W without the "
@@ -298,22 +296,24 @@ CHECKS = (
         _iterated_function,
         _counter_iterated,
     ),
-)
-
-CLAIMS = (
-    Claim(
+    # facts of the random matrices each seed draws (a product of Jacobians whose norm is bounded by ||W||^(T-1)
+    # times tanh' <= 1), computed, not learned: checks, not verdicts
+    Check(
         "44-45",
         "||dh_T/dh_1|| vanishes when the recurrent matrix's spectral radius is below 1",
         _jacobian_vanishes,
         _counter_vanish,
     ),
-    Claim("44-45", "... and grows when it is above 1 (until the tanh saturates)", _jacobian_grows, _counter_grows),
-    Claim(
+    Check("44-45", "... and grows when it is above 1 (until the tanh saturates)", _jacobian_grows, _counter_grows),
+    Check(
         "45",
         "The tanh's saturation caps the growth: below the linear RNN's W^(T-1)",
         _saturation_caps,
         _counter_saturation,
     ),
+)
+
+CLAIMS = (
     Claim(
         "48",
         "Gradient clipping prevents divergence of a vanilla RNN with exploding gradients",

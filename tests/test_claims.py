@@ -118,3 +118,13 @@ def test_a_might_claim_decides_each_part_at_5_percent_over_its_parts():
     assert lower("m", "b", than="a")(results).status == "supported"
     verdict = any_of(lower("m", "b", than="a"), lower("m", "c", than="a"))(results)
     assert verdict.status == "inconclusive" and "97.5% CI" in verdict.test and "any of 2 parts" in verdict.test
+
+
+def test_a_fact_of_every_seed_is_a_check_that_names_the_seeds_where_it_fails():
+    from engine.claims import every_run
+    from engine.spec import CheckOutcome
+
+    assert every_run([0, 1, 2], [], "norm under -2") == CheckOutcome(True, 0.0, "norm under -2; holds in 3 of 3 seeds")
+    two_seeds = every_run([0, 1], [1], "norm under -2")  # no minimum of seeds: a fact holds or not in each one
+    assert (two_seeds.holds, two_seeds.largest_error) == (False, 1.0) and two_seeds.detail.endswith("(fails in 1)")
+    assert every_run([], [], "needs analysis runs").holds is None
