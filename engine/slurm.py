@@ -130,12 +130,32 @@ def options_from_args(args) -> SlurmOptions | None:
     if args.launcher != "slurm":
         stray = [k for k in given] + (["slurm_config"] if args.slurm_config else []) + (["wait"] if args.wait else [])
         if stray:
-            raise ReproError(f"--{stray[0].replace('_', '-')} goes with --launcher slurm")
+            raise ReproError(f"--{_flag(stray[0])} goes with --launcher slurm")
         return None
     from_file = _read_config(args.slurm_config) if args.slurm_config else {}
     opts = SlurmOptions(**{**from_file, **given, "wait": args.wait})
     opts.validate()
     return opts
+
+
+def _flag(key: str) -> str:
+    return "signal-before" if key == "signal_before_s" else key.replace("_", "-")
+
+
+# what each key of a --slurm-config file holds
+KINDS = {
+    "partition": str,
+    "time_min": int,
+    "cpus_per_task": int,
+    "gpus_per_node": int,
+    "mem_gb": (int, float),
+    "account": str,
+    "qos": str,
+    "array_parallelism": int,
+    "signal_before_s": int,
+    "sbatch": dict,
+    "setup": (list, str),
+}
 
 
 def _sbatch_lines(items: list[str]) -> dict[str, str]:
@@ -157,15 +177,24 @@ def _read_config(path: str) -> dict:
         raise ReproError(f"--slurm-config {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
         raise ReproError(f"--slurm-config {path} is not YAML ({str(e).splitlines()[0]})") from None
-    known = {f.name for f in dataclasses.fields(SlurmOptions)} - {"wait"}
-    if not isinstance(data, dict) or set(data) - known:
-        bad = sorted(set(data) - known) if isinstance(data, dict) else ["(not a mapping)"]
-        raise ReproError(f"--slurm-config {path}: unknown key {bad[0]} (known: {', '.join(sorted(known))})")
+    if not isinstance(data, dict) or set(data) - set(KINDS):
+        bad = sorted(set(data) - set(KINDS)) if isinstance(data, dict) else ["(not a mapping)"]
+        raise ReproError(f"--slurm-config {path}: unknown key {bad[0]} (known: {', '.join(sorted(KINDS))})")
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, KINDS[key]):
+            raise ReproError(f"--slurm-config {path}: {key} must be {_kind_name(KINDS[key])}, got {value!r}")
     if "setup" in data:
         data["setup"] = tuple(data["setup"] if isinstance(data["setup"], list) else [data["setup"]])
     if "sbatch" in data:
         data["sbatch"] = {str(k): v for k, v in dict(data["sbatch"]).items()}
     return data
+
+
+def _kind_name(kind) -> str:
+    if kind == (int, float):
+        return "a number"
+    names = {str: "text", int: "a whole number", dict: "a mapping", list: "a list"}
+    return " or ".join(names[k] for k in (kind if isinstance(kind, tuple) else (kind,)))
 
 
 # ----------------------------------------------------------------------------- the job

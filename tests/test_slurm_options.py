@@ -57,6 +57,7 @@ def test_slurm_options_come_from_the_file_and_the_flags_win(tmp_path):
     [
         ({"launcher": "local", "partition": "gpu"}, "--partition goes with --launcher slurm"),
         ({"launcher": "local", "wait": True}, "--wait goes with --launcher slurm"),
+        ({"launcher": "local", "signal_before_s": 60}, "--signal-before goes with --launcher slurm"),
         ({"time_min": 1, "signal_before_s": 60}, "--signal-before must be between 0 and the time limit"),
         ({"array_parallelism": 0}, "--array-parallelism must be >= 1"),
         ({"mem_gb": -1.0}, "--mem-gb must be > 0"),
@@ -72,6 +73,12 @@ def test_a_config_file_with_an_unknown_key_or_no_yaml_is_refused(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("partiton: gpu\n")
     with pytest.raises(ReproError, match="unknown key partiton"):
+        slurm.options_from_args(_args(slurm_config=str(bad)))
+    bad.write_text("time_min: an hour\n")
+    with pytest.raises(ReproError, match="time_min must be a whole number, got 'an hour'"):
+        slurm.options_from_args(_args(slurm_config=str(bad)))
+    bad.write_text("mem_gb: true\n")
+    with pytest.raises(ReproError, match="mem_gb must be a number, got True"):
         slurm.options_from_args(_args(slurm_config=str(bad)))
     bad.write_text("a: [\n")
     with pytest.raises(ReproError, match="is not YAML"):
