@@ -391,6 +391,4 @@ def every_run(seeds: list, failed: list, text: str) -> CheckOutcome:
     seeds where it fails."""
     if not seeds:
         return CheckOutcome(None, math.nan, text)
-    note = f"{text}; holds in {len(seeds) - len(failed)} of {len(seeds)} seeds"
-    note += f" (fails in {', '.join(map(str, failed))})" if failed else ""
-    return CheckOutcome(not failed, float(len(failed)), note)
+    return CheckOutcome(not failed, float(len(failed)), stats.seeds_note(text, seeds, failed))

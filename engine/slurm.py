@@ -260,7 +260,8 @@ def submit(runs: list[tuple[RunSpec, Launch]], opts: SlurmOptions, name: str) ->
     for (spec, _), job in zip(runs, jobs, strict=True):
         spec.dir.mkdir(parents=True, exist_ok=True)
         log = Path(job.paths.stdout).resolve()
-        write_atomic(spec.dir / "slurm.json", json.dumps({"job": job.job_id, "log": str(log)}) + "\n")
+        err = str(Path(job.paths.stderr).resolve())
+        write_atomic(spec.dir / "slurm.json", json.dumps({"job": job.job_id, "log": str(log), "err": err}) + "\n")
         link = spec.dir / "slurm.log"
         link.unlink(missing_ok=True)
         link.symlink_to(log)
@@ -268,7 +269,7 @@ def submit(runs: list[tuple[RunSpec, Launch]], opts: SlurmOptions, name: str) ->
 
 
 def job_of(spec: RunSpec) -> dict | None:
-    """What slurm.json says of the run's last submission ({"job", "log"}), None if it was never submitted."""
+    """What slurm.json says of the run's last submission ({"job", "log", "err"}), None if it was never submitted."""
     try:
         return json.loads((spec.dir / "slurm.json").read_text())
     except (OSError, ValueError):
@@ -330,7 +331,7 @@ def log_tail(spec: RunSpec, lines: int) -> str:
     """The last lines of the run's scheduler log (standard output and error), indented."""
     info = job_of(spec) or {}
     text = ""
-    for path in (info.get("log"), str(info.get("log", "")).replace("_log.out", "_log.err")):
+    for path in (info.get("log"), info.get("err")):
         try:
             text += Path(path).read_text(errors="replace") if path else ""
         except OSError:

@@ -267,11 +267,16 @@ def more_often(a: dict[int, float], b: dict[int, float], what: str) -> Verdict:
     )
 
 
+def seeds_note(text: str, seeds: list, failed: list) -> str:
+    """'<text>; holds in 4 of 5 seeds (fails in 3)': how a property of each seed fared."""
+    note = f"{text}; holds in {len(seeds) - len(failed)} of {len(seeds)} seeds"
+    return note + (f" (fails in {', '.join(map(str, failed))})" if failed else "")
+
+
 def every_seed(seeds: list, failed: list, text: str) -> Verdict:
     """A property each run must show: supported when it holds in every one of at least ``MIN_SEEDS`` seeds,
     contradicted when it fails in any of at least that many, else inconclusive."""
-    note = f"{text}; holds in {len(seeds) - len(failed)} of {len(seeds)} seeds"
-    note += f" (fails in {', '.join(map(str, failed))})" if failed else ""
+    note = seeds_note(text, seeds, failed)
     if not seeds:
         return no_runs(note)
     if len(seeds) < MIN_SEEDS:

@@ -116,9 +116,11 @@ def test_status_reads_each_cells_state_from_the_runs_folder_without_a_scheduler(
     done.dir.mkdir(parents=True)
     (done.dir / "record.json").write_text(json.dumps(_record(done)))
     failed.dir.mkdir(parents=True)
-    log = failed.dir / "job.out"
+    log = failed.dir / "job.err"
     log.write_text("training\nRuntimeError: out of luck\n")
-    (failed.dir / "slurm.json").write_text(json.dumps({"job": "41_1", "log": str(log)}))
+    (failed.dir / "slurm.json").write_text(
+        json.dumps({"job": "41_1", "log": str(failed.dir / "job.out"), "err": str(log)})
+    )
     assert main(["status", "rnn-examples", "--profile", "smoke"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "rnn-examples/smoke: 1 finished, 1 failed"
