@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -107,16 +108,27 @@ def _nudge() -> None:
         subprocess.run(["scontrol", "update", f"jobid={job}", "starttime=now"], capture_output=True)
 
 
+def _job_catches_usr2() -> bool:
+    """Whether a job's Python process (submitit's runner) has a SIGUSR2 handler yet (/proc: SigCgt)."""
+    pids = subprocess.run(["pgrep", "-f", "submitit.core._submit"], capture_output=True, text=True).stdout.split()
+    for pid in pids:
+        try:
+            fields = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        if int(fields.get("SigCgt", "0"), 16) >> (signal.SIGUSR2 - 1) & 1:
+            return True
+    return False
+
+
 def test_the_schedulers_warning_while_a_job_starts_requeues_it_as_well(data_env):
     submitted = repro("run", *SUMMING, "--launcher", "slurm", "--time-min", "5", env=data_env)
     assert submitted.returncode == 0, submitted.stderr
     folder = Path(data_env["REPRO_RUNS_DIR"]) / "rnn-examples" / "smoke" / "summing" / "seed0"
     job, deadline = _job_of(folder), time.time() + 60
-    while (
-        "RUNNING" not in subprocess.run(["squeue", "-h", "-o", "%T", "-j", job], capture_output=True, text=True).stdout
-    ):
+    while not _job_catches_usr2():  # before that, the interpreter is still starting and the signal's default kills it
         assert time.time() < deadline, "the job did not start"
-        time.sleep(0.2)
+        time.sleep(0.05)
     subprocess.run(["scancel", "--signal=USR2", job], check=True)  # while it imports: before the run's own handler
     deadline = time.time() + 240
     while not (folder / "record.json").is_file() and time.time() < deadline:
