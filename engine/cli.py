@@ -144,7 +144,7 @@ def run_options(p: argparse.ArgumentParser) -> None:
     """What `repro run` and `repro sweep` share: which runs, their overrides, where and how they train."""
     p.add_argument("--profile", help="smoke | quick | full (default: the experiment's, usually quick)")
     seeds = p.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1 (default: the profile's)")
+    seeds.add_argument("--seeds", type=int, metavar="N", help="run the profile's first N seeds (default: all of them)")
     seeds.add_argument("--seed", type=int, action="append", metavar="K", help="run seed K (repeatable)")
     p.add_argument("--variant", action="append", metavar="NAME", help="only this variant (repeatable)")
     p.add_argument(
@@ -185,7 +185,8 @@ def cmd_list() -> int:
         print(
             "  profiles: "
             + "; ".join(
-                f"{p.name} ({p.seeds} seed{'s' * (p.seeds > 1)}, {len(exp.variant_names(p.name))} variants)"
+                f"{p.name} ({p.seeds} seed{'s' * (p.seeds > 1)} from {p.first_seed}, "
+                f"{len(exp.variant_names(p.name))} variants)"
                 for p in exp.profiles
             )
             + f"  [default: {exp.default_profile}]"
@@ -274,7 +275,7 @@ def cmd_report(args) -> int:
         if note := w.evidence.aside_note():
             print(note)
         if mode:
-            claims, _ = evaluate(w.exp, w.evidence.records, w.exp.profile(w.profile).looks)
+            claims, _ = evaluate(w.exp, w.evidence.records)
             if folder := tracking.log_report(w.exp, w.profile, claims, w.evidence.records, args.wandb):
                 print(f"W&B (offline): {folder}")
     return 0

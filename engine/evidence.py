@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from base.errors import ReproError
-from engine import stats
+from engine import registration, stats
 from engine.identity import config_mismatch
 from engine.records import Key, committed_records, local_records
 from engine.spec import Experiment, Results
@@ -73,7 +73,7 @@ def gather(exp: Experiment, profile: str, committed_only: bool = False) -> Evide
             )
         else:
             merged[key] = record
-    expected = [(v, s) for v in exp.variant_names(profile) for s in range(prof.seeds)]
+    expected = [(v, s) for v in exp.variant_names(profile) for s in prof.seed_list]
     known = {v.name for v in exp.variants}
     usable, stale = [], []
     for key, record in sorted(merged.items()):
@@ -135,13 +135,25 @@ def results_of(records: list[dict]) -> Results:
     return Results({k: dict(v) for k, v in values.items()})
 
 
-def evaluate(exp: Experiment, records: list[dict], looks: int = 1):
-    """Verdicts of the claims and outcomes of the checks, from the runs of the main configuration; ``looks``: the
-    profile's (its verdicts split the 5% between them)."""
+def evaluate(exp: Experiment, records: list[dict]):
+    """Verdicts of the claims and outcomes of the checks, from the runs of the main configuration. Each verdict
+    splits the 5% between the looks its runs' records count (``engine/registration.py``)."""
+    claims, _, checks = evaluate_registered(exp, records)
+    return claims, checks
+
+
+def evaluate_registered(exp: Experiment, records: list[dict]):
+    """``evaluate``, with each claim's registration: (claims and verdicts, registrations, checks)."""
     main = main_signature(records) if records else None
-    results = results_of([r for r in records if signature(r) == main])
-    with stats.looks(looks):
-        return [(c, c.check(results)) for c in exp.claims], [(c, c.check(results)) for c in exp.checks]
+    used = [r for r in records if signature(r) == main]
+    results = results_of(used)
+    fps = registration.fingerprints(exp)
+    regs = [registration.of_claim(key, fps[key], used) for key in registration.claim_keys(exp.claims)]
+    verdicts = []
+    for claim, reg in zip(exp.claims, regs, strict=True):
+        with stats.looks(reg.looks):
+            verdicts.append((claim, claim.check(results)))
+    return verdicts, regs, [(c, c.check(results)) for c in exp.checks]
 
 
 def verdict_counts(claims: list, checks: list) -> str:

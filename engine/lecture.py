@@ -106,7 +106,7 @@ def _preview_row(part: Part) -> str:
     except ReproError as e:
         return f"| `{part.exp.name}` | {e} | – |"
     evidence = written.evidence
-    text = verdict_counts(*evaluate(part.exp, evidence.records, part.exp.profile(part.profile).looks))
+    text = verdict_counts(*evaluate(part.exp, evidence.records))
     text = text if evidence.complete else f"{text} ({evidence.problem('incomplete')})"
     return f"| `{part.exp.name}` | {text} | {written.md} |"
 

@@ -82,7 +82,7 @@ def plan(
     names = variants or exp.variant_names(profile)
     for name in names:
         exp.variant(name)  # unknown names fail here, before anything runs
-    seeds = seeds if seeds is not None else list(range(prof.seeds))
+    seeds = seeds if seeds is not None else prof.seed_list
     if any(not 0 <= s <= MAX_SEED for s in seeds):
         raise ReproError(f"seeds must be in 0..{MAX_SEED}")
     specs = []
@@ -134,13 +134,14 @@ def planner(args, sweep: bool = False):
         raise ReproError(f"--jobs must be auto or a number >= 1, got {args.jobs!r}")
     if args.seeds is not None and args.seeds < 1:
         raise ReproError("--seeds must be >= 1")
-    seeds = list(range(args.seeds)) if args.seeds is not None else args.seed
     devices = str(args.devices)
     here = getattr(args, "launcher", "local") != "slurm"
     Launch(args.accelerator, devices, args.strategy, args.num_nodes, args.precision).validate(here)
     given = overrides(args)
 
     def plan_one(exp, profile, sets=None):
+        first = exp.profile(profile).first_seed  # --seeds N: the profile's first N seeds
+        seeds = list(range(first, first + args.seeds)) if args.seeds is not None else args.seed
         specs = plan(exp, profile, args.variant, seeds, given if sets is None else sets, sweep=sweep)
         auto = args.jobs == "auto"
         jobs = auto_jobs(exp.profile(profile), args.accelerator, devices, args.num_nodes) if auto else int(args.jobs)

@@ -242,6 +242,12 @@ def committed_records(experiment: str, profile: str) -> dict[Key, dict]:
     return out
 
 
+def committed_record(experiment: str, profile: str, variant: str, seed: int) -> dict | None:
+    """The committed record of one cell, None if there is none."""
+    path = committed_dir(experiment, profile) / variant / f"seed{seed}.json"
+    return parse_record(path.read_bytes(), path) if path.is_file() else None
+
+
 def profiles_with_records(experiment: str) -> list[str]:
     """Profiles of ``experiment`` with finished runs in the runs folder or committed records."""
     found = {p.parts[-4] for p in (runs_root() / experiment).glob("*/*/seed*/record.json")}  # profile/variant/seedK/

@@ -22,8 +22,17 @@ from pathlib import Path
 
 from base.errors import ReproError
 from base.files import remove_stale_temp_files, write_atomic
+from engine import registration
 from engine.claims import percent_metric
-from engine.evidence import Evidence, deviation, evaluate, gather, main_signature, signature, verdict_counts
+from engine.evidence import (
+    Evidence,
+    deviation,
+    evaluate_registered,
+    gather,
+    main_signature,
+    signature,
+    verdict_counts,
+)
 from engine.plots import default_plot, summary_plot
 from engine.records import (
     committed_dir,
@@ -33,7 +42,7 @@ from engine.records import (
     runs_root,
     save_committed,
 )
-from engine.spec import Experiment
+from engine.spec import PILOT, Experiment
 
 NOT_CITABLE = ("smoke",)  # profiles whose runs never reach results/
 
@@ -142,8 +151,11 @@ def _runs_cell(recs: list[dict]) -> str:
     return f"{len(recs)}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def _verdict_rows(claims) -> list[list[str]]:
-    return [[c.slide, c.statement, f"**{v.status}**", v.statistic, v.test] for c, v in claims]
+def _verdict_rows(claims, regs) -> list[list[str]]:
+    return [
+        [c.slide, c.statement, f"**{v.status}**", v.statistic, v.test, registration.row_text(r)]
+        for (c, v), r in zip(claims, regs, strict=True)
+    ]
 
 
 def _check_rows(checks) -> list[list[str]]:
@@ -278,7 +290,15 @@ def _head(exp: Experiment, profile: str, evidence: Evidence, preview: bool) -> l
 
 def _verdicts(exp: Experiment, profile: str, records: list[dict]) -> list[str]:
     """The claims' verdicts (those without runs here named beneath), then the checks."""
-    claims, checks = evaluate(exp, records, exp.profile(profile).looks)
+    if profile == PILOT:
+        return [
+            "## Verdicts",
+            "",
+            "None: a pilot sizes a table (its runs are on seeds no table uses, and its design may still change); "
+            "the verdicts are the table's.",
+            "",
+        ]
+    claims, regs, checks = evaluate_registered(exp, records)
     lines = []
     if deviating := [r for r in records if signature(r) != main_signature(records)]:
         lines += [
@@ -287,8 +307,17 @@ def _verdicts(exp: Experiment, profile: str, records: list[dict]) -> list[str]:
             "",
         ]
     lines += ["## Verdicts", ""]
-    if tested := [(c, v) for c, v in claims if v.has_runs]:
-        lines += [md_table(["slide", "claim", "verdict", "measured", "test"], _verdict_rows(tested)), ""]
+    tested = [(c, v, r) for (c, v), r in zip(claims, regs, strict=True) if v.has_runs]
+    if tested:
+        rows = _verdict_rows([(c, v) for c, v, _ in tested], [r for _, _, r in tested])
+        lines += [
+            "Registered: whether every run the verdict pairs was made with the claim as it stands (its fingerprint "
+            "in the run's record); a claim changed after its runs, or runs made before records carried "
+            "fingerprints, is shown but never counted as decided in the index (`engine/registration.py`).",
+            "",
+            md_table(["slide", "claim", "verdict", "measured", "test", "registered"], rows),
+            "",
+        ]
     if untested := [c for c, v in claims if not v.has_runs]:
         lines += [
             "No verdict here, for want of runs of their variants in this table (another of the experiment's "
@@ -415,14 +444,14 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
     out_dir = out_dir or results_dir()
     rows, counted, checked = [], [], []
     for exp in experiments:
-        tables = {}  # profile: its claims' verdicts, in the experiment's order
+        tables = {}  # profile: its claims' (verdict, registration), in the experiment's order
         for prof in exp.profiles:
             stem = report_stem(exp, prof.name)
             records = committed_records(exp.name, prof.name)
-            if not (out_dir / f"{stem}.md").is_file() or not records:
+            if prof.name == PILOT or not (out_dir / f"{stem}.md").is_file() or not records:
                 continue
-            claims, checks = evaluate(exp, list(records.values()), prof.looks)
-            tables[prof.name] = [v for _, v in claims]
+            claims, regs, checks = evaluate_registered(exp, list(records.values()))
+            tables[prof.name] = [(v, r) for (_, v), r in zip(claims, regs, strict=True)]
             if prof.name == exp.default_profile:
                 checked += [outcome.holds for _, outcome in checks if outcome.holds is not None]
             hardware = _uniq(list(records.values()), lambda r: r["provenance"]["hardware"].split(",")[0])
@@ -432,11 +461,13 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
             )
         if not tables:
             rows.append([f"`{exp.name}`", exp.slides, exp.claim, "not run yet", "–", "–", "–"])
-        for i, verdict in enumerate(tables.get(exp.default_profile, [])):
-            if not verdict.has_runs:  # the default profile runs none of its variants: the first table that does
-                verdict = next((vs[i] for vs in tables.values() if vs[i].has_runs), verdict)
-            counted += [verdict] if verdict.has_runs else []
-    decided, total = sum(v.status != "inconclusive" for v in counted), len(counted)
+        for i, pair in enumerate(tables.get(exp.default_profile, [])):
+            if not pair[0].has_runs:  # the default profile runs none of its variants: the first table that does
+                pair = next((vs[i] for vs in tables.values() if vs[i][0].has_runs), pair)
+            counted += [pair] if pair[0].has_runs else []
+    decided = sum(v.status != "inconclusive" and r.counts for v, r in counted)
+    unregistered = sum(not r.counts for _, r in counted)
+    total = len(counted)
     share = f"{decided} of {total} ({100 * decided / total:.0f}%)" if total else "none"
     text = "\n".join(
         [
@@ -446,8 +477,10 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
             "the run records committed beside it in `runs/`; `repro report --all` rebuilds them all, and this index, "
             "from those records alone.",
             "",
-            f"Verdicts decided (supported or contradicted, 3 or more seeds) in the default tables: {share}. A claim "
-            "that its experiment's default profile does not run counts in the first table that runs it.",
+            f"Verdicts decided (supported or contradicted, 3 or more seeds, and registered before their runs) in "
+            f"the default tables: {share}; {unregistered} of them were not registered before their runs (changed "
+            "after, or runs older than registration) and count as undecided whatever they say. A claim that its "
+            "experiment's default profile does not run counts in the first table that runs it.",
             "",
             f"Checks (exact identities and facts that hold by construction or arithmetic, listed apart from the "
             f"verdicts and never counted with them) in the default tables: {sum(checked)} of {len(checked)} hold.",

@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import Timer
 
 from base.errors import ReproError, RunsFailed
 from base.files import remove_stale_temp_files, write_atomic
-from engine import tracking
+from engine import registration, tracking
 from engine.callbacks import (
     AtomicCheckpointIO,
     LastCheckpoint,
@@ -40,7 +40,7 @@ from engine.identity import check_identity
 from engine.launch import Launch, is_rank_zero, threads_for
 from engine.plan import RunSpec
 from engine.provenance import cpu_capability, git_commit, hardware, versions
-from engine.records import read_record, to_json
+from engine.records import committed_record, read_record, to_json
 from engine.signals import Interrupted, StopOnSignal
 
 
@@ -279,6 +279,10 @@ def _record(spec: RunSpec, module, datamodule, trainer, resumed: bool, seconds: 
         **module.extras(),  # e.g. gradient probes, samples
         "config": config_to_dict(spec.config),
         "sets": spec.sets,
+        # the claims as they were when this run was made, and the earlier versions that saw its cell
+        "registration": registration.for_record(
+            spec.experiment, committed_record(spec.experiment.name, spec.profile, spec.variant, spec.seed)
+        ),
         "provenance": {
             "commit": commit,
             "dirty": dirty,

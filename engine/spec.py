@@ -37,9 +37,33 @@ class Profile:
     # why the profile is sized as it is: the effect the lecture implies, the per-seed spread measured, the seeds
     # and steps that need (printed with the table)
     power: str = ""
-    # how many times its claims were decided, counting the earlier runs whose outcome led to these (3 seeds, then
-    # 5 with those 3; a first design, then this one): the verdicts split the 5% between the looks (stats.py)
-    looks: int = 1
+    # the first of its seeds: a table's seeds are never seen before its design is final, so the tables run on
+    # seeds no pilot used (the default profiles from 100; their pilots, the `pilot` profile, from 0)
+    first_seed: int = 0
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.first_seed, self.first_seed + self.seeds))
+
+
+PILOT = "pilot"
+TABLE_SEEDS = 100  # the first seed of a default profile's table: seeds 0-99 are its pilots'
+
+
+def pilot_of(table: Profile) -> Profile:
+    """The pilot of a table's profile: the same settings on seeds no table uses (0, 1, ...). Its runs size the
+    table (their records stay beside it, in results/runs/<experiment>/pilot/) and are never a table of their
+    own."""
+    return Profile(
+        PILOT,
+        f"pilot runs of the `{table.name}` profile's settings on seeds from 0 (no table uses them): sizing "
+        "only, never a table",
+        seeds=min(table.seeds, 3),
+        overrides=table.overrides,
+        variants=table.variants,
+        cpu_jobs=table.cpu_jobs,
+        first_seed=0,
+    )
 
 
 @dataclass
@@ -163,6 +187,10 @@ class Experiment:
     # text generation from a trained run (language models): see `repro sample`
     sample: Callable[..., str] | None = None
     default_profile: str = "quick"
+
+    def __post_init__(self) -> None:
+        if not any(p.name == PILOT for p in self.profiles):  # every experiment has one: its default's, on seeds 0..
+            object.__setattr__(self, "profiles", self.profiles + (pilot_of(self.profile(self.default_profile)),))
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:

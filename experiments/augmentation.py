@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datamodules.configs import ELASTIC_ALPHA, ELASTIC_SIGMA, PIXEL_FLIP_PROB
 from engine.claims import Contrast, lower, not_lower
-from engine.spec import Claim, Experiment, Profile, Reference, Table, Variant
+from engine.spec import TABLE_SEEDS, Claim, Experiment, Profile, Reference, Table, Variant
 from experiments.common import IMAGE_METRICS, SMOKE_DATA, ImageRunConfig, build_resnet_run
 
 WARP_VARIANTS = ("none", "flip", "vflip", "translate", "flip+translate", "rotate", "elastic")
@@ -75,6 +75,7 @@ QUICK_VARIANTS = (
     "vflip",
     "pixelflip",
     "elastic",
+    "rotate",
     "mnist-none",
     "mnist-flip",
     "mnist-elastic",
@@ -119,6 +120,7 @@ PROFILES = (
         "data, long training: the regime where a network overfits, which augmentation is meant to fix), cosine LR, "
         "500 val images, full test set",
         seeds=3,
+        first_seed=TABLE_SEEDS,
         overrides={
             "model.depth": 8,
             "model.width": 8,
@@ -200,6 +202,7 @@ CLAIMS = (
         "Vertical flips help CIFAR-10 less than horizontal ones (objects are rarely upside down)",
         lower("test_error", "flip", than="vflip"),
     ),
+    Claim("6", "Rotation (within +-15 degrees) lowers CIFAR-10 test error", lower("test_error", "rotate", than="none")),
 )
 
 EXPERIMENT = Experiment(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.claims import any_of, higher, identity, lower
-from engine.spec import Check, Claim, Experiment, Profile, Table, Variant
+from engine.spec import TABLE_SEEDS, Check, Claim, Experiment, Profile, Table, Variant
 from experiments.common import SMOKE_DATA, MLPRunConfig
 from experiments.figures.ensembles import plot
 from lightning_modules.configs import MLPConfig
@@ -136,6 +136,7 @@ PROFILES = (
         "15 epochs (SGD 0.9, lr 0.05, cosine, batch 128, no weight decay) on a fixed 5,000-image MNIST subset; "
         "1,000 val images; the full 10,000-image test set",
         seeds=3,
+        first_seed=TABLE_SEEDS,
         overrides=QUICK,
         cpu_jobs=2,
         power=(

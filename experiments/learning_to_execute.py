@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from datamodules.configs import CURRICULA, ProgramDataConfig
 from engine.claims import Compare, any_of, higher, same
-from engine.spec import Claim, Experiment, Profile, Reference, Table, TrainConfig, Variant
+from engine.spec import TABLE_SEEDS, Claim, Experiment, Profile, Reference, Table, TrainConfig, Variant
 from experiments.figures.learning_to_execute import example_table, plot
 from lightning_modules.configs import ExecuteModelConfig, ExecuteOptimConfig
 
@@ -186,6 +186,7 @@ PROFILES = (
         "quick",
         QUICK_TEXT,
         seeds=3,
+        first_seed=TABLE_SEEDS,
         variants=_names((CPU_TARGET,), suffix="-seq2seq"),
         overrides=QUICK_OVERRIDES,
         cpu_jobs=2,
@@ -224,7 +225,6 @@ PROFILES = (
             "the margin. The second look at this claim (the first was the combined pair), so the verdict splits "
             "the 5% between the two looks (a 95% interval, 2.5% each side)."
         ),
-        looks=2,
     ),
     Profile(
         "cpu-3",
