@@ -4,7 +4,7 @@ second. The data modules that read them import them from here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 IMAGE_DATASETS = ("cifar10", "mnist")
 
@@ -249,6 +249,10 @@ class ProgramDataConfig:
     # 0: the characters as they are; k > 0: every character but padding, GO and the end mark replaced by another,
     # the same way in every program, input and answer alike (a permutation drawn from k): slide 38's scrambled text
     scramble: int = 0
+    # every program replaced by one fixed character: a model that cannot read the program (a baseline for "it
+    # learns to execute"). Added after runs were recorded: left out of the config while False (engine/config.py's
+    # ADDED_LATER), so their identities stand
+    blind: bool = field(default=False, metadata={"added_later": True})
 
     def validate(self) -> None:
         if self.curriculum not in CURRICULA:

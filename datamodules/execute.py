@@ -119,12 +119,16 @@ class Curriculum:
 
 
 def collate(
-    examples: list[Example], reverse: bool = False, double: bool = False, scramble: np.ndarray | None = None
+    examples: list[Example],
+    reverse: bool = False,
+    double: bool = False,
+    scramble: np.ndarray | None = None,
+    blind: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Examples -> the padded tensors described in the module docstring (laid out with numpy masks: a
     training step waits for its batch, so this is kept fast). ``scramble``: a table of ids the characters are
-    replaced by (see ``programs.scramble_table``)."""
-    src_ids, src_len = encode_many([transform_input(e.input, reverse, double) for e in examples])
+    replaced by (see ``programs.scramble_table``); ``blind``: every input replaced by one fixed character."""
+    src_ids, src_len = encode_many([transform_input(e.input, reverse, double, blind) for e in examples])
     tgt_ids, tgt_len = encode_many([e.target for e in examples])
     if scramble is not None:
         src_ids, tgt_ids = scramble[src_ids], scramble[tgt_ids]
@@ -161,7 +165,7 @@ def fixed_set(cfg: ProgramDataConfig, split: str, length: int, nesting: int, siz
 
 def batched(cfg: ProgramDataConfig, examples: list[Example]) -> list[dict[str, torch.Tensor]]:
     n, table = cfg.eval_batch_size, scramble_table(cfg.scramble) if cfg.scramble else None
-    return [collate(examples[i : i + n], cfg.reverse, cfg.double, table) for i in range(0, len(examples), n)]
+    return [collate(examples[i : i + n], cfg.reverse, cfg.double, table, cfg.blind) for i in range(0, len(examples), n)]
 
 
 class ProgramDataModule(RecordedDataModule):
@@ -191,7 +195,7 @@ class ProgramDataModule(RecordedDataModule):
         cfg, table = self.cfg, scramble_table(self.cfg.scramble) if self.cfg.scramble else None
         levels = [self.curriculum.difficulty(rng) for _ in range(n)]
         examples = [draw(cfg.task, length, nesting, rng, SPLITS.index("train")) for length, nesting in levels]
-        return collate(examples, cfg.reverse, cfg.double, table)
+        return collate(examples, cfg.reverse, cfg.double, table, cfg.blind)
 
     def train_dataloader(self):
         rank, _ = self.rank_world()
@@ -219,7 +223,12 @@ class ProgramDataModule(RecordedDataModule):
             "task": c.task,
             "target": {"length": c.length, "nesting": c.target_nesting},
             "curriculum": c.curriculum,
-            "input": {"reverse": c.reverse, "double": c.double, "scramble": c.scramble},
+            "input": {
+                "reverse": c.reverse,
+                "double": c.double,
+                "scramble": c.scramble,
+                **({"blind": True} if c.blind else {}),
+            },
             "fingerprint": hashlib.sha256(source).hexdigest()[:16],  # changes with the generator
             "val_size": c.val_size,
             "test_size": c.test_size,

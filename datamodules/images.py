@@ -209,7 +209,18 @@ class NoisyLabelDataModule(ImageDataModule):
 # ----------------------------------------------------------------------------- data: batches with indices
 class IndexedImageDataModule(ImageDataModule):
     """An ImageDataModule whose training batches are (x, y, i), i the examples' positions in the training
-    set (bagging weights are per example); validation and test batches are (x, y) as usual."""
+    set (bagging weights are per example); validation and test batches are (x, y) as usual.
+
+    ``member_orders`` N > 0: N networks trained together each get their own minibatch order, and a training batch
+    is (x, y, i) with a leading member axis: (N, B, ...), (N, B), (N, B). Member k's batch is the loader's batch
+    with every position j replaced by sigma_k(j), sigma_k a permutation of the training set drawn from (seed,
+    epoch, k): the loader's order is uniformly random and so is each sigma_k, so the members' orders are
+    independent uniform permutations, one per member and epoch."""
+
+    def __init__(self, cfg, seed: int = 0, channels_last: bool = False, member_orders: int = 0):
+        super().__init__(cfg, seed=seed, channels_last=channels_last)
+        self.member_orders = member_orders
+        self._orders: tuple[int, torch.Tensor] | None = None  # (epoch, (N, n) permutations)
 
     def setup(self, stage: str | None = None) -> None:
         super().setup(stage)
@@ -219,8 +230,25 @@ class IndexedImageDataModule(ImageDataModule):
         # The shared loader slices (images, positions); the labels are looked up after the transfer.
         return self._loader((self.train[0], self.train_index), self.per_rank(self.cfg.batch_size), shuffle=True)
 
+    def member_permutations(self, epoch: int) -> torch.Tensor:
+        """(N, n): member k's permutation of the n training positions in ``epoch``."""
+        if self._orders is None or self._orders[0] != epoch:
+            n = len(self.train[1])
+            perms = [
+                torch.randperm(n, generator=torch.Generator().manual_seed(mix_seed(self.seed, epoch, k, 4)))
+                for k in range(self.member_orders)  # stream 4: apart from shuffling (1), augment (2), bagging (3)
+            ]
+            self._orders = (epoch, torch.stack(perms))
+        return self._orders[1]
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        training = self.trainer is not None and self.trainer.training
+        if training and self.member_orders:
+            _, positions = batch
+            index = self.member_permutations(self._epoch).to(positions.device)[:, positions]  # (N, B)
+            x = self.transform(self.train[0][index.flatten()], train=True)
+            return x.view(*index.shape, *x.shape[1:]), self.train[1][index], index
         x, second = super().on_after_batch_transfer(batch, dataloader_idx)
-        if self.trainer is not None and self.trainer.training:
+        if training:
             return x, self.train[1][second], second
         return x, second

@@ -44,7 +44,7 @@ _FINGERPRINT = re.compile(r"fingerprint: sha256:([0-9a-f]{64})")
 
 
 def _transformed(cfg: ProgramDataConfig) -> bool:
-    return bool(cfg.reverse or cfg.double or cfg.scramble)
+    return bool(cfg.reverse or cfg.double or cfg.scramble or cfg.blind)
 
 
 def evaluation_rows(cfg: ProgramDataConfig) -> dict[str, list[dict]]:
@@ -65,7 +65,7 @@ def evaluation_rows(cfg: ProgramDataConfig) -> dict[str, list[dict]]:
         for ex in dm.examples(name):
             row = {"input": ex.input, "target": ex.target, "split": split, "length": length, "nesting": nesting}
             if _transformed(cfg):
-                row["model_input"] = scrambled(transform_input(ex.input, cfg.reverse, cfg.double))
+                row["model_input"] = scrambled(transform_input(ex.input, cfg.reverse, cfg.double, cfg.blind))
                 row["model_target"] = scrambled(ex.target)
             rows.append(row)
         out[split] = rows

@@ -112,8 +112,15 @@ def decode(ids) -> str:
     return "".join(VOCAB[int(i)] for i in ids)
 
 
-def transform_input(text: str, reverse: bool = False, double: bool = False) -> str:
-    """The paper's input reversal (read the input backwards) and input doubling (read it twice)."""
+BLIND_INPUT = "x"  # what a blind model reads instead of every program: one fixed character
+
+
+def transform_input(text: str, reverse: bool = False, double: bool = False, blind: bool = False) -> str:
+    """The paper's input reversal (read the input backwards) and input doubling (read it twice); ``blind``: the
+    program replaced by one fixed character (a baseline that cannot read it and can learn only what answers
+    are like)."""
+    if blind:
+        return BLIND_INPUT
     if reverse:
         text = text[::-1]
     return text + text if double else text

@@ -70,26 +70,37 @@ def compare(committed: dict, rerun: dict, others: list[dict]) -> tuple[str, list
     return ("outside" if outside else "within seed noise"), lines
 
 
+def _committed_cell(exp, profile: str, variant: str, seed: int) -> tuple[dict, dict]:
+    """The committed records of the table, and that of the cell (one line and exit 2 where there is none)."""
+    from engine.records import committed_records
+    from engine.spec import PILOT
+
+    records = committed_records(exp.name, profile)
+    committed = records.get((variant, seed))
+    if committed is None:
+        seeds = exp.profile(profile).seed_list
+        where = f"the table's seeds are {seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else f"its seed is {seeds[0]}"
+        if profile != PILOT and (variant, seed) in committed_records(exp.name, PILOT):
+            where += f"; seed {seed} is a pilot's: add --profile {PILOT}"
+        raise ReproError(
+            f"no committed record of {exp.name} --profile {profile} --variant {variant} --seed {seed} ({where})"
+        )
+    return records, committed
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from engine.launch import Launch
     from engine.orchestrate import run_all
     from engine.plan import plan
     from engine.provenance import cpu_capability, git_commit
-    from engine.records import committed_records, read_record
+    from engine.records import read_record
     from engine.registry import get
 
     exp = get(args.name)
     profile = args.profile or exp.default_profile
     exp.profile(profile)
     exp.variant(args.variant)
-    records = committed_records(exp.name, profile)
-    committed = records.get((args.variant, args.seed))
-    if committed is None:
-        cells = ", ".join(f"{v}/seed{s}" for v, s in sorted(records)[:8]) or "none"
-        raise ReproError(
-            f"no committed record of {exp.name} --profile {profile} --variant {args.variant} --seed "
-            f"{args.seed} (committed cells: {cells})"
-        )
+    records, committed = _committed_cell(exp, profile, args.variant, args.seed)
     prov = committed["provenance"]
     if prov.get("devices", 1) != 1:
         raise ReproError(f"that cell was made with {prov['devices']} processes: verify reruns single-process cells")

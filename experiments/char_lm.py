@@ -153,8 +153,8 @@ PROFILES = (
         "part missed by 0.003); RNN minus LSTM in validation loss +0.015 nats, sd 0.016. 5 seeds (half width "
         "2.78 sd / sqrt 5: 0.04-0.05 nats; 25 runs, about 12 min two at a time) decide the line-start claim in "
         "every part with power above 0.9 if the effects hold; the LSTM-RNN gap would need about 10 seeds, more "
-        "than the budget: at 5 its power is about 0.3. Seeds 0-2 are the same runs as before, so these claims "
-        "had two looks, and the verdicts split the 5% between them (97.5% intervals).",
+        "than the budget: at 5 its power is about 0.3. Those runs (seeds 0-4, two looks) are the `pilot` profile "
+        "now; the table runs on seeds from 100, which no design saw: one look.",
     ),
     Profile(
         "full",

@@ -29,6 +29,9 @@ class EnsembleConfig:
     members: int = 10
     bagging: bool = False  # member i trains on its own bootstrap resample (weights = counts, seeded by (seed, i))
     same_init: bool = False  # every member starts from member 0's initial weights
+    # every member sees the training set in the same minibatch order (the suite's runs until 2026-12-06: it
+    # understates the diversity of members that differ by their initialization); False: each its own order
+    shared_order: bool = False
     # per-member hidden layers and learning-rate multipliers, cycled over the members ("256-256": two layers of
     # 256); empty: every member is model.hidden at optim.lr
     hidden: tuple[str, ...] = ()
@@ -74,7 +77,8 @@ def build(cfg: EnsembleRunConfig, seed: int):
     module = EnsembleClassifier(
         members, cfg.optim, 10, seed=seed, bagging=cfg.ensemble.bagging, lr_scales=tuple(s for _, s in specs)
     )
-    return module, IndexedImageDataModule(cfg.data, seed=seed, channels_last=False)
+    orders = 0 if cfg.ensemble.shared_order else len(members)
+    return module, IndexedImageDataModule(cfg.data, seed=seed, channels_last=False, member_orders=orders)
 
 
 ARCHITECTURES = ("128", "256", "512", "256-256")  # quick: one and two hidden layers, 0.1M to 0.4M weights

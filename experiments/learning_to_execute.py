@@ -17,7 +17,7 @@ import functools
 from dataclasses import dataclass, field
 
 from datamodules.configs import CURRICULA, ProgramDataConfig
-from engine.claims import Compare, any_of, higher, same
+from engine.claims import Compare, any_of, higher
 from engine.spec import TABLE_SEEDS, Claim, Experiment, Profile, Reference, Table, TrainConfig, Variant
 from experiments.figures.learning_to_execute import example_table, plot
 from lightning_modules.configs import ExecuteModelConfig, ExecuteOptimConfig
@@ -61,6 +61,8 @@ SUFFIXES = {
     "-double": "the input read twice (the paper's input doubling); one LSTM reads, then writes",
     "-scrambled": "every character consistently replaced by another (a fixed permutation, slide 38's scrambled "
     "program); encoder-decoder LSTMs",
+    "-blind": "blind: every program replaced by one fixed character (the net cannot read it and can learn only "
+    "what answers look like); encoder-decoder LSTMs",
 }
 SUFFIX_OVERRIDES = {
     "": {"model.kind": "lstm"},
@@ -68,6 +70,7 @@ SUFFIX_OVERRIDES = {
     "-reverse": {"model.kind": "lstm", "data.reverse": True},
     "-double": {"model.kind": "lstm", "data.double": True},
     "-scrambled": {"model.kind": "seq2seq", "data.scramble": 1},
+    "-blind": {"model.kind": "seq2seq", "data.blind": True},
 }
 
 
@@ -103,9 +106,10 @@ VARIANTS = (
     tuple(_variant(t, c) for t in TARGETS for c in CURRICULA)
     + tuple(_variant(t, c, "-seq2seq") for t in TARGETS for c in CURRICULA if c == "combined" or t in CPU_TARGETS)
     + tuple(_variant(t, "combined", trick) for t in TRICK_TARGETS for trick in ("-reverse", "-double"))
-    + (_variant(CPU_TARGET, "baseline", "-scrambled"),)
+    + (_variant(CPU_TARGET, "baseline", "-scrambled"), _variant(CPU_TARGET, "baseline", "-blind"))
 )
 SCRAMBLED, PLAIN = f"{target_name(*CPU_TARGET)}-baseline-scrambled", f"{target_name(*CPU_TARGET)}-baseline-seq2seq"
+BLIND = f"{target_name(*CPU_TARGET)}-baseline-blind"
 
 
 def _names(targets, seq2seq: tuple[str, int, int] | None = None, suffix: str = "") -> tuple[str, ...]:
@@ -187,7 +191,7 @@ PROFILES = (
         QUICK_TEXT,
         seeds=3,
         first_seed=TABLE_SEEDS,
-        variants=_names((CPU_TARGET,), suffix="-seq2seq"),
+        variants=_names((CPU_TARGET,), suffix="-seq2seq") + (BLIND,),
         overrides=QUICK_OVERRIDES,
         cpu_jobs=2,
         power=(
@@ -203,7 +207,11 @@ PROFILES = (
             "2026-11-29; alone, the 12 runs took 13.9 min at fd7e146, every one ended by the rule. A 2-digit "
             "target has about 3,300 distinct training programs (the hash split's third of 10,000), which 300,000 "
             "examples repeat: training accuracy reaches 100%, and the test programs (the unseen third) measure "
-            "what generalizes."
+            "what generalizes. The blind baseline (since 2026-12-06) was sized from one pilot run (seed 0, the "
+            "`pilot` profile): 0.7% of whole test answers right and 49.5% of characters, against 99.1-99.8% and "
+            "99.7-99.9% for the same net reading the programs (the pilot's seeds 0-2, no curriculum); it never "
+            "stalls by the rule's test and trains to the 6,000-step cap (4 minutes). A gap of 98 pts against "
+            "per-seed spreads under 1 pt: 3 seeds decide 'it learns to execute' unless a run fails outright."
         ),
     ),
     Profile(
@@ -216,14 +224,10 @@ PROFILES = (
         overrides=QUICK_OVERRIDES,
         cpu_jobs=2,
         power=(
-            "The claim is an equivalence within 2 pts. A consistent permutation changes only which random "
-            "embedding each character starts with (same seed: the same programs and weights), so the expected "
-            "difference is 0 and its spread is seed noise. With the combined curriculum (the quick profile at "
-            "31d04a7) the paired differences spread by 2.0 pts (one scrambled run ended at 95.4%) and the claim "
-            "stayed inconclusive; without a curriculum the quick runs' per-seed spread is 0.10 pts. At a paired "
-            "spread of 0.3 pts the 90% interval of 3 pairs is +-0.5 pts (t(0.95, 2) = 2.92 over sqrt 3), inside "
-            "the margin. The second look at this claim (the first was the combined pair), so the verdict splits "
-            "the 5% between the two looks (a 95% interval, 2.5% each side)."
+            "No verdict since 2026-12-06: a consistent permutation changes only which random embedding each "
+            "character starts with (same seed: the same programs and weights), so 'it learns as well' holds by "
+            "construction up to seed noise; it was an equivalence claim within 2 pts (decided at a second look). "
+            "The runs stay as a table of measurements."
         ),
     ),
     Profile(
@@ -296,9 +300,18 @@ def _beats(better: str, worse: str, metric: str = "test_acc") -> Compare:
     )
 
 
-SCRAMBLE_MARGIN = 0.02  # "learns as well": within 2 percentage points of the plain programs' character accuracy
-
 CLAIMS = (
+    Claim(
+        "38",
+        "An LSTM learns to execute the programs: the encoder-decoder trained on 2-digit addition programs writes "
+        "more whole answers right on unseen test programs than the same net that cannot read them (blind)",
+        higher(
+            "test_exact",
+            PLAIN,
+            than=BLIND,
+            what="whole test answers right (greedy), reading the programs minus blind",
+        ),
+    ),
     Claim(
         "38-39",
         "The combined curriculum beats no curriculum (baseline) in test accuracy",
@@ -323,13 +336,9 @@ CLAIMS = (
         "The combined curriculum beats the naive curriculum in whole answers right (greedy)",
         _beats("combined", "naive", "test_exact"),
     ),
-    Claim(
-        "38",
-        "The network never sees what the characters mean: on programs whose characters are consistently scrambled "
-        f"(a fixed permutation) it learns as well as on the plain text (test character accuracy within "
-        f"{SCRAMBLE_MARGIN * 100:g} pts)",
-        same("test_acc", SCRAMBLED, than=PLAIN, margin=SCRAMBLE_MARGIN),
-    ),
+    # slide 38's scrambled programs are not a verdict: a consistent permutation only relabels which random
+    # embedding each character starts with, so "learns as well" holds by construction up to seed noise (the
+    # `scrambled` profile's table shows the runs)
 )
 
 METRICS = {

@@ -1,9 +1,10 @@
 """An ensemble of N classifiers trained together in one run, and what averaging their predictions buys.
 
 Members are made different by their random initialization, by bagging (each trains on its own bootstrap
-resample of the training set), or by their architecture and learning rate. They share nothing but the
-minibatch order: member i's loss is its own (bootstrap-weighted) cross-entropy, and the run minimizes the
-sum of the members' losses, so each member's gradient is exactly the one it would get if trained alone.
+resample of the training set), or by their architecture and learning rate, and each sees the training set in
+its own minibatch order (``IndexedImageDataModule``'s member orders; a config can share one order). Member i's
+loss is its own (bootstrap-weighted) cross-entropy on its own batch, and the run minimizes the sum of the
+members' losses, so each member's gradient is exactly the one it would get if trained alone.
 
 Bagging without copying data: member i's bootstrap sample is a multinomial draw of n out of the n training
 examples, i.e. a count c_ij for each example j (how many times the resample holds it). Weighting example j's
@@ -47,10 +48,12 @@ def ensemble_log_probs(member_log_probs: torch.Tensor) -> torch.Tensor:
 
 
 def weighted_member_loss(member_logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Sum over members i of sum_j w_ij * CE(member i on example j) / B, for (N, B, C) logits, (B,) labels
-    and (N, B) example weights (bootstrap counts; all ones without bagging)."""
+    """Sum over members i of sum_j w_ij * CE(member i on example j) / B, for (N, B, C) logits, (B,) labels (every
+    member on the same examples) or (N, B) (each member on its own), and (N, B) example weights (bootstrap counts;
+    all ones without bagging)."""
     n_members, batch = member_logits.shape[:2]
-    ce = F.cross_entropy(member_logits.flatten(0, 1), y.repeat(n_members), reduction="none").view(n_members, batch)
+    labels = y.repeat(n_members) if y.dim() == 1 else y.flatten()
+    ce = F.cross_entropy(member_logits.flatten(0, 1), labels, reduction="none").view(n_members, batch)
     return (weights * ce).sum() / batch
 
 
@@ -163,11 +166,17 @@ class EnsembleClassifier(ImageClassifier):
     # -- training -------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         x, y, index = batch
-        logits = self.member_logits(x)
+        own = index.dim() == 2  # each member its own minibatch order: (N, B, ...) images, (N, B) labels
+        logits = torch.stack([net(xi) for net, xi in zip(self.net, x, strict=True)]).float() if own else None
+        logits = self.member_logits(x) if logits is None else logits
         if self.counts.device != logits.device:
             self.counts = self.counts.to(logits.device)
-        loss = weighted_member_loss(logits, y, self.counts[:, index])
-        self._track("train", ensemble_log_probs(logits.log_softmax(-1)), y)
+        weights = self.counts.gather(1, index) if own else self.counts[:, index]
+        loss = weighted_member_loss(logits, y, weights)
+        if own:  # no example is seen by every member: the training history tracks the members on their own batches
+            self._track("train", logits.log_softmax(-1).flatten(0, 1), y.flatten())
+        else:
+            self._track("train", ensemble_log_probs(logits.log_softmax(-1)), y)
         self.log("train/loss_step", loss, prog_bar=True, logger=False)
         if self.optim.l1:
             loss = loss + self.optim.l1 * sum(p.abs().sum() for p in self.net.parameters() if p.dim() > 1)

@@ -15,7 +15,7 @@ import torch.nn as nn
 from datamodules.batches import ResidentBatches
 from engine.registry import get
 from engine.spec import Results
-from experiments.batch_size import LR_BN, LR_LARGE, LR_SMALL
+from experiments.batch_size import EPOCHS_LARGE, LR_BN, LR_LARGE, LR_SMALL
 from lightning_modules.configs import MLPConfig
 from lightning_modules.nets.mlp import MLP, FixedStatsNorm
 from tests.conftest import repro
@@ -25,8 +25,8 @@ VARIANTS = ("batch-32", "batch-1024", "batch-1024-same-lr", "bn-batch", "bn-fixe
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
 def test_each_variant_resolves_to_its_batch_size_lr_and_normalization(profile):
-    """Keskar et al.'s protocol: the variants differ in batch size, lr and normalization only; every one trains
-    the same net for the same epochs on the same data with the same schedule."""
+    """Keskar et al.'s protocol: the variants differ in batch size, lr and normalization, and batch 1024 in its
+    epochs (it trains until it fits, too); every one trains the same net on the same data with the same schedule."""
     exp = get("batch-size")
     cfgs = {v: exp.resolve(v, profile) for v in VARIANTS}
     got = {v: (c.data.batch_size, c.optim.lr, c.model.batch_norm) for v, c in cfgs.items()}
@@ -38,7 +38,9 @@ def test_each_variant_resolves_to_its_batch_size_lr_and_normalization(profile):
         "bn-fixed": (32, LR_BN, "fixed"),
     }
     base = cfgs["batch-32"]
+    assert cfgs["batch-1024"].train.max_epochs == EPOCHS_LARGE
     for c in cfgs.values():
+        c.train.max_epochs = base.train.max_epochs  # (checked above)
         assert (c.model.hidden, c.train, c.optim.schedule, c.optim.warmup, c.optim.momentum, c.optim.weight_decay) == (
             base.model.hidden,
             base.train,
@@ -152,7 +154,7 @@ def results(**per_variant) -> Results:
 
 def test_claims():
     exp = get("batch-size")
-    fits, tests_worse, gap, underfits, _ = exp.claims
+    fits, tests_worse, underfits, _ = exp.claims
     r = results(
         **{
             "batch-32": {"train_error": [0.0, 0.0, 0.0], "test_error": [0.05, 0.051, 0.049]},
@@ -165,13 +167,12 @@ def test_claims():
         **{"batch-32": {"train_error": [0.01, 0.0, 0.01]}, "batch-1024": {"train_error": [0.03, 0.02, 0.03]}}
     )
     assert fits.check(higher).status == "contradicted"
-    lower = results(
-        **{
-            "batch-32": {"gen_error": [0.05, 0.06, 0.05]},
-            "batch-1024": {"gen_error": [0.04, 0.045, 0.04]},
-        }
+    # the fit claim's margin is a tenth of a point: the 30-epoch batch 1024 of the table until 2026-12-06, short of
+    # fitting by +0.16 pts, cannot pass it
+    undertrained = results(
+        **{"batch-32": {"train_error": [0.0, 0.0, 0.0]}, "batch-1024": {"train_error": [0.0012, 0.0029, 0.0007]}}
     )
-    assert gap.check(lower).status == "contradicted"
+    assert fits.check(undertrained).status != "supported"
     same = results(
         **{"batch-32": {"train_error": [0.0, 0.0, 0.0]}, "batch-1024-same-lr": {"train_error": [0.1, 0.12, 0.11]}}
     )
@@ -179,7 +180,7 @@ def test_claims():
 
 
 def test_the_batch_norm_claim_is_decided_by_test_error_paired_by_seed():
-    bn = get("batch-size").claims[4]
+    bn = get("batch-size").claims[3]
     helps = results(
         **{"bn-batch": {"test_error": [0.043, 0.045, 0.044]}, "bn-fixed": {"test_error": [0.05, 0.052, 0.049]}}
     )
@@ -207,7 +208,7 @@ def test_smoke_run_counts_the_steps(data_env):
     at_32 = 0.5 * (1 + math.cos(math.pi * 7 / 15))
     expected = {
         "batch-32": (8, at_32 * LR_SMALL),
-        "batch-1024": (1, 0.5 * LR_LARGE),
+        "batch-1024-same-lr": (1, 0.5 * LR_SMALL),
         "bn-batch": (8, at_32 * LR_BN),
         "bn-fixed": (8, at_32 * LR_BN),
     }
@@ -219,5 +220,5 @@ def test_smoke_run_counts_the_steps(data_env):
         assert rec["history"][0]["lr"] == pytest.approx(lr)
     report = f"{runs}/batch-size/smoke/report"
     md = open(f"{report}/batch-size-smoke.md").read()
-    assert "tests worse" in md and "steps / epoch" in md and "also regularizes" in md
+    assert "at the expense of test error" in md and "steps / epoch" in md and "also regularizes" in md
     assert open(f"{report}/batch-size-smoke.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"

@@ -173,12 +173,17 @@ def results(**per_variant) -> Results:
 
 def test_claims_decide_from_paired_seeds():
     exp = get("dropout")
-    helps, _, averaging, meets = exp.claims
+    helps, beats_l2, adds_to_l2, averaging, meets = exp.claims
     (identity,) = exp.checks
     r = results(none={"test_error": [0.030, 0.031, 0.029]}, dropout={"test_error": [0.025, 0.027, 0.024]})
     assert helps.check(r).status == "supported"
     r = results(none={"test_error": [0.025, 0.027, 0.024]}, dropout={"test_error": [0.030, 0.031, 0.029]})
     assert helps.check(r).status == "contradicted"
+    # "better than weight decay" is dropout alone against L2 alone; dropout+L2 against L2 is a claim of its own
+    r = results(l2={"test_error": [0.030, 0.031, 0.029]}, dropout={"test_error": [0.025, 0.027, 0.024]})
+    assert beats_l2.check(r).status == "supported" and adds_to_l2.check(r).status == "inconclusive"
+    r = results(l2={"test_error": [0.030, 0.031, 0.029]}, **{"dropout+l2": {"test_error": [0.025, 0.027, 0.024]}})
+    assert adds_to_l2.check(r).status == "supported" and beats_l2.check(r).status == "inconclusive"
     r = results(dropout={"mc_k1_error": [0.05, 0.06, 0.055], "mc_k100_error": [0.03, 0.031, 0.029]})
     assert averaging.check(r).status == "supported"
     close = {"mc_k100_error": [0.030, 0.031, 0.029], "weight_scaling_error": [0.0305, 0.0305, 0.0295]}
@@ -206,9 +211,11 @@ def test_max_norm_counts_how_often_it_binds():
 
 
 def test_full_profile_is_table_9s_net():
+    from experiments.dropout import MAX_NORM_C
+
     exp = get("dropout")
     cfg = exp.resolve("dropout+max-norm", "full")
-    assert cfg.model.hidden == (1024, 1024, 2048) and cfg.model.max_norm == 3.0
+    assert cfg.model.hidden == (1024, 1024, 2048) and cfg.model.max_norm == MAX_NORM_C  # sized to bind (quick)
     assert (cfg.model.input_dropout, cfg.model.hidden_dropout) == (0.2, 0.5)
     assert cfg.mc.samples == 100 and cfg.mc.images == 0 and cfg.data.train_size == 0
     params = sum(p.numel() for p in MLP(cfg.model).parameters())

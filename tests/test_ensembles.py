@@ -204,3 +204,44 @@ def test_smoke_run_checks_jensen_and_records_the_curves(data_env):
         assert 0 <= m["disagreement"] <= 1
     md = open(f"{runs}/ensembles/smoke/report/ensembles-smoke.md").read()
     assert "Averaging never hurts" in md and "Jensen violations (NLL)" in md and "ensembles-smoke.png" in md
+
+
+# ----------------------------------------------------------------------------- each member its own order
+def member_data(members: int, n: int = 12, seed: int = 5) -> IndexedImageDataModule:
+    dm = IndexedImageDataModule(ImageDataConfig(dataset="mnist"), seed=seed, member_orders=members)
+    x = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 1, 2, 2).clone()  # image j is all j
+    dm.train = (x, torch.arange(n) % 10)
+    dm.train_index = torch.arange(n)
+    dm.mean, dm.std = torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1) / 255  # transform gives back j
+    dm.trainer = SimpleNamespace(training=True)
+    return dm
+
+
+def test_each_member_sees_its_own_permutation_each_epoch_and_reruns_see_the_same():
+    dm = member_data(3)
+    p0, p1 = dm.member_permutations(0).clone(), dm.member_permutations(1).clone()
+    assert p0.shape == (3, 12) and all(sorted(row.tolist()) == list(range(12)) for row in (*p0, *p1))
+    assert len({tuple(r.tolist()) for r in p0}) == 3 and not torch.equal(p0, p1)  # apart by member and by epoch
+    assert torch.equal(member_data(3).member_permutations(0), p0)  # from (seed, epoch, member) alone
+    assert not torch.equal(member_data(3, seed=6).member_permutations(0), p0)
+
+
+def test_a_member_batch_holds_its_own_images_labels_and_positions():
+    dm = member_data(3)
+    positions = torch.tensor([4, 0, 7])  # the loader's batch: its images are ignored, its positions mapped
+    x, y, index = dm.on_after_batch_transfer((dm.train[0][positions], positions), 0)
+    assert x.shape == (3, 3, 1, 2, 2) and y.shape == index.shape == (3, 3)
+    assert torch.equal(index, dm.member_permutations(0)[:, positions])
+    assert torch.equal(x[:, :, 0, 0, 0].round().long(), index) and torch.equal(y, index % 10)
+    # without member orders the batch is the loader's, as before
+    shared = member_data(0)
+    xs, ys, i = shared.on_after_batch_transfer((shared.train[0][positions], positions), 0)
+    assert xs.shape == (3, 1, 2, 2) and torch.equal(i, positions) and torch.equal(ys, positions % 10)
+
+
+def test_the_member_loss_takes_each_members_own_labels():
+    logits = torch.randn(2, 3, 4)
+    y = torch.tensor([[0, 1, 2], [3, 3, 0]])
+    w = torch.ones(2, 3)
+    expected = sum(F.cross_entropy(logits[i], y[i], reduction="sum") for i in range(2)) / 3
+    assert weighted_member_loss(logits, y, w).item() == pytest.approx(expected.item(), rel=1e-6)

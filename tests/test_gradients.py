@@ -169,7 +169,7 @@ def results(**per_variant) -> Results:
 
 def test_clipping_claims_pair_by_seed():
     exp = get("gradients")
-    divergence, loss = exp.claims[-2], exp.claims[-1]
+    divergence, loss, learns = exp.claims
     r = results(
         **{
             "no-clip": {"diverged": [1, 1, 1], "test_mse_scored": [1 / 3, 1 / 3, 1 / 3]},
@@ -190,6 +190,11 @@ def test_clipping_claims_pair_by_seed():
     )
     assert divergence.check(same).status == "inconclusive" and loss.check(same).status == "inconclusive"
     assert exp.claims[0].check(results()).status == "inconclusive"
+    # clipping decides "prevents divergence" only where the clipped runs learn: every one below 1/6
+    assert learns.check(r).status == "supported"
+    flat = results(clip={"test_mse_scored": [0.31, 0.30, 0.32]})  # the T = 100 table until 2026-12-06
+    assert learns.check(flat).status == "contradicted" and "holds in 0 of 3 seeds" in learns.check(flat).statistic
+    assert learns.check(results(clip={"test_mse_scored": [0.01, 0.02]})).status == "inconclusive"
 
 
 def test_the_slide_numbers_are_a_check_with_their_error():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import stats
+from engine import registration, stats
 from engine.config import config_to_dict
 from engine.evidence import gather
 from engine.records import committed_records, to_json
@@ -154,9 +154,11 @@ def test_cells_show_percentages_and_plain_counts():
 
 
 # ----------------------------------------------------------------------------- records -> tables
-def record(variant, seed, test_error, profile="quick", sets=None, **prov):
-    """A run record of augmentation whose config is what the profile resolves to (as a real run's is)."""
+def record(variant, i, test_error, profile="quick", sets=None, **prov):
+    """A run record of augmentation's i-th seed of the profile (the quick table's seeds start at 100), whose config
+    is what the profile resolves to and whose claims are registered as they stand (as a real run's are)."""
     exp = get("augmentation")
+    seed = exp.profile(profile).first_seed + i
     return {
         "experiment": "augmentation",
         "profile": profile,
@@ -174,6 +176,7 @@ def record(variant, seed, test_error, profile="quick", sets=None, **prov):
         "history": [{"epoch": e + 1, "val_error": 0.5 - 0.1 * e} for e in range(3)],
         "config": config_to_dict(exp.resolve(variant, profile, sets or {})),
         "sets": sets or {},
+        "registration": registration.for_record(exp, None),
         "provenance": {
             "commit": "abcdef1234567",
             "dirty": False,
@@ -199,6 +202,7 @@ ERRORS = {
     "vflip": [0.41, 0.43, 0.42],
     "pixelflip": [0.40, 0.41, 0.43],
     "elastic": [0.38, 0.40, 0.40],
+    "rotate": [0.37, 0.38, 0.39],
     "mnist-none": [0.020, 0.021, 0.019],
     "mnist-flip": [0.025, 0.026, 0.027],
     "mnist-elastic": [0.015, 0.016, 0.015],
@@ -237,7 +241,7 @@ def test_a_table_is_written_from_complete_records(folders):
         "CPU Test (1 thread per run)",
         "CIFAR-10 (JPEG q75 mirror)",
         "MNIST",
-        "0, 1, 2",
+        "100, 101, 102",
         "2026-11-26",
         "abcdef1234",
     ):
@@ -255,7 +259,7 @@ def test_a_table_is_written_from_complete_records(folders):
     assert {r["sets"] for r in rows} == {""} and {r["dirty"] for r in rows} == {"0"}
     # the records are committed beside the table, one file per run
     assert len(committed_records("augmentation", "quick")) == RUNS
-    assert (folders / "results" / "runs" / "augmentation" / "quick" / "none" / "seed1.json").is_file()
+    assert (folders / "results" / "runs" / "augmentation" / "quick" / "none" / "seed101.json").is_file()
     index = write_index([get("augmentation")]).read_text()
     assert "[augmentation.md](augmentation.md)" in index and "supported" in index
 
@@ -265,20 +269,20 @@ def test_a_claim_a_table_has_no_runs_for_is_named_beneath_its_verdicts_and_count
     fill(folders, cifar)  # the quick table without its MNIST runs
     text = write_report(get("augmentation"), "quick", partial=True).md.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| 6 |")]
-    assert len(rows) == 10 - 3 and not any("needs runs" in line or "MNIST" in line for line in rows)
+    assert len(rows) == 11 - 3 and not any("needs runs" in line or "MNIST" in line for line in rows)
     (untested,) = [line for line in text.splitlines() if line.startswith("No verdict here")]
     for claim in ("Horizontal flips do not help digit", "flip helps CIFAR-10 more than MNIST", "lowers MNIST test"):
         assert claim in untested
     index = write_index([get("augmentation")]).read_text()
     assert (
-        "4 supported, 3 inconclusive, 3 without runs here" in index and "in the default tables: 4 of 7 (57%)" in index
+        "5 supported, 3 inconclusive, 3 without runs here" in index and "in the default tables: 5 of 8 (62%)" in index
     )
     for variant in ("mnist-none", "mnist-flip", "mnist-elastic"):  # another table runs them: counted from there
         for seed, error in enumerate(ERRORS[variant]):
             put(folders, record(variant, seed, error, profile="full"))
     write_report(get("augmentation"), "full", partial=True)
     index = write_index([get("augmentation")]).read_text()
-    assert "in the default tables: 6 of 9 (67%)" in index  # the two MNIST claims; the contrast needs both in one
+    assert "in the default tables: 7 of 10 (70%)" in index  # the two MNIST claims; the contrast needs both in one
 
 
 def test_report_all_finds_the_profiles_in_the_runs_folder(folders):
@@ -292,11 +296,11 @@ def test_report_all_finds_the_profiles_in_the_runs_folder(folders):
 def test_a_missing_run_stops_the_report_unless_partial(folders):
     fill(folders, skip={("noise", 0)})
     n = len(gather(get("augmentation"), "quick").expected)  # variants x the profile's seeds
-    with pytest.raises(ReproError, match=rf"1 of {n} runs missing \(noise/seed0\).*--partial"):
+    with pytest.raises(ReproError, match=rf"1 of {n} runs missing \(noise/seed100\).*--partial"):
         write_report(get("augmentation"), "quick")
     assert not (folders / "results").exists()  # nothing written
     text = write_report(get("augmentation"), "quick", partial=True).md.read_text()
-    assert f"runs: 1 of {n} runs missing (noise/seed0)" in text and "**PARTIAL**" in text
+    assert f"runs: 1 of {n} runs missing (noise/seed100)" in text and "**PARTIAL**" in text
 
 
 def test_smoke_runs_never_reach_results(folders):
@@ -309,7 +313,7 @@ def test_smoke_runs_never_reach_results(folders):
 
 def test_a_record_made_with_another_config_is_stale(folders):
     fill(folders)
-    path = folders / "runs" / "augmentation" / "quick" / "none" / "seed0" / "record.json"
+    path = folders / "runs" / "augmentation" / "quick" / "none" / "seed100" / "record.json"
     rec = json.loads(path.read_text())
     epochs = rec["config"]["train"]["max_epochs"]
     rec["config"]["train"]["max_epochs"] = epochs - 1  # the profile has changed since this run
@@ -323,29 +327,30 @@ def test_a_record_made_with_another_config_is_stale(folders):
     del rec["config"]["train"]["threads"]
     path.write_text(json.dumps(rec))
     evidence = gather(get("augmentation"), "quick")
-    assert [k for k, _ in evidence.stale] == [("none", 0)] and "predates" in evidence.stale[0][1]
+    assert [k for k, _ in evidence.stale] == [("none", 100)] and "predates" in evidence.stale[0][1]
 
 
 def test_runs_with_other_settings_get_rows_of_their_own_and_no_verdict(folders):
     fill(folders)
-    put(folders, record("none", 2, 0.90, sets={"optim.lr": "0.2"}))  # one run made with --set, in none/seed2
-    with pytest.raises(ReproError, match=rf"1 of {RUNS} runs missing \(none/seed2\)"):  # the profile's own run is gone
+    put(folders, record("none", 2, 0.90, sets={"optim.lr": "0.2"}))  # one run made with --set, in none/seed102
+    # the profile's own run of that cell is gone
+    with pytest.raises(ReproError, match=rf"1 of {RUNS} runs missing \(none/seed102\)"):
         write_report(get("augmentation"), "quick")
     text = write_report(get("augmentation"), "quick", partial=True).md.read_text()
     assert "| `none` | 2 | 41.00 ± 1.41 |" in text and "| `none` (--set optim.lr=0.2) | 1 | 90.00 |" in text
     assert "1 run(s) with other settings are shown in rows of their own" in text
-    assert f"Other settings** | 1 of {RUNS} runs: none/s2: --set optim.lr=0.2" in text
+    assert f"Other settings** | 1 of {RUNS} runs: none/s102: --set optim.lr=0.2" in text
 
 
 def test_a_set_run_of_a_committed_cell_leaves_the_citable_table_and_its_record_alone(folders, capsys):
     fill(folders)
     write_report(get("augmentation"), "quick")  # the citable table, its records committed beside it
-    committed = folders / "results/runs/augmentation/quick/none/seed0.json"
+    committed = folders / "results/runs/augmentation/quick/none/seed100.json"
     table, record_before = (folders / "results/augmentation.md").read_text(), committed.read_text()
     put(folders, record("none", 0, 0.90, sets={"optim.lr": "0.2"}))  # this machine's --set run of that cell
     evidence = gather(get("augmentation"), "quick")
-    assert evidence.complete and [k for k, _ in evidence.aside] == [("none", 0)]
-    assert "kept out of the table: none/seed0: this machine's run (--set optim.lr=0.2)" in evidence.aside_note()
+    assert evidence.complete and [k for k, _ in evidence.aside] == [("none", 100)]
+    assert "kept out of the table: none/seed100: this machine's run (--set optim.lr=0.2)" in evidence.aside_note()
     write_report(get("augmentation"), "quick")
     assert (folders / "results/augmentation.md").read_text() == table and committed.read_text() == record_before
     # the other way round, a committed --set run of a cell is replaced by the profile's own run of it
@@ -392,7 +397,7 @@ def test_git_tracks_the_committed_records_and_ignores_the_runs_folder():
     def ignored(path: str) -> bool:
         return subprocess.run(["git", "check-ignore", "-q", path], cwd=repo).returncode == 0
 
-    assert not ignored("results/runs/augmentation/quick/none/seed0.json")
+    assert not ignored("results/runs/augmentation/quick/none/seed100.json")
     assert ignored("runs/augmentation/quick/none/seed0/record.json")  # the default runs folder stays local
 
 
@@ -422,7 +427,7 @@ def test_runs_that_predate_the_stop_flag_under_a_time_cap_are_said_to_be_unknown
     put(folders, record("none", 0, 0.40, sets={"train.max_minutes": 2.0}, stopped_by_time=False))
     put(folders, record("none", 1, 0.42, sets={"train.max_minutes": 2.0}, stopped_by_time=True))
     text = write_report(get("augmentation"), "quick").md.read_text()
-    assert f"| **Stopped by time** | 1 of {RUNS} runs (`train.max_minutes`): none/s1; not recorded by " in text
+    assert f"| **Stopped by time** | 1 of {RUNS} runs (`train.max_minutes`): none/s101; not recorded by " in text
 
 
 def test_time_capped_and_diverged_runs_are_named(folders):
@@ -432,13 +437,46 @@ def test_time_capped_and_diverged_runs_are_named(folders):
     diverged["metrics"].update(diverged=1.0, epochs=1.0, wall_time=3.0)
     put(folders, diverged)
     text = write_report(get("augmentation"), "quick").md.read_text()
-    assert f"| **Stopped by time** | 1 of {RUNS} runs (`train.max_minutes`): none/s1 |" in text
+    assert f"| **Stopped by time** | 1 of {RUNS} runs (`train.max_minutes`): none/s101 |" in text
     assert (
-        f"| **Diverged** | 1 of {RUNS} runs (scores a diverged model cannot give are left out of means): noise/s0 |"
+        f"| **Diverged** | 1 of {RUNS} runs (scores a diverged model cannot give are left out of means): noise/s100 |"
         in text
     )
     # the scores average the 2 runs that have them; what the diverged run did measure (its 1 epoch) counts
     row = next(line for line in text.splitlines() if line.startswith("| `noise` |"))
-    assert row.startswith("| `noise` | 3 (s0 diverged) | 41.50 ± 2.12 |") and "| 2 ± 1 | 9 ± 5 |" in row, row
+    assert row.startswith("| `noise` | 3 (s100 diverged) | 41.50 ± 2.12 |") and "| 2 ± 1 | 9 ± 5 |" in row, row
     # strict JSON: the diverged run's NaN is a null in its committed record
-    assert '"test_error":null' in (folders / "results/runs/augmentation/quick/noise/seed0.json").read_text()
+    assert '"test_error":null' in (folders / "results/runs/augmentation/quick/noise/seed100.json").read_text()
+
+
+def test_a_verdict_of_runs_made_under_another_version_of_its_claim_is_shown_but_never_counted(folders):
+    fill(folders)
+    changed = record("none", 0, ERRORS["none"][0])
+    changed["registration"]["claims"] = {k: "0" * 12 for k in changed["registration"]["claims"]}
+    put(folders, changed)
+    text = write_report(get("augmentation"), "quick").md.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| 6 |")]
+    note = f"changed after its runs (1 of {RUNS} runs carry another version)"
+    assert len(rows) == 11 and all(note in r for r in rows)
+    assert any("**supported**" in r for r in rows)  # the measurement is shown as it is ...
+    index = write_index([get("augmentation")]).read_text()
+    assert "in the default tables: 0 of 11 (0%); 11 of them were not registered" in index  # ... and never counted
+
+
+def test_runs_older_than_registration_decide_nothing_and_earlier_versions_count_as_looks(folders):
+    for variant, errs in ERRORS.items():
+        for i, e in enumerate(errs):
+            rec = record(variant, i, e)
+            rec.pop("registration")
+            put(folders, rec)
+    text = write_report(get("augmentation"), "quick").md.read_text()
+    assert text.count(f"runs predate registration ({RUNS} of {RUNS} runs carry no fingerprints)") == 11
+    # every run replaced one made under an earlier version of each claim: two looks at these seeds
+    for variant, errs in ERRORS.items():
+        for i, e in enumerate(errs):
+            rec = record(variant, i, e)
+            rec["registration"]["earlier"] = {k: ["0" * 12] for k in rec["registration"]["claims"]}
+            put(folders, rec)
+    text = write_report(get("augmentation"), "quick").md.read_text()
+    assert text.count("registered before its runs; 2 looks at these seeds") == 11
+    assert "97.5% CI of the mean, 3 pairs; 2 looks at these seeds, 2.5% each (Bonferroni)" in text

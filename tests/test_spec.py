@@ -14,7 +14,7 @@ def test_registry_lists_augmentation_with_its_profiles_and_claims():
     exps = registry()
     assert "augmentation" in exps
     exp = exps["augmentation"]
-    assert {p.name for p in exp.profiles} == {"smoke", "quick", "full"}
+    assert {p.name for p in exp.profiles} == {"smoke", "quick", "full", "pilot"}
     assert exp.slides == "6" and len(exp.claims) >= 3
     assert {"none", "flip", "translate", "flip+translate", "noise", "mnist-none", "mnist-flip"} <= {
         v.name for v in exp.variants
