@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from base.errors import ReproError
 from engine import registration, stats
@@ -153,7 +153,24 @@ def evaluate_registered(exp: Experiment, records: list[dict]):
     for claim, reg in zip(exp.claims, regs, strict=True):
         with stats.looks(reg.looks):
             verdicts.append((claim, claim.check(results)))
-    return verdicts, regs, [(c, c.check(results)) for c in exp.checks]
+    return verdicts, _duplicates(exp, results, regs), [(c, c.check(results)) for c in exp.checks]
+
+
+def _duplicates(exp: Experiment, results: Results, regs: list) -> list:
+    """The registrations, each claim whose per-run differences equal an earlier claim's (the same finding) marked
+    as that claim's duplicate: one finding is one verdict."""
+    seen: dict[tuple, str] = {}
+    out = []
+    for claim, reg in zip(exp.claims, regs, strict=True):
+        diffs = getattr(claim.check, "diffs", None)
+        keys, values = diffs(results) if diffs else ([], [])
+        signature = (tuple(keys), tuple(round(v, 12) for v in values))
+        if values and signature in seen:
+            reg = replace(reg, duplicate_of=seen[signature])
+        elif values:
+            seen[signature] = f"slide {claim.slide}'s '{claim.statement[:60]}'"
+        out.append(reg)
+    return out
 
 
 def verdict_counts(claims: list, checks: list) -> str:

@@ -112,11 +112,13 @@ class Registration:
     status: str  # REGISTERED | CHANGED | PREDATES
     looks: int  # versions of the claim that saw these seeds, the present one included
     detail: str = ""
+    duplicate_of: str = ""  # an earlier claim of the table whose per-run differences are these, number for number
 
     @property
     def counts(self) -> bool:
-        """Whether the index may count this claim's verdict as decided."""
-        return self.status == REGISTERED
+        """Whether the index may count this claim's verdict as decided: registered, and not a finding counted
+        already."""
+        return self.status == REGISTERED and not self.duplicate_of
 
 
 def of_claim(key: str, fp: str, records: list[dict]) -> Registration:
@@ -137,4 +139,7 @@ def of_claim(key: str, fp: str, records: list[dict]) -> Registration:
 def row_text(reg: Registration) -> str:
     """The verdict row's registration cell."""
     text = reg.status + (f" ({reg.detail})" if reg.detail else "")
-    return text + (f"; {reg.looks} looks at these seeds" if reg.looks > 1 else "")
+    text += f"; {reg.looks} looks at these seeds" if reg.looks > 1 else ""
+    if reg.duplicate_of:
+        text += f"; a duplicate of {reg.duplicate_of}: the same per-run differences, counted once"
+    return text

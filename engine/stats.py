@@ -16,10 +16,10 @@ comparison is paired by seed. Two kinds of test, both fixed in the experiment fi
 Fewer than ``MIN_SEEDS`` paired values decide nothing: the verdict is inconclusive and says which way the
 values point.
 
-A profile whose claims were looked at more than once on growing sets of the same seeds (3 seeds, then 5,
-the first 3 among them) says so (``Profile.looks``); its verdicts split the 5% between the looks (Bonferroni:
-2 looks, 2.5% each, so a 97.5% interval), and the test column says it. Without that, stopping at the look
-that decides would make a false verdict likelier than 5%.
+A claim looked at more than once on the same seeds (a first design, then this one) says so: the number of looks
+comes from the run records (``engine/registration.py``: the versions of the claim that saw the seeds); its verdict
+splits the 5% between the looks (Bonferroni: 2 looks, 2.5% each, so a 97.5% interval), and the test column says
+it. Without that, stopping at the look that decides would make a false verdict likelier than 5%.
 
 A "might" or "can" claim (``any_of``) holds when any of its k parts does; deciding each part at 5% would make
 "some part holds" likelier than 5% when none does, so each part is decided at 5% / k (Bonferroni, which is
@@ -101,10 +101,6 @@ NEEDS_RUNS = "needs runs"
 
 def no_runs(text: str) -> Verdict:
     return Verdict("inconclusive", text, NEEDS_RUNS)
-
-    @property
-    def decided(self) -> bool:
-        return self.status != "inconclusive"
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> tuple[list[int], list[float]]:

@@ -99,3 +99,28 @@ def test_tables_run_on_seeds_no_pilot_used_and_every_experiment_has_a_pilot():
         assert max(pilot.seed_list) < TABLE_SEEDS and pilot.overrides == table.overrides
     with pytest.raises(Exception, match="unknown profile"):
         get("gradients").profile("pilots")
+
+
+def test_two_claims_with_the_same_per_run_differences_are_one_finding_counted_once():
+    from types import SimpleNamespace
+
+    from engine.evidence import _duplicates
+    from engine.spec import Results
+
+    gap = claim(slide="24", statement="the gap is larger", check=higher("gap", "a", than="b"))
+    worse = claim(check=higher("test_error", "a", than="b"))
+    other = claim(slide="25", statement="it fits worse", check=higher("train_error", "a", than="b"))
+    exp = SimpleNamespace(claims=(worse, gap, other))
+    # training errors both 0: the gap's differences are the test error's, number for number
+    r = Results(
+        {
+            "a": {"test_error": {0: 0.06, 1: 0.07, 2: 0.065}, "gap": {0: 0.06, 1: 0.07, 2: 0.065}, "train_error": {}},
+            "b": {"test_error": {0: 0.05, 1: 0.05, 2: 0.05}, "gap": {0: 0.05, 1: 0.05, 2: 0.05}},
+        }
+    )
+    regs = _duplicates(exp, r, [reg.Registration(reg.REGISTERED, 1)] * 3)
+    assert [x.counts for x in regs] == [True, False, True]
+    assert "a duplicate of slide 24's 'the large batch tests worse'" in reg.row_text(regs[1])
+    # one seed apart is two findings
+    r.values["a"]["gap"][2] = 0.066
+    assert all(x.counts for x in _duplicates(exp, r, [reg.Registration(reg.REGISTERED, 1)] * 3))
