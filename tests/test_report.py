@@ -480,3 +480,15 @@ def test_runs_older_than_registration_decide_nothing_and_earlier_versions_count_
     text = write_report(get("augmentation"), "quick").md.read_text()
     assert text.count("registered before its runs; 2 looks at these seeds") == 11
     assert "97.5% CI of the mean, 3 pairs; 2 looks at these seeds, 2.5% each (Bonferroni)" in text
+
+
+def test_a_pilot_table_lists_its_runs_decides_nothing_and_stays_out_of_the_index(folders):
+    fill(folders)
+    put(folders, record("rotate", 0, 0.55, profile="pilot"))  # one cell of a pilot: a grid is not needed
+    written = write_all([get("augmentation")])
+    pilot = (folders / "results" / "augmentation-pilot.md").read_text()
+    assert [w.md.name for w in written] == ["augmentation.md", "augmentation-pilot.md"]
+    assert "None: a pilot sizes a table" in pilot and "| 6 |" not in pilot and "**PARTIAL**" in pilot
+    assert (folders / "results/runs/augmentation/pilot/rotate/seed0.json").is_file()  # kept beside the tables
+    index = write_index([get("augmentation")]).read_text()
+    assert "augmentation-pilot.md" not in index and "[augmentation.md](augmentation.md)" in index
