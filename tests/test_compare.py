@@ -96,7 +96,7 @@ def test_compare_prints_the_committed_table_per_variant_and_writes_nothing(capsy
     assert set(rows) == {"init", "bagging", "bagging-same-init", "architectures"}
     records = [json.loads(p.read_text()) for p in (REPO / "results/runs/ensembles/quick/init").glob("seed*.json")]
     mean = sum(r["metrics"]["ensemble_error"] for r in records) / 3 * 100
-    assert rows["init"][1:4] == ["profile", "3", "0,1,2"] and rows["init"][4] == f"{mean:.2f}"
+    assert rows["init"][1:4] == ["profile", "3", "100,101,102"] and rows["init"][4] == f"{mean:.2f}"
     assert not (tmp_path / "runs").exists()
     assert sorted((p, p.stat().st_mtime_ns) for p in (REPO / "results").rglob("*")) == before
 
@@ -105,11 +105,11 @@ def test_compare_shows_a_run_of_other_settings_on_a_row_of_its_own(capsys, tmp_p
     monkeypatch.chdir(REPO)
     runs = tmp_path / "runs"
     monkeypatch.setenv("REPRO_RUNS_DIR", str(runs))
-    committed = json.loads((REPO / "results/runs/ensembles/quick/init/seed0.json").read_text())
+    committed = json.loads((REPO / "results/runs/ensembles/quick/init/seed100.json").read_text())
     mine = {**committed, "sets": {"optim.lr": "0.05"}, "config": {**committed["config"]}}
     mine["config"]["optim"] = {**committed["config"]["optim"], "lr": 0.05}
     mine["metrics"] = {**committed["metrics"], "ensemble_error": 0.5}
-    folder = runs / "ensembles" / "quick" / "init" / "seed0"
+    folder = runs / "ensembles" / "quick" / "init" / "seed100"
     folder.mkdir(parents=True)
     (folder / "record.json").write_text(json.dumps(mine))
     code, out, err = repro_here(
@@ -117,7 +117,7 @@ def test_compare_shows_a_run_of_other_settings_on_a_row_of_its_own(capsys, tmp_p
     )
     assert code == 0, err
     rows = [line.split() for line in out.splitlines()[4:] if line.strip() and not line.startswith("not shown")]
-    assert ["init", "profile", "0", "committed", f"{committed['metrics']['ensemble_error'] * 100:.2f}"] in rows
+    assert ["init", "profile", "100", "committed", f"{committed['metrics']['ensemble_error'] * 100:.2f}"] in rows
     assert rows[-1][0] == "init" and rows[-1][-1] == "50.00" and "optim.lr=0.05" in " ".join(rows[-1])
     assert "kept" in out
 

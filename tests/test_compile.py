@@ -34,12 +34,12 @@ def test_a_field_added_at_its_default_leaves_every_committed_identity_as_it_was(
     # committed record's config is still exactly what its profile resolves to, and its run folder resumes
     monkeypatch.setenv("REPRO_RESULTS_DIR", str(Path(__file__).resolve().parents[1] / "results"))
     exp = get("capacity")
-    records = committed_records("capacity", "quick")
+    records = committed_records("capacity", "pilot")  # the runs of the quick table before 2026-12-06
     assert records
     for (variant, _seed), record in records.items():
-        now = config_to_dict(exp.resolve(variant, "quick", record.get("sets") or {}))
+        now = config_to_dict(exp.resolve(variant, "pilot", record.get("sets") or {}))
         assert now == record["config"] and "compile" not in now["train"]
-    compiled = exp.resolve(next(iter(records))[0], "quick", {"train.compile": "reduce-overhead"})
+    compiled = exp.resolve(next(iter(records))[0], "pilot", {"train.compile": "reduce-overhead"})
     assert config_to_dict(compiled)["train"]["compile"] == "reduce-overhead"  # a compiled run says so
 
 

@@ -232,7 +232,7 @@ def test_a_report_that_fails_midway_writes_nothing_and_a_rerun_writes_all(capsys
 
 
 def _record(**changes) -> dict:
-    record = json.loads((REPO / "results/runs/ensembles/quick/init/seed0.json").read_text())
+    record = json.loads((REPO / "results/runs/ensembles/quick/init/seed100.json").read_text())
     for path, value in changes.items():
         *parents, leaf = path.split("__")
         node = record
