@@ -151,9 +151,13 @@ def _runs_cell(recs: list[dict]) -> str:
     return f"{len(recs)}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def _verdict_rows(claims, regs) -> list[list[str]]:
+def _verdict_rows(claims, regs, profile: str) -> list[list[str]]:
+    def status(c, v) -> str:
+        elsewhere = bool(c.decided_by) and c.decided_by != profile
+        return f"**{v.status}**" + (f" (decided only by the `{c.decided_by}` profile: not counted here)" * elsewhere)
+
     return [
-        [c.slide, c.statement, f"**{v.status}**", v.statistic, v.test, registration.row_text(r)]
+        [c.slide, c.statement, status(c, v), v.statistic, v.test, registration.row_text(r)]
         for (c, v), r in zip(claims, regs, strict=True)
     ]
 
@@ -309,7 +313,7 @@ def _verdicts(exp: Experiment, profile: str, records: list[dict]) -> list[str]:
     lines += ["## Verdicts", ""]
     tested = [(c, v, r) for (c, v), r in zip(claims, regs, strict=True) if v.has_runs]
     if tested:
-        rows = _verdict_rows([(c, v) for c, v, _ in tested], [r for _, _, r in tested])
+        rows = _verdict_rows([(c, v) for c, v, _ in tested], [r for _, _, r in tested], profile)
         lines += [
             "Registered: whether every run the verdict pairs was made with the claim as it stands (its fingerprint "
             "in the run's record); a claim changed after its runs, or runs made before records carried "
@@ -442,7 +446,7 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
     """results/README.md: every experiment with its claim, its tables and their verdicts, from the committed
     records (what the tables were written from)."""
     out_dir = out_dir or results_dir()
-    rows, counted, checked = [], [], []
+    rows, counted, checked, waiting = [], [], [], 0
     for exp in experiments:
         tables = {}  # profile: its claims' (verdict, registration), in the experiment's order
         for prof in exp.profiles:
@@ -462,9 +466,12 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
         if not tables:
             rows.append([f"`{exp.name}`", exp.slides, exp.claim, "not run yet", "–", "–", "–"])
         for i, pair in enumerate(tables.get(exp.default_profile, [])):
-            if not pair[0].has_runs:  # the default profile runs none of its variants: the first table that does
+            if by := exp.claims[i].decided_by:  # counted from its own profile's table only
+                pair = tables[by][i] if by in tables else None
+                waiting += pair is None or not pair[0].has_runs
+            elif not pair[0].has_runs:  # the default profile runs none of its variants: the first table that does
                 pair = next((vs[i] for vs in tables.values() if vs[i][0].has_runs), pair)
-            counted += [pair] if pair[0].has_runs else []
+            counted += [pair] if pair is not None and pair[0].has_runs else []
     decided = sum(v.status != "inconclusive" and r.counts for v, r in counted)
     unregistered = sum(not r.counts for _, r in counted)
     total = len(counted)
@@ -480,7 +487,9 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
             f"Verdicts decided (supported or contradicted, 3 or more seeds, and registered before their runs) in "
             f"the default tables: {share}; {unregistered} of them were not registered before their runs (changed "
             "after, or runs older than registration) and count as undecided whatever they say. A claim that its "
-            "experiment's default profile does not run counts in the first table that runs it.",
+            "experiment's default profile does not run counts in the first table that runs it; "
+            f"{waiting} claim(s) that only a larger profile can decide (`decided_by`, e.g. on a GPU) wait for its "
+            "runs and are not counted.",
             "",
             f"Checks (exact identities and facts that hold by construction or arithmetic, listed apart from the "
             f"verdicts and never counted with them) in the default tables: {sum(checked)} of {len(checked)} hold.",

@@ -300,6 +300,10 @@ def _beats(better: str, worse: str, metric: str = "test_acc") -> Compare:
     )
 
 
+# On 2-digit additions every curriculum ends near 99% (the quick profile's power text): the curricula are
+# separated at the paper's targets, by the `full` profile on a GPU; the quick table shows their rows, marked
+CURRICULA_DECIDED_BY = "full"
+
 CLAIMS = (
     Claim(
         "38",
@@ -316,25 +320,34 @@ CLAIMS = (
         "38-39",
         "The combined curriculum beats no curriculum (baseline) in test accuracy",
         _beats("combined", "baseline"),
+        decided_by=CURRICULA_DECIDED_BY,
     ),
-    Claim("38-39", "The combined curriculum beats the naive curriculum", _beats("combined", "naive")),
-    Claim("38-39", "The combined curriculum beats mix", _beats("combined", "mix")),
+    Claim(
+        "38-39",
+        "The combined curriculum beats the naive curriculum",
+        _beats("combined", "naive"),
+        decided_by=CURRICULA_DECIDED_BY,
+    ),
+    Claim("38-39", "The combined curriculum beats mix", _beats("combined", "mix"), decided_by=CURRICULA_DECIDED_BY),
     Claim(
         "38-39",
         "The naive curriculum is *sometimes* worse than no curriculum at all: below baseline in some series "
         "(not shown, never contradicted, if it is below in none)",
         any_of(*(higher("test_acc", s.format("baseline"), than=s.format("naive")) for s in SERIES)),
+        decided_by=CURRICULA_DECIDED_BY,
     ),
     # the same comparisons in what the model computes on its own: whole answers written greedily
     Claim(
         "38-39",
         "The combined curriculum beats no curriculum (baseline) in whole answers right (greedy)",
         _beats("combined", "baseline", "test_exact"),
+        decided_by=CURRICULA_DECIDED_BY,
     ),
     Claim(
         "38-39",
         "The combined curriculum beats the naive curriculum in whole answers right (greedy)",
         _beats("combined", "naive", "test_exact"),
+        decided_by=CURRICULA_DECIDED_BY,
     ),
     # slide 38's scrambled programs are not a verdict: a consistent permutation only relabels which random
     # embedding each character starts with, so "learns as well" holds by construction up to seed noise (the

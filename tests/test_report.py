@@ -492,3 +492,21 @@ def test_a_pilot_table_lists_its_runs_decides_nothing_and_stays_out_of_the_index
     assert (folders / "results/runs/augmentation/pilot/rotate/seed0.json").is_file()  # kept beside the tables
     index = write_index([get("augmentation")]).read_text()
     assert "augmentation-pilot.md" not in index and "[augmentation.md](augmentation.md)" in index
+
+
+def test_a_claim_only_a_larger_profile_decides_is_marked_and_counted_from_that_profile_alone(folders):
+    import dataclasses
+
+    exp = get("augmentation")
+    claims = exp.claims
+    first = dataclasses.replace(claims[0], decided_by="full")  # flip + translation, decided by the GPU profile
+    object.__setattr__(exp, "claims", (first, *claims[1:]))
+    try:
+        fill(folders)
+        text = write_report(exp, "quick").md.read_text()
+        row = next(line for line in text.splitlines() if "flip + translation" in line)
+        assert "**supported** (decided only by the `full` profile: not counted here)" in row
+        index = write_index([exp]).read_text()
+        assert "in the default tables: 7 of 10 (70%)" in index and "1 claim(s) that only a larger profile" in index
+    finally:
+        object.__setattr__(exp, "claims", claims)
