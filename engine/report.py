@@ -442,29 +442,34 @@ def write_all(experiments: list[Experiment], partial: bool = False) -> list[Writ
     return [write_report(exp, p, partial, evidence=ev) for exp, p, ev in todo]
 
 
+def _index_tables(exp: Experiment, out_dir: Path) -> tuple[dict, list, list]:
+    """One experiment's written tables (pilots aside): per profile its claims' (verdict, registration), in the
+    experiment's order; the index rows; the default table's check outcomes."""
+    tables, rows, checked = {}, [], []
+    for prof in exp.profiles:
+        stem = report_stem(exp, prof.name)
+        records = committed_records(exp.name, prof.name)
+        if prof.name == PILOT or not (out_dir / f"{stem}.md").is_file() or not records:
+            continue
+        claims, regs, checks = evaluate_registered(exp, list(records.values()))
+        tables[prof.name] = [(v, r) for (_, v), r in zip(claims, regs, strict=True)]
+        if prof.name == exp.default_profile:
+            checked += [outcome.holds for _, outcome in checks if outcome.holds is not None]
+        hardware = _uniq(list(records.values()), lambda r: r["provenance"]["hardware"].split(",")[0])
+        verdicts = verdict_counts(claims, checks)
+        rows.append([f"`{exp.name}`", exp.slides, exp.claim, verdicts, f"[{stem}.md]({stem}.md)", prof.name, hardware])
+    return tables, rows, checked
+
+
 def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> Path:
     """results/README.md: every experiment with its claim, its tables and their verdicts, from the committed
     records (what the tables were written from)."""
     out_dir = out_dir or results_dir()
     rows, counted, checked, waiting = [], [], [], 0
     for exp in experiments:
-        tables = {}  # profile: its claims' (verdict, registration), in the experiment's order
-        for prof in exp.profiles:
-            stem = report_stem(exp, prof.name)
-            records = committed_records(exp.name, prof.name)
-            if prof.name == PILOT or not (out_dir / f"{stem}.md").is_file() or not records:
-                continue
-            claims, regs, checks = evaluate_registered(exp, list(records.values()))
-            tables[prof.name] = [(v, r) for (_, v), r in zip(claims, regs, strict=True)]
-            if prof.name == exp.default_profile:
-                checked += [outcome.holds for _, outcome in checks if outcome.holds is not None]
-            hardware = _uniq(list(records.values()), lambda r: r["provenance"]["hardware"].split(",")[0])
-            verdicts = verdict_counts(claims, checks)
-            rows.append(
-                [f"`{exp.name}`", exp.slides, exp.claim, verdicts, f"[{stem}.md]({stem}.md)", prof.name, hardware]
-            )
-        if not tables:
-            rows.append([f"`{exp.name}`", exp.slides, exp.claim, "not run yet", "–", "–", "–"])
+        tables, exp_rows, exp_checked = _index_tables(exp, out_dir)
+        rows += exp_rows or [[f"`{exp.name}`", exp.slides, exp.claim, "not run yet", "–", "–", "–"]]
+        checked += exp_checked
         for i, pair in enumerate(tables.get(exp.default_profile, [])):
             if by := exp.claims[i].decided_by:  # counted from its own profile's table only
                 pair = tables[by][i] if by in tables else None
