@@ -142,7 +142,7 @@ def _slurm_options(run: argparse.ArgumentParser) -> None:
 
 def run_options(p: argparse.ArgumentParser) -> None:
     """What `repro run` and `repro sweep` share: which runs, their overrides, where and how they train."""
-    p.add_argument("--profile", help="smoke | quick | full (default: the experiment's, usually quick)")
+    p.add_argument("--profile", help="smoke | pilot | quick | full (default: the experiment's, usually quick)")
     seeds = p.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=int, metavar="N", help="run the profile's first N seeds (default: all of them)")
     seeds.add_argument("--seed", type=int, action="append", metavar="K", help="run seed K (repeatable)")

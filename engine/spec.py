@@ -52,12 +52,12 @@ TABLE_SEEDS = 100  # the first seed of a default profile's table: seeds 0-99 are
 
 def pilot_of(table: Profile) -> Profile:
     """The pilot of a table's profile: the same settings on seeds no table uses (0, 1, ...). Its runs size the
-    table (their records stay beside it, in results/runs/<experiment>/pilot/) and are never a table of their
-    own."""
+    table (their records stay beside it, in results/runs/<experiment>/pilot/); the pilot's own table lists them
+    and decides nothing."""
     return Profile(
         PILOT,
         f"pilot runs of the `{table.name}` profile's settings on seeds from 0 (no table uses them): sizing "
-        "only, never a table",
+        "only: its table lists the runs and decides nothing",
         seeds=min(table.seeds, 3),
         overrides=table.overrides,
         variants=table.variants,

@@ -124,3 +124,10 @@ def test_two_claims_with_the_same_per_run_differences_are_one_finding_counted_on
     # one seed apart is two findings
     r.values["a"]["gap"][2] = 0.066
     assert all(x.counts for x in _duplicates(exp, r, [reg.Registration(reg.REGISTERED, 1)] * 3))
+
+
+def test_a_claim_decided_only_by_another_profile_names_one_the_experiment_has():
+    deferred = [(exp, c) for exp in registry().values() for c in exp.claims if c.decided_by]
+    assert deferred  # Learning to Execute's curricula, which 2-digit additions cannot separate
+    for exp, c in deferred:
+        assert c.decided_by in {p.name for p in exp.profiles} and c.decided_by != exp.default_profile
