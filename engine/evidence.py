@@ -173,12 +173,15 @@ def _duplicates(exp: Experiment, results: Results, regs: list) -> list:
     return out
 
 
-def verdict_counts(claims: list, checks: list) -> str:
-    """From ``evaluate``'s answer: '3 supported, 1 inconclusive, 2 without runs here; checks: 2 of 2 hold' (a
-    profile may run none of a claim's variants: no verdict there)."""
-    tested = [v for _, v in claims if v.has_runs]
-    counts = Counter(v.status for v in tested)
+def verdict_counts(claims: list, checks: list, regs: list | None = None) -> str:
+    """From ``evaluate_registered``'s answer: '3 supported, 1 inconclusive, 2 no verdict (not registered), 2
+    without runs here; checks: 2 of 2 hold' (a profile may run none of a claim's variants: no verdict there; a
+    claim not registered before its runs, or a duplicate, is no verdict whatever its test reads)."""
+    regs = regs if regs is not None else [None] * len(claims)
+    tested = [(v, r) for (_, v), r in zip(claims, regs, strict=True) if v.has_runs]
+    counts = Counter(v.status if r is None or r.counts else "no verdict" for v, r in tested)
     parts = [f"{counts[s]} {s}" for s in ("supported", "contradicted", "inconclusive") if counts[s]]
+    parts += [f"{counts['no verdict']} no verdict (not registered before their runs)"] if counts["no verdict"] else []
     parts += [f"{len(claims) - len(tested)} without runs here"] if len(tested) < len(claims) else []
     text = ", ".join(parts)
     held = [o.holds for _, o in checks if o.holds is not None]

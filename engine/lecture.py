@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from base.errors import ReproError, RunsFailed
 from base.files import write_atomic
-from engine.evidence import evaluate, verdict_counts
+from engine.evidence import evaluate_registered, verdict_counts
 from engine.launch import Launch
 from engine.orchestrate import launch_runs, submit_runs, unfinished
 from engine.plan import RunSpec
@@ -106,7 +106,8 @@ def _preview_row(part: Part) -> str:
     except ReproError as e:
         return f"| `{part.exp.name}` | {e} | – |"
     evidence = written.evidence
-    text = verdict_counts(*evaluate(part.exp, evidence.records))
+    claims, regs, checks = evaluate_registered(part.exp, evidence.records)
+    text = verdict_counts(claims, checks, regs)
     text = text if evidence.complete else f"{text} ({evidence.problem('incomplete')})"
     return f"| `{part.exp.name}` | {text} | {written.md} |"
 

@@ -152,12 +152,15 @@ def _runs_cell(recs: list[dict]) -> str:
 
 
 def _verdict_rows(claims, regs, profile: str) -> list[list[str]]:
-    def status(c, v) -> str:
+    def status(c, v, r) -> str:
+        if not r.counts:  # runs made before the claim stood as it does, or a finding counted already
+            why = f"a duplicate of {r.duplicate_of}" if r.duplicate_of else r.status
+            return f"**no verdict** ({why}; its test reads {v.status})"
         elsewhere = bool(c.decided_by) and c.decided_by != profile
         return f"**{v.status}**" + (f" (decided only by the `{c.decided_by}` profile: not counted here)" * elsewhere)
 
     return [
-        [c.slide, c.statement, status(c, v), v.statistic, v.test, registration.row_text(r)]
+        [c.slide, c.statement, status(c, v, r), v.statistic, v.test, registration.row_text(r)]
         for (c, v), r in zip(claims, regs, strict=True)
     ]
 
@@ -317,7 +320,8 @@ def _verdicts(exp: Experiment, profile: str, records: list[dict]) -> list[str]:
         lines += [
             "Registered: whether every run the verdict pairs was made with the claim as it stands (its fingerprint "
             "in the run's record); a claim changed after its runs, or runs made before records carried "
-            "fingerprints, is shown but never counted as decided in the index (`engine/registration.py`).",
+            "fingerprints, gets no verdict: its row shows what the test reads, and the index never counts it "
+            "(`engine/registration.py`). Rerunning the table with the claim as it stands registers it.",
             "",
             md_table(["slide", "claim", "verdict", "measured", "test", "registered"], rows),
             "",
@@ -456,7 +460,7 @@ def _index_tables(exp: Experiment, out_dir: Path) -> tuple[dict, list, list]:
         if prof.name == exp.default_profile:
             checked += [outcome.holds for _, outcome in checks if outcome.holds is not None]
         hardware = _uniq(list(records.values()), lambda r: r["provenance"]["hardware"].split(",")[0])
-        verdicts = verdict_counts(claims, checks)
+        verdicts = verdict_counts(claims, checks, regs)
         rows.append([f"`{exp.name}`", exp.slides, exp.claim, verdicts, f"[{stem}.md]({stem}.md)", prof.name, hardware])
     return tables, rows, checked
 

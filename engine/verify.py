@@ -70,22 +70,32 @@ def compare(committed: dict, rerun: dict, others: list[dict]) -> tuple[str, list
     return ("outside" if outside else "within seed noise"), lines
 
 
-def _committed_cell(exp, profile: str, variant: str, seed: int) -> tuple[dict, dict]:
-    """The committed records of the table, and that of the cell (one line and exit 2 where there is none)."""
+def _committed_cell(exp, profile: str, variant: str, seed: int) -> tuple[str, dict, dict]:
+    """(the profile whose table holds the cell, that table's committed records, the cell's record); one line and
+    exit 2 where there is none. A seed of the default profile's pilot is that profile's settings run on a seed its
+    table does not use: the pilot's record is the cell (the pilot runs exactly the default profile's settings)."""
     from engine.records import committed_records
     from engine.spec import PILOT
 
     records = committed_records(exp.name, profile)
     committed = records.get((variant, seed))
-    if committed is None:
-        seeds = exp.profile(profile).seed_list
-        where = f"the table's seeds are {seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else f"its seed is {seeds[0]}"
-        if profile != PILOT and (variant, seed) in committed_records(exp.name, PILOT):
-            where += f"; seed {seed} is a pilot's: add --profile {PILOT}"
-        raise ReproError(
-            f"no committed record of {exp.name} --profile {profile} --variant {variant} --seed {seed} ({where})"
-        )
-    return records, committed
+    if committed is not None:
+        return profile, records, committed
+    seeds = exp.profile(profile).seed_list
+    span = f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else f"{seeds[0]}"
+    where = f"the table's seeds are {span}" if len(seeds) > 1 else f"its seed is {span}"
+    pilot = committed_records(exp.name, PILOT) if profile != PILOT else {}
+    if (variant, seed) in pilot:
+        if profile == exp.default_profile:
+            print(
+                f"seed {seed} is not one of the {profile} table's seeds ({span}): the "
+                f"{profile} profile's settings ran it as the {PILOT}, whose committed record is the cell"
+            )
+            return PILOT, pilot, pilot[(variant, seed)]
+        where += f"; seed {seed} is a pilot's (of the {exp.default_profile} profile): add --profile {PILOT}"
+    raise ReproError(
+        f"no committed record of {exp.name} --profile {profile} --variant {variant} --seed {seed} ({where})"
+    )
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -100,7 +110,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     profile = args.profile or exp.default_profile
     exp.profile(profile)
     exp.variant(args.variant)
-    records, committed = _committed_cell(exp, profile, args.variant, args.seed)
+    profile, records, committed = _committed_cell(exp, profile, args.variant, args.seed)
     prov = committed["provenance"]
     if prov.get("devices", 1) != 1:
         raise ReproError(f"that cell was made with {prov['devices']} processes: verify reruns single-process cells")

@@ -170,6 +170,17 @@ CLAIMS = (
 
 CHECKS = (
     Check(
+        "18",
+        "Backprop through a dropout net goes through the kept units only: its weight gradients equal those of the "
+        "thinned nets its masks leave (the dropped units removed), so a unit dropped in every example gets none",
+        identity(
+            "backprop_rule_gap",
+            "max |gradient through PyTorch's dropout - gradient of the per-example thinned nets| over both weight "
+            "matrices (an 8-12-3 tanh net, 16 examples, drop rate 1/2, float64, seeded by the run)",
+            tolerance=1e-12,
+        ),
+    ),
+    Check(
         "22-23",
         "For linear regression with inputs dropped at rate 1/2, E_m[J] = data term of the weight-scaled "
         "predictor + 1/2 sum_j Var[x_j] w_j^2",
@@ -194,6 +205,7 @@ METRICS = {
     "wd_closed_form": "data + 1/2 sum Var[x_j] w_j^2",
     "wd_identity_gap": "max gap (both conventions)",
     "max_norm_steps_pct": "steps max-norm acted (%)",
+    "backprop_rule_gap": "backprop rule: max gap (slide 18)",
 }
 
 

@@ -44,9 +44,11 @@ from lightning_modules.base import DeviceMean, RecordedModule
 from lightning_modules.char_metrics import (
     GroupMeans,
     MeanWithError,
+    known_word_share,
     line_position_buckets,
     line_positions,
     long_range_metrics,
+    words_of,
 )
 from lightning_modules.configs import (
     LINE_POSITION_EDGES,
@@ -89,6 +91,7 @@ class CharLanguageModel(RecordedModule):
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.final: dict[str, float] = {}
         self.sample: dict = {}
+        self.words_sample: dict = {}  # slide 35's measured sample (``sample.words_length`` > 0)
         # totals over the whole run (kept across resumes)
         self.step_seconds = 0.0  # time inside training steps only: the tokens/second denominator
         self.train_tokens = 0
@@ -260,6 +263,18 @@ class CharLanguageModel(RecordedModule):
             ids = generate(self.net, prompt_ids(s.prompt, self.vocab), s.length, s.temperature, s.seed)
             text = "".join(self.vocab[i] for i in ids)
         self.sample = {"prompt": s.prompt, "temperature": s.temperature, "seed": s.seed, "text": text}
+        unmeasured = {"length": s.words_length, "text": "", "known_share": math.nan, "words": 0}  # diverged
+        self.words_sample = {} if not s.words_length else unmeasured if self.diverged else self._words_sample()
+
+    def _words_sample(self) -> dict:
+        """Slide 35's "Shakespeare-like", measured: ``words_length`` characters generated as the sample is (same
+        prompt, temperature and seed), and the share of their words that are words of the training text."""
+        s, text = self.sample_cfg, self.trainer.datamodule.load()
+        known = set(words_of("".join(self.vocab[i] for i in text.train.tolist())))
+        ids = generate(self.net, prompt_ids(s.prompt, self.vocab), s.words_length, s.temperature, s.seed)
+        generated = "".join(self.vocab[i] for i in ids)
+        share, words = known_word_share(generated, known)
+        return {"length": s.words_length, "text": generated, "known_share": share, "words": words}
 
     def configure_optimizers(self):
         if not self.trainable:  # the bigram table is counted, not trained
@@ -327,10 +342,18 @@ class CharLanguageModel(RecordedModule):
             "steps": float(self.steps),
             "epochs": float(len(self.history)),
             "wall_time": self.train_seconds,
+            # slide 35: the share of the measured sample's words found in the training text (profiles that set
+            # sample.words_length)
+            **(
+                {"sample_known_words": self.words_sample["known_share"], "sample_words": self.words_sample["words"]}
+                if self.words_sample
+                else {}
+            ),
         }
 
     def extras(self) -> dict:
-        return {"sample": self.sample, "long_range_counts": self.long_range_counts}
+        extra = {"sample": self.sample, "long_range_counts": self.long_range_counts}
+        return extra | ({"words_sample": self.words_sample} if self.words_sample else {})
 
 
 def reported_net_weights(checkpoint: dict) -> dict[str, torch.Tensor]:

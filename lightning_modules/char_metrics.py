@@ -5,6 +5,7 @@ ranks (sums and counts per group; a mean with its standard error)."""
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 from torchmetrics import Metric
@@ -14,6 +15,22 @@ from lightning_modules.configs import LINE_POSITION_EDGES, LINE_POSITION_METRICS
 # Positions 0-2 are the line start: a context-3 window still holds the newline that began the line, so even
 # the MLP knows the position and the whole line so far; from position 3 on it sees neither.
 LINE_START = 3
+
+
+# ----------------------------------------------------------------------------- sampled text (slide 35)
+# a word: letters, with inner apostrophes ("e'er", "thou'rt"); compared in lower case
+WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
+
+
+def words_of(text: str) -> list[str]:
+    return [w.lower() for w in WORD.findall(text)]
+
+
+def known_word_share(sample: str, known: set[str]) -> tuple[float, int]:
+    """(the share of the words of ``sample`` that are in ``known``, how many words it has); nan for none. The
+    sample's first and last words may be cut by its ends: counted as they are, alike for every model."""
+    words = words_of(sample)
+    return (sum(w in known for w in words) / len(words) if words else math.nan), len(words)
 
 
 # ----------------------------------------------------------------------------- long-range structure

@@ -11,11 +11,16 @@ Adaptive weight decay (slide 22): for linear regression with each input dropped 
 expected squared loss over masks is the loss of the weight-scaled (test-time) predictor plus a
 penalty that weighs each squared weight by the second moment of its input. ``expected_dropout_loss``
 enumerates every mask exactly; ``dropout_loss_closed_form`` is that identity.
+
+Backprop (slide 18): training a dropout net is training, for each example, the thinned net its mask leaves,
+so backprop goes through the kept units only. ``backprop_rule_gap`` compares the gradient of PyTorch's
+dropout (as training uses it) with that of the thinned nets built by removing the dropped units.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
 import torch.nn as nn
@@ -118,6 +123,7 @@ class MonteCarloDropoutClassifier(ImageClassifier):
     def summary(self) -> dict[str, float]:
         out = super().summary()
         out.update(identity_check(self.seed))
+        out["backprop_rule_gap"] = backprop_rule_gap(self.seed)
         if self.mc:
             err, ws = self.mc["error"], self.mc["weight_scaling_error"]
             out["weight_scaling_error"] = ws
@@ -197,3 +203,36 @@ def identity_check(seed: int, n: int = 32, d: int = 8) -> dict[str, float]:
 
 def identity_gap(seed: int) -> float:
     return identity_check(seed)["wd_identity_gap"]
+
+
+# ----------------------------------------------------------------------------- backprop through the kept units
+def backprop_rule_gap(seed: int, n: int = 16, d: int = 8, hidden: int = 12, classes: int = 3) -> float:
+    """Slide 18 on a small net seeded by ``seed`` (float64; tanh hidden units, so a unit's output is 0 only where
+    dropout dropped it): the largest absolute gap between the weight gradients of the loss through PyTorch's
+    dropout (rate 1/2, its mask read from its output) and those of the thinned nets, one per example, each
+    built from the kept units alone (W1's kept rows, W2's kept columns, the kept outputs scaled by 1/keep as
+    the forward pass does). 0 up to rounding if backprop goes through the kept units only: a unit dropped in
+    every example gets no gradient at all."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = torch.randint(0, classes, (n,), generator=g)
+    w1 = torch.randn(hidden, d, generator=g, dtype=torch.float64).requires_grad_()
+    w2 = torch.randn(classes, hidden, generator=g, dtype=torch.float64).requires_grad_()
+    keep = 0.5
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        dropped = F.dropout(torch.tanh(x @ w1.T), 1 - keep, training=True)
+    F.cross_entropy(dropped @ w2.T, y, reduction="sum").backward()
+    through_dropout = [w1.grad.clone(), w2.grad.clone()]
+    w1.grad, w2.grad = None, None
+    kept = dropped.detach() != 0
+    if kept.all() or not kept.any():  # nothing dropped (or nothing kept): the rule is not exercised
+        return math.inf
+    thinned = sum(
+        F.cross_entropy(
+            ((torch.tanh(x[i] @ w1[kept[i]].T) / keep) @ w2[:, kept[i]].T).unsqueeze(0), y[i : i + 1], reduction="sum"
+        )
+        for i in range(n)
+    )
+    thinned.backward()
+    return max(float((a - b).abs().max()) for a, b in zip(through_dropout, [w1.grad, w2.grad], strict=True))

@@ -8,6 +8,8 @@ Cells (one layer, ``hidden`` units, a linear read-out of the last hidden state):
 - ``lstm``: the LSTM (PyTorch's gate order i, f, g, o), forget-gate bias initialized to ``forget_bias``:
       i, f, o = sigmoid(.), g = tanh(.)  of  W x_t + U h_{t-1} + b
       c_t = f * c_{t-1} + i * g,          h_t = o * tanh(c_t).
+- ``gru``: the GRU (Cho et al. 2014), PyTorch's default init: gated like the LSTM, with no separate memory cell:
+      r, z = sigmoid(.), n = tanh(W_n x_t + r * (U_n h_{t-1} + b)),   h_t = (1 - z) * n + z * h_{t-1}.
 
 Training: Adam on the mean squared error, fresh batches every step, gradient norm clipped. A non-finite
 loss or gradient (divergence) is recorded, never raised: the step is skipped and training stops, so the

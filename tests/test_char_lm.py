@@ -228,6 +228,7 @@ def test_text_is_held_out_in_quick_and_full_and_full_60_keeps_its_old_config():
     full, full_60 = config_to_dict(exp.resolve("lstm", "full")), config_to_dict(exp.resolve("lstm", "full-60"))
     assert (full["train"]["max_epochs"], full_60["train"]["max_epochs"]) == (15, 60)
     full["train"]["max_epochs"], full["data"]["holdout_chars"] = 60, 0
+    assert full["sample"].pop("words_length") == 2000  # slide 35's measured sample, since 2026-12-06
     assert full == full_60  # the same model and recipe otherwise
     assert (full["data"]["window_len"], full["data"]["windows"]) == (256, 12_800)  # nanoGPT's estimate_loss
 
@@ -596,8 +597,46 @@ def test_claims_decide_from_paired_seeds():
     assert lstm_vs_rnn.check(results(rnn=[1.8, 1.85, 1.83], lstm=[2.0, 2.1, 2.05])).status == "contradicted"
 
 
+def test_known_word_share_of_a_hand_made_sample():
+    from lightning_modules.char_metrics import known_word_share, words_of
+
+    assert words_of("ROMEO: Thou'rt here,\nthe e'er-KING's 3x") == [
+        "romeo",
+        "thou'rt",
+        "here",
+        "the",
+        "e'er",
+        "king's",
+        "x",
+    ]
+    known = set(words_of("Romeo thou art here the king"))
+    assert known_word_share("romeo thou'rt HERE\nxq.", known) == (0.5, 4)  # romeo, here of 4 words
+    share, words = known_word_share(" ,;\n", known)
+    assert math.isnan(share) and words == 0
+
+
+def test_sample_claims_compare_known_word_shares_with_the_bigram_and_the_mlp():
+    *_, vs_bigram, vs_mlp = get("char-lm").claims
+    good = {"rnn": [0.85, 0.86, 0.84], "lstm": [0.88, 0.87, 0.89], "gru": [0.9, 0.89, 0.91]}
+    r = Results(
+        {
+            **{v: {"sample_known_words": dict(enumerate(x))} for v, x in good.items()},
+            "bigram": {"sample_known_words": {0: 0.29, 1: 0.29, 2: 0.29}},
+            "mlp-3": {"sample_known_words": {0: 0.75, 1: 0.78, 2: 0.74}},
+        }
+    )
+    assert vs_bigram.check(r).status == "supported" and vs_mlp.check(r).status == "supported"
+    r.values["mlp-3"]["sample_known_words"] = {0: 0.95, 1: 0.96, 2: 0.94}  # the MLP spells better
+    assert vs_mlp.check(r).status == "contradicted" and vs_bigram.check(r).status == "supported"
+    # measured only where the profile sets sample.words_length: the runs before it decide nothing
+    exp = get("char-lm")
+    lengths = {p: exp.resolve("lstm", p).sample.words_length for p in ("smoke", "quick", "full", "full-60")}
+    assert lengths == {"smoke": 200, "quick": 2000, "full": 2000, "full-60": 0}
+    assert "words_length" not in config_to_dict(exp.resolve("lstm", "full-60"))["sample"]  # old identities stand
+
+
 def test_long_range_claims_decide_from_paired_seeds():
-    *_, line_ends, beyond_start = get("char-lm").claims
+    line_ends, beyond_start = get("char-lm").claims[3:5]
 
     def metric(name, **per_variant) -> dict:
         return {v: {name: dict(enumerate(vals))} for v, vals in per_variant.items()}
@@ -648,6 +687,10 @@ def test_smoke_run_records_losses_and_samples_and_sample_command_generates(data_
         assert 0 < m["val_loss"] < math.log(rec["provenance"]["data"]["vocab_size"]) + 0.5 and m["diverged"] == 0
         assert m["params"] == rec["provenance"]["params"] and m["tokens_per_second"] > 0
         assert len(rec["sample"]["text"]) == 40 and rec["sample"]["prompt"] == "ROMEO:"
+        words = rec["words_sample"]  # 200 characters generated as the sample is: it begins with the sample
+        assert len(words["text"]) == 200 and words["text"].startswith(rec["sample"]["text"])
+        assert (m["sample_known_words"], m["sample_words"]) == (words["known_share"], words["words"])
+        assert 0 <= m["sample_known_words"] <= 1 and m["sample_words"] > 0
         assert m["epochs"] == (1 if variant == "bigram" else 2) and len(rec["history"]) == m["epochs"]
         for k in ("line_start_loss", "line_rest_loss", "newline_loss", "colon_loss"):  # tiny lines are < 32 long
             assert 0 < m[k] < 10, (variant, k)

@@ -13,6 +13,7 @@ from engine.registry import get
 from engine.spec import Results
 from lightning_modules.dropout_eval import (
     all_masks,
+    backprop_rule_gap,
     dropout_loss_closed_form,
     expected_dropout_loss,
     identity_gap,
@@ -137,6 +138,23 @@ def test_identity_gap_is_rounding_only():
 
 
 # ----------------------------------------------------------------------------- the MC evaluation
+def test_backprop_through_dropout_is_backprop_through_the_thinned_nets(monkeypatch):
+    gaps = [backprop_rule_gap(seed) for seed in range(3)]
+    assert all(g < 1e-12 for g in gaps)  # rounding only
+    real = torch.nn.functional.dropout
+
+    def leaky(x, p=0.5, training=True, inplace=False):
+        """Dropped outputs are 0, but backprop still reaches the dropped units: the rule slide 18 excludes."""
+        out = real(x, p, training, inplace)
+        return out + (x - x.detach()) * (out == 0)
+
+    monkeypatch.setattr(torch.nn.functional, "dropout", leaky)
+    assert all(backprop_rule_gap(seed) > 1e-3 for seed in range(3))
+    # a "dropout" that drops nothing leaves the rule untested: no pass
+    monkeypatch.setattr(torch.nn.functional, "dropout", lambda x, p=0.5, training=True, inplace=False: x / (1 - p))
+    assert backprop_rule_gap(0) == float("inf")
+
+
 def test_mc_error_counts_on_a_tiny_net():
     torch.manual_seed(0)
     net = MLP(MLPConfig(hidden=(16,), input_dropout=0.2, hidden_dropout=0.5), in_features=6, num_classes=3)
@@ -174,7 +192,7 @@ def results(**per_variant) -> Results:
 def test_claims_decide_from_paired_seeds():
     exp = get("dropout")
     helps, beats_l2, adds_to_l2, averaging, meets = exp.claims
-    (identity,) = exp.checks
+    backprop, identity = exp.checks
     r = results(none={"test_error": [0.030, 0.031, 0.029]}, dropout={"test_error": [0.025, 0.027, 0.024]})
     assert helps.check(r).status == "supported"
     r = results(none={"test_error": [0.025, 0.027, 0.024]}, dropout={"test_error": [0.030, 0.031, 0.029]})
@@ -194,6 +212,8 @@ def test_claims_decide_from_paired_seeds():
     assert meets.check(results(dropout=noisy)).status == "inconclusive"
     assert identity.check(results(none={"wd_identity_gap": [0.0, 1e-16]})).holds
     assert not identity.check(results(none={"wd_identity_gap": [0.0, 1e-6]})).holds
+    assert backprop.check(results(none={"backprop_rule_gap": [7e-15, 0.0]})).holds
+    assert not backprop.check(results(none={"backprop_rule_gap": [7e-15, 0.3]})).holds
 
 
 def test_max_norm_counts_how_often_it_binds():
@@ -234,6 +254,7 @@ def test_smoke_run_records_the_mc_curve_and_writes_the_report(data_env):
     assert m["weight_scaling_error"] == mc["weight_scaling_error"] and m["mc_k10_error"] == mc["error"][-1]
     assert m["mc_minus_ws_error"] == pytest.approx(mc["error"][-1] - mc["weight_scaling_error"])
     assert m["wd_identity_gap"] < 1e-12 and m["wd_expected_loss"] == pytest.approx(m["wd_closed_form"], rel=1e-12)
+    assert m["backprop_rule_gap"] == backprop_rule_gap(0) < 1e-12  # seeded by the run
     plain = json.loads(open(f"{runs}/dropout/smoke/none/seed0/record.json").read())
     assert "mc" not in plain and "mc_k1_error" not in plain["metrics"]  # no dropout: nothing to average
     md = open(f"{data_env['REPRO_RUNS_DIR']}/dropout/smoke/report/dropout-smoke.md").read()

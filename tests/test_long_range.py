@@ -91,6 +91,22 @@ def test_irnn_starts_from_the_identity_with_zero_biases():
     assert net(torch.rand(5, 8, 2)).shape == (5,)
 
 
+def test_the_gru_is_torchs_and_an_update_gate_at_one_carries_its_state_unchanged():
+    net = RecurrentRegressor(SequenceModelConfig(cell="gru", hidden=6))
+    assert isinstance(net.rnn, torch.nn.GRU) and net(torch.rand(5, 8, 2)).shape == (5,)
+    # PyTorch's gate order r, z, n: z = 1 makes h_t = h_{t-1} whatever the input (float64: sigmoid(1000) = 1)
+    net = net.double()
+    with torch.no_grad():
+        net.rnn.bias_ih_l0[6:12] = 1000.0
+    h0 = torch.rand(1, 1, 6, dtype=torch.float64)
+    out, _ = net.rnn(torch.rand(1, 30, 2, dtype=torch.float64), h0)
+    # to rounding: the kernel computes n + z * (h - n)
+    assert torch.allclose(out[0, -1], h0[0, 0], rtol=0, atol=1e-12)
+    with torch.no_grad():
+        net.rnn.bias_ih_l0[6:12] = 0.0  # as initialized: the state moves
+    assert (net.rnn(torch.rand(1, 30, 2, dtype=torch.float64), h0)[0][0, -1] - h0[0, 0]).abs().max() > 1e-3
+
+
 @pytest.mark.parametrize("profile", ["quick", "full"])
 def test_the_irnn_trains_at_its_own_stable_learning_rate_and_the_other_cells_at_the_suites(profile):
     exp = get("long-range")
@@ -207,7 +223,7 @@ def results(**per_variant) -> Results:
 
 def test_claims_use_the_longest_length_and_paired_seeds():
     exp = get("long-range")
-    lower, solved, irnn = exp.claims
+    lower, solved, irnn, gru = exp.claims
     (carry,) = exp.checks
     r = results(
         **{
@@ -220,7 +236,11 @@ def test_claims_use_the_longest_length_and_paired_seeds():
     )
     assert lower.check(r).status == "supported" and "T = 100" in lower.check(r).statistic
     assert solved.check(r).status == "supported"
-    assert irnn.check(r).status == "inconclusive"  # no IRNN runs
+    assert irnn.check(r).status == "inconclusive" and gru.check(r).status == "inconclusive"  # no IRNN, GRU runs
+    r.values["gru-100"] = {"test_mse": {0: 0.01, 1: 0.02, 2: 0.015}, "solved_pct": {0: 100.0, 1: 0.0, 2: 100.0}}
+    assert gru.check(r).status == "supported" and "T = 100" in gru.check(r).statistic
+    r.values["gru-100"]["test_mse"] = {0: 0.17, 1: 0.18, 2: 0.19}  # no better than the tanh RNN's
+    assert gru.check(r).status != "supported"
     r.values["irnn-100"] = {"test_mse": {0: 0.01, 1: 4e21, 2: 0.02}, "diverged": {0: 0.0, 1: 1.0, 2: 0.0}}
     verdict = irnn.check(r)  # a diverged run's MSE is no score: no mean of 1e21 in the table, and no verdict
     assert verdict.status == "inconclusive" and "irnn 1 of 3" in verdict.statistic and "e+" not in verdict.statistic

@@ -121,6 +121,13 @@ def test_two_claims_with_the_same_per_run_differences_are_one_finding_counted_on
     regs = _duplicates(exp, r, [reg.Registration(reg.REGISTERED, 1)] * 3)
     assert [x.counts for x in regs] == [True, False, True]
     assert "a duplicate of slide 24's 'the large batch tests worse'" in reg.row_text(regs[1])
+    from engine.report import _verdict_rows
+
+    verdicts = [(c, c.check(r)) for c in exp.claims]
+    cells = [row[2] for row in _verdict_rows(verdicts, regs, "quick")]
+    assert cells[0] == f"**{verdicts[0][1].status}**" and cells[2] == f"**{verdicts[2][1].status}**"
+    dup = "a duplicate of slide 24's 'the large batch tests worse'"
+    assert cells[1] == f"**no verdict** ({dup}; its test reads {verdicts[1][1].status})"
     # one seed apart is two findings
     r.values["a"]["gap"][2] = 0.066
     assert all(x.counts for x in _duplicates(exp, r, [reg.Registration(reg.REGISTERED, 1)] * 3))

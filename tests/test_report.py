@@ -449,7 +449,7 @@ def test_time_capped_and_diverged_runs_are_named(folders):
     assert '"test_error":null' in (folders / "results/runs/augmentation/quick/noise/seed100.json").read_text()
 
 
-def test_a_verdict_of_runs_made_under_another_version_of_its_claim_is_shown_but_never_counted(folders):
+def test_runs_made_under_another_version_of_a_claim_give_it_no_verdict_and_are_never_counted(folders):
     fill(folders)
     changed = record("none", 0, ERRORS["none"][0])
     changed["registration"]["claims"] = {k: "0" * 12 for k in changed["registration"]["claims"]}
@@ -458,9 +458,12 @@ def test_a_verdict_of_runs_made_under_another_version_of_its_claim_is_shown_but_
     rows = [line for line in text.splitlines() if line.startswith("| 6 |")]
     note = f"changed after its runs (1 of {RUNS} runs carry another version)"
     assert len(rows) == 11 and all(note in r for r in rows)
-    assert any("**supported**" in r for r in rows)  # the measurement is shown as it is ...
+    # no verdict, whatever the test reads; the measurement is shown as it is ...
+    assert all(r.split(" | ")[2].startswith(f"**no verdict** ({note.split(' (')[0]}; its test reads ") for r in rows)
+    assert any("its test reads supported)" in r for r in rows) and not any("| **supported** |" in r for r in rows)
     index = write_index([get("augmentation")]).read_text()
     assert "in the default tables: 0 of 11 (0%); 11 of them were not registered" in index  # ... and never counted
+    assert "| 11 no verdict (not registered before their runs) |" in index
 
 
 def test_runs_older_than_registration_decide_nothing_and_earlier_versions_count_as_looks(folders):
@@ -471,6 +474,7 @@ def test_runs_older_than_registration_decide_nothing_and_earlier_versions_count_
             put(folders, rec)
     text = write_report(get("augmentation"), "quick").md.read_text()
     assert text.count(f"runs predate registration ({RUNS} of {RUNS} runs carry no fingerprints)") == 11
+    assert text.count("| **no verdict** (runs predate registration; its test reads ") == 11
     # every run replaced one made under an earlier version of each claim: two looks at these seeds
     for variant, errs in ERRORS.items():
         for i, e in enumerate(errs):

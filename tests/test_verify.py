@@ -39,6 +39,18 @@ def test_verify_reruns_a_committed_cell_exactly_and_writes_nothing(data_env, cap
     assert not Path(data_env["REPRO_RUNS_DIR"]).exists()
 
 
+def test_verify_of_a_default_profile_seed_its_pilot_ran_reruns_the_pilot_cell(data_env, capsys, monkeypatch):
+    # the pilot runs the quick profile's settings on seeds 0-2, which the quick table no longer uses: quick seed 0
+    # is the pilot's cell, said so, and verified against it
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(REPO / "results"))
+    code, out, err = repro_here(capsys, *CELL[:-1], "0")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("seed 0 is not one of the quick table's seeds (100-104)") and "pilot" in lines[0]
+    assert any(line.startswith("verify rnn-examples/pilot/summing/seed0:") for line in lines)
+    assert "exact: every metric equals the committed record's" in out
+
+
 def test_verify_says_outside_for_a_cell_the_code_cannot_reproduce(data_env, capsys, monkeypatch, tmp_path):
     results = tmp_path / "results"
     shutil.copytree(REPO / "results/runs/rnn-examples", results / "runs/rnn-examples")
@@ -55,7 +67,10 @@ def test_verify_says_outside_for_a_cell_the_code_cannot_reproduce(data_env, caps
     "args, message",
     [
         (["--seed", "99"], "no committed record of rnn-examples --profile quick --variant summing --seed 99"),
-        (["--seed", "0"], "(the table's seeds are 100-104; seed 0 is a pilot's: add --profile pilot)"),
+        (
+            ["--profile", "full", "--seed", "0"],
+            "(the table's seeds are 0-9; seed 0 is a pilot's (of the quick profile): add --profile pilot)",
+        ),
         (["--variant", "nope"], "unknown variant 'nope'"),
     ],
 )

@@ -18,7 +18,7 @@ def plot(
     plt = pyplot()
 
     lengths = [n for n in lengths if any(f"{c}-{n}" in by_variant for c in cells)]
-    colors = {"rnn": "tab:red", "irnn": "tab:orange", "lstm": "tab:blue"}
+    colors = {"rnn": "tab:red", "irnn": "tab:orange", "lstm": "tab:blue", "gru": "tab:green"}
     fig, axes = plt.subplots(1, len(lengths), figsize=(5.5 * len(lengths), 4.5), squeeze=False)
     for ax, length in zip(axes[0], lengths, strict=True):
         for cell, label in cells.items():

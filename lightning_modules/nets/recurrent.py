@@ -26,6 +26,8 @@ class RecurrentRegressor(nn.Module):
         self.cfg = cfg
         if cfg.cell == "lstm":
             self.rnn = nn.LSTM(in_features, cfg.hidden, batch_first=True)
+        elif cfg.cell == "gru":
+            self.rnn = nn.GRU(in_features, cfg.hidden, batch_first=True)
         else:
             nonlinearity = "tanh" if cfg.cell == "rnn" else "relu"
             self.rnn = nn.RNN(in_features, cfg.hidden, nonlinearity=nonlinearity, batch_first=True)
