@@ -485,6 +485,11 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
     unregistered = sum(not r.counts for _, r in counted)
     total = len(counted)
     share = f"{decided} of {total} ({100 * decided / total:.0f}%)" if total else "none"
+    conservative = (
+        f"; counted as undecided, they make it {decided} of {total + waiting} ({100 * decided / (total + waiting):.1f}%)"
+        if waiting and total
+        else ""
+    )
     text = "\n".join(
         [
             "# Results",
@@ -498,7 +503,7 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
             "after, or runs older than registration) and count as undecided whatever they say. A claim that its "
             "experiment's default profile does not run counts in the first table that runs it; "
             f"{waiting} claim(s) that only a larger profile can decide (`decided_by`, e.g. on a GPU) wait for its "
-            "runs and are not counted.",
+            f"runs and are not counted{conservative}.",
             "",
             f"Checks (exact identities and facts that hold by construction or arithmetic, listed apart from the "
             f"verdicts and never counted with them) in the default tables: {sum(checked)} of {len(checked)} hold.",

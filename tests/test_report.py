@@ -512,5 +512,6 @@ def test_a_claim_only_a_larger_profile_decides_is_marked_and_counted_from_that_p
         assert "**supported** (decided only by the `full` profile: not counted here)" in row
         index = write_index([exp]).read_text()
         assert "in the default tables: 7 of 10 (70%)" in index and "1 claim(s) that only a larger profile" in index
+        assert "not counted; counted as undecided, they make it 7 of 11 (63.6%)." in index
     finally:
         object.__setattr__(exp, "claims", claims)
