@@ -71,6 +71,38 @@ def cpu_capability() -> str:
         return "unknown"
 
 
+def gpu_stack(trainer) -> dict[str, str]:
+    """On a GPU, what makes its reruns exact or not: the device and its compute capability, the driver, the CUDA
+    runtime PyTorch was built with and cuDNN ({} on a CPU)."""
+    import torch
+
+    if trainer.accelerator.__class__.__name__ != "CUDAAccelerator":
+        return {}
+    device = trainer.strategy.root_device
+    major, minor = torch.cuda.get_device_capability(device)
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {
+        "device": torch.cuda.get_device_name(device),
+        "compute_capability": f"{major}.{minor}",
+        "driver": _nvidia_driver(),
+        "cuda": str(torch.version.cuda),
+        "cudnn": str(cudnn) if cudnn else "none",
+    }
+
+
+def _nvidia_driver() -> str:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split()
+        return out[0] if out else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def versions() -> dict[str, str]:
     import lightning
     import torch

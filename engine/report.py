@@ -118,6 +118,19 @@ def _provenance(records: list[dict]) -> dict[str, str]:
     if named:  # CPU reruns are exact only on the same instruction set (records name it since 2026-12-06)
         older = len(records) - len(named)
         out["Instruction set"] = "; ".join(sorted(set(named))) + (f" ({older} runs predate it)" if older else "")
+    on_gpu = [r["provenance"] for r in records if not r["provenance"]["hardware"].startswith("CPU")]
+    if stacks := [p["gpu"] for p in on_gpu if p.get("gpu")]:  # GPU reruns are exact only on the same stack
+        gpus = {
+            f"{g['device']} (compute {g['compute_capability']}), driver {g['driver']}, CUDA {g['cuda']}, "
+            f"cuDNN {g['cudnn']}"
+            for g in stacks
+        }
+        older = len(on_gpu) - len(stacks)
+        out["GPU stack"] = "; ".join(sorted(gpus)) + (f" ({older} GPU runs predate it)" if older else "")
+    elif on_gpu:
+        out["GPU stack"] = (
+            "not recorded: these GPU runs predate it (2026-12-06); the Software row names the CUDA build of PyTorch"
+        )
     deviating = [f"{r['variant']}/s{r['seed']}: {deviation(r)}" for r in records if deviation(r)]
     if deviating:
         out["Other settings"] = f"{len(deviating)} of {len(records)} runs: " + "; ".join(deviating)
@@ -486,7 +499,8 @@ def write_index(experiments: list[Experiment], out_dir: Path | None = None) -> P
     total = len(counted)
     share = f"{decided} of {total} ({100 * decided / total:.0f}%)" if total else "none"
     conservative = (
-        f"; counted as undecided, they make it {decided} of {total + waiting} ({100 * decided / (total + waiting):.1f}%)"
+        f"; counted as undecided, they make it {decided} of {total + waiting} "
+        f"({100 * decided / (total + waiting):.1f}%)"
         if waiting and total
         else ""
     )

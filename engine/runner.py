@@ -39,7 +39,7 @@ from engine.config import config_to_dict
 from engine.identity import check_identity
 from engine.launch import Launch, is_rank_zero, threads_for
 from engine.plan import RunSpec
-from engine.provenance import cpu_capability, git_commit, hardware, versions
+from engine.provenance import cpu_capability, git_commit, gpu_stack, hardware, versions
 from engine.records import committed_record, read_record, to_json
 from engine.signals import Interrupted, StopOnSignal
 
@@ -299,6 +299,7 @@ def _record(spec: RunSpec, module, datamodule, trainer, resumed: bool, seconds: 
             "data": datamodule.data_info(),
             "versions": versions(),
             "cpu_capability": cpu_capability(),
+            **({"gpu": gpu} if (gpu := gpu_stack(trainer)) else {}),
         },
     }
 

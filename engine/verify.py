@@ -137,6 +137,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"{prov['hardware']} (instruction set {prov.get('cpu_capability', 'not recorded')}); rerun at "
         f"{head[:10]} on {rerun['provenance']['hardware']} (instruction set {cpu_capability()})"
     )
+    for who, stack in (("committed", prov.get("gpu")), ("rerun", rerun["provenance"].get("gpu"))):
+        if stack:  # a GPU rerun is exact only on the same device, driver, CUDA and cuDNN
+            print(f"  {who} on the GPU stack " + ", ".join(f"{k} {v}" for k, v in stack.items()))
     if head != prov["commit"]:
         print(f"  the code here is not the record's commit: `git checkout {prov['commit'][:10]}` reruns it as made")
     n = len(_comparable(committed["metrics"]))

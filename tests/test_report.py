@@ -515,3 +515,24 @@ def test_a_claim_only_a_larger_profile_decides_is_marked_and_counted_from_that_p
         assert "not counted; counted as undecided, they make it 7 of 11 (63.6%)." in index
     finally:
         object.__setattr__(exp, "claims", claims)
+
+
+def test_a_table_names_the_instruction_set_and_gpu_stack_its_runs_recorded(folders):
+    fill(folders)
+    text = write_report(get("augmentation"), "quick").md.read_text()
+    assert "**Instruction set**" not in text and "**GPU stack**" not in text  # these records name neither
+    put(folders, record("none", 0, 0.40, cpu_capability="AVX512"))
+    put(folders, record("none", 1, 0.42, cpu_capability="AVX2"))
+    text = write_report(get("augmentation"), "quick").md.read_text()
+    assert f"| **Instruction set** | AVX2; AVX512 ({RUNS - 2} runs predate it) |" in text  # two kinds of machine
+    h100 = {"hardware": "1x NVIDIA H100 80GB HBM3", "cpu_capability": "AVX512"}
+    stack = {"device": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "driver": "580.1", "cuda": "13.0"}
+    put(folders, record("none", 2, 0.44, **h100))  # a GPU run made before records named the stack
+    text = write_report(get("augmentation"), "quick").md.read_text()
+    assert "| **GPU stack** | not recorded: these GPU runs predate it (2026-12-06);" in text
+    put(folders, record("flip", 0, 0.35, **h100, gpu={**stack, "cudnn": "91002"}))
+    text = write_report(get("augmentation"), "quick").md.read_text()
+    assert (
+        "| **GPU stack** | NVIDIA H100 80GB HBM3 (compute 9.0), driver 580.1, CUDA 13.0, cuDNN 91002 "
+        "(1 GPU runs predate it) |" in text
+    )

@@ -427,3 +427,30 @@ def test_jobs_run_children_in_parallel_with_logs_and_a_progress_bar(data_env):
     assert "6/6" in result.stderr  # the parent's bar, in epochs over all runs
     assert result.stdout.count("preview: ") == 1  # the parent wrote the preview, once
     assert (Path(data_env["REPRO_RUNS_DIR"]) / "augmentation/smoke/report/augmentation-smoke.png").is_file()
+
+
+def test_a_gpu_runs_record_names_its_stack_and_a_cpu_runs_none(monkeypatch, tmp_path):
+    import types
+
+    import torch
+
+    from engine.provenance import gpu_stack
+
+    class CUDAAccelerator:  # Lightning's class name is what the runner reads
+        pass
+
+    assert gpu_stack(types.SimpleNamespace(accelerator=object())) == {}
+    gpu = types.SimpleNamespace(accelerator=CUDAAccelerator(), strategy=types.SimpleNamespace(root_device="cuda:0"))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(torch.backends.cudnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91002)
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 580.65.06\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    expected = {"device": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "cuda": "13.0", "cudnn": "91002"}
+    assert gpu_stack(gpu) == {**expected, "driver": "580.65.06"}
+    smi.unlink()  # no nvidia-smi: the driver is unknown, said so
+    assert gpu_stack(gpu)["driver"] == "unknown"
