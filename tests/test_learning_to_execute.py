@@ -252,7 +252,9 @@ def _results(acc: dict[str, list[float]]) -> Results:
 
 def test_claims_pool_targets_and_seeds():
     exp = get("learning-to-execute")
-    _, beats_baseline, beats_naive, beats_mix, naive_worse, exact_baseline, exact_naive = (c.check for c in exp.claims)
+    _, _, beats_baseline, beats_naive, beats_mix, naive_worse, exact_baseline, exact_naive = (
+        c.check for c in exp.claims
+    )
     acc = {}
     for t in ("program-1x2", "addition-3"):
         acc.update({f"{t}-baseline": [0.5, 0.6, 0.7], f"{t}-naive": [0.4, 0.5, 0.6]})
@@ -289,6 +291,25 @@ def test_executing_is_decided_against_a_net_that_cannot_read_the_programs():
     assert not any("scrambled" in c.statement for c in get("learning-to-execute").claims)
 
 
+def test_slide_37_compares_the_encoder_decoder_with_one_lstm_in_whole_answers():
+    from experiments.learning_to_execute import ONE_LSTM, PLAIN
+
+    exp = get("learning-to-execute")
+    (seq2seq,) = [c for c in exp.claims if c.slide == "37"]
+    assert ONE_LSTM in exp.profile("quick").variants and PLAIN in exp.profile("quick").variants
+    better = {PLAIN: {"test_exact": {0: 0.99, 1: 0.98, 2: 0.995}}, ONE_LSTM: {"test_exact": {0: 0.9, 1: 0.88, 2: 0.93}}}
+    verdict = seq2seq.check(Results(better))
+    assert verdict.status == "supported" and "encoder-decoder minus one LSTM" in verdict.statistic
+    # the one LSTM better in every seed: contradicted; equal within noise: inconclusive
+    worse = {PLAIN: better[ONE_LSTM], ONE_LSTM: better[PLAIN]}
+    assert seq2seq.check(Results(worse)).status == "contradicted"
+    noise = {PLAIN: {"test_exact": {0: 0.99, 1: 0.97, 2: 0.995}}, ONE_LSTM: {"test_exact": {0: 0.98, 1: 0.99, 2: 0.99}}}
+    assert seq2seq.check(Results(noise)).status == "inconclusive"
+    # character accuracy is not what it reads: a gap there alone decides nothing
+    chars = {v: {"test_acc": {0: x, 1: x, 2: x}} for v, x in ((PLAIN, 0.99), (ONE_LSTM, 0.5))}
+    assert not seq2seq.check(Results(chars)).has_runs
+
+
 def test_a_blind_net_reads_one_fixed_character_whatever_the_program():
     from datamodules.execute import collate
     from datamodules.programs import BLIND_INPUT, Example, encode
@@ -302,7 +323,7 @@ def test_a_blind_net_reads_one_fixed_character_whatever_the_program():
 
 def test_claims_read_each_model_as_its_own_series():
     """The quick profile's encoder-decoder runs (<target>-<curriculum>-seq2seq) form a series of their own."""
-    beats_baseline = get("learning-to-execute").claims[1].check
+    beats_baseline = get("learning-to-execute").claims[2].check
     acc = {f"addition-2-{c}-seq2seq": [0.9, 0.95, 0.97] for c in ("baseline", "naive", "mix")}
     acc["addition-2-combined-seq2seq"] = [0.92, 0.98, 1.0]
     acc["addition-2-combined"] = [0.1, 0.1, 0.1]  # one curriculum of the single-LSTM series: not a series
