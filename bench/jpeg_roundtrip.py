@@ -8,8 +8,8 @@ already removed most of what it removes), and the net was trained on JPEG images
 sensitive the trained net is to the compression, a rough lower bound of what the first generation costs, not
 the error a net trained on the original images would reach.
 
-    python bench/jpeg_roundtrip.py resnet-ablation --profile full --variant residual-20 --seed 0
-    python bench/jpeg_roundtrip.py augmentation --profile quick --variant none --seed 0   # any trained image run
+    python bench/jpeg_roundtrip.py resnet-ablation --profile full --variant residual-20 --seed 100
+    python bench/jpeg_roundtrip.py augmentation --profile quick --variant none --seed 100   # any trained image run
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> int:
     p.add_argument("name")
     p.add_argument("--profile", required=True)
     p.add_argument("--variant", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=100)  # a table's first seed (TABLE_SEEDS)
     p.add_argument("--quality", type=int, default=75)
     args = p.parse_args()
     try:

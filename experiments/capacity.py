@@ -163,6 +163,7 @@ PROFILES = (
         "n sweep: 784-256-10 on 500 images to all 50,000; width sweep: 784-w-10 (w up to 2,048) on 2,000 "
         "images; every run 10,000 SGD steps of batch 128; 10k validation images, full test set; for a GPU",
         seeds=3,
+        first_seed=TABLE_SEEDS,  # a table: seeds no pilot used
         overrides={},
     ),
 )

@@ -160,6 +160,7 @@ PROFILES = (
         "10 members of 784-800-800-10 (architectures: 800-800, 1200-1200, 512, 1024-1024-1024, lr x1, x0.5, x2) "
         "trained 50 epochs on the 50,000 MNIST training images (10,000 held out), full test set; for a GPU",
         seeds=3,
+        first_seed=TABLE_SEEDS,  # a table: seeds no pilot used
         overrides={
             "ensemble.members": 10,
             "model.hidden": (800, 800),

@@ -97,6 +97,8 @@ def test_tables_run_on_seeds_no_pilot_used_and_every_experiment_has_a_pilot():
         table, pilot = exp.profile(exp.default_profile), exp.profile(PILOT)
         assert table.seed_list[0] == TABLE_SEEDS and pilot.seed_list[0] == 0
         assert max(pilot.seed_list) < TABLE_SEEDS and pilot.overrides == table.overrides
+        # the paper-scale profile is a table too: its seeds are not the pilots' (it has no committed runs yet)
+        assert exp.profile("full").seed_list[0] == TABLE_SEEDS
     with pytest.raises(Exception, match="unknown profile"):
         get("gradients").profile("pilots")
 
