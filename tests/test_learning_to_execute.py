@@ -296,8 +296,7 @@ def test_slide_37_compares_the_encoder_decoder_with_one_lstm_in_whole_answers():
 
     exp = get("learning-to-execute")
     (seq2seq,) = [c for c in exp.claims if c.slide == "37"]
-    assert exp.profile("seq2seq").variants == (PLAIN, ONE_LSTM)
-    assert exp.profile("seq2seq").overrides == exp.profile("quick").overrides  # the quick profile's settings
+    assert {PLAIN, ONE_LSTM} <= set(exp.profile("quick").variants)  # decided in the default table
     better = {PLAIN: {"test_exact": {0: 0.99, 1: 0.98, 2: 0.995}}, ONE_LSTM: {"test_exact": {0: 0.9, 1: 0.88, 2: 0.93}}}
     verdict = seq2seq.check(Results(better))
     assert verdict.status == "supported" and "encoder-decoder minus one LSTM" in verdict.statistic
