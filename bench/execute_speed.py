@@ -10,9 +10,11 @@ it out, move it to the device, forward, backward, clip, step. Each set-up starts
   first, as ``bench/gpu_common.sh`` does, so that their kernels overlap.
 
 Then the profile's training time projected from the best rate in all: its runs times the steps a run takes to
-the end of training (``--runs``, ``--steps-to-end``; defaults per profile: quick 12 runs of about 3,200 steps,
-measured at fd7e146; full 72 runs of about 24,000, the estimate beside the profile). Other jobs on the machine
-slow every number: the load average is printed first. Best of ``--repeats`` timings.
+the end of training (``--runs``, ``--steps-to-end``; defaults per profile: curricula 12 runs of about 3,200
+steps, measured at fd7e146; quick 9 runs of about 4,600 (the encoder-decoder's about 2,700, the blind net and the
+one LSTM to 5,000-6,000, measured at a66fd4f: blind steps cost less, so this overestimates); full 72 runs of
+about 24,000, the estimate beside the profile). Other jobs on the machine slow every number: the load average is
+printed first. Best of ``--repeats`` timings.
 
     python bench/execute_speed.py [--profile quick] [--variant addition-2-baseline-seq2seq] [--steps 150]
     python bench/execute_speed.py --device cuda --profile full --variant addition-9-combined --at-once 1 8 21
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import spawned  # noqa: E402 (bench/, this script's folder)
 
 # (runs, steps per run to the lr rule's end) of a profile, for the projection
-PROFILE_SIZE = {"quick": (12, 3200), "scrambled": (6, 3100), "full": (72, 24000)}
+PROFILE_SIZE = {"quick": (9, 4600), "curricula": (12, 3200), "scrambled": (6, 3100), "full": (72, 24000)}
 
 
 def steps_per_second(args, threads: int, seed: int, barrier=None) -> float:

@@ -37,7 +37,7 @@ def number(pattern: str, text: str) -> float:
 def test_execute_speed_times_the_steps_and_projects_the_quick_profile(data_env):
     out = bench("execute_speed.py", "--steps", "3", "--repeats", "1", env=data_env)
     assert number(r"two runs at once, 1 thread each\s+([\d.]+)", out) > 0
-    assert number(r"quick: 12 runs x 3200 steps at [\d.]+ steps/s in all .*: ([\d.]+) minutes", out) > 0
+    assert number(r"quick: 9 runs x 4600 steps at [\d.]+ steps/s in all .*: ([\d.]+) minutes", out) > 0
 
 
 def test_augment_throughput_times_every_augmentation(data_env):

@@ -69,7 +69,7 @@ def test_verify_says_outside_for_a_cell_the_code_cannot_reproduce(data_env, caps
         (["--seed", "99"], "no committed record of rnn-examples --profile quick --variant summing --seed 99"),
         (
             ["--profile", "full", "--seed", "0"],
-            "(the table's seeds are 0-9; seed 0 is a pilot's (of the quick profile): add --profile pilot)",
+            "(the table's seeds are 100-109; seed 0 is a pilot's (of the quick profile): add --profile pilot)",
         ),
         (["--variant", "nope"], "unknown variant 'nope'"),
     ],
