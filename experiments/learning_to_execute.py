@@ -1,10 +1,10 @@
 """Slides 37-39: sequence to sequence, and Learning to Execute (Zaremba & Sutskever 2014).
 
 Slide 37 (sequence to sequence): an encoder LSTM reads the input and a decoder LSTM with weights of its own
-writes the output; the `seq2seq` profile sets it against one LSTM that reads, then writes.
+writes the output; the quick profile sets it against one LSTM that reads, then writes.
 
-Slides 38-39: "An LSTM can learn to read a short Python program one character at a time and write out what it prints;
-it helps to train on a curriculum of easier programs, and the best curriculum mixes easy and hard
+Slides 38-39: "An LSTM can learn to read a short Python program one character at a time and write out what it
+prints; it helps to train on a curriculum of easier programs, and the best curriculum mixes easy and hard
 examples (combined); raising the difficulty step by step (naive) can be worse than no curriculum at all."
 
 Programs come from ``datamodules/programs.py`` (the paper's generator: six operations, literals up to
